@@ -1,0 +1,450 @@
+//! The pinned vmconfig manifest: its types, validation, install items, local file names and
+//! mirror URLs. Shared by `vmagent` and the `podplane` CLI; nothing here does I/O except
+//! [`Manifest::load`].
+//!
+//! The JSON shape is upstream's (`{"vmconfig": {...}}`); unknown fields are ignored so newer
+//! manifests still load. Parsing is split in two steps: serde reads the raw document (errors name
+//! the JSON path), then [`Manifest::validate`] checks the contract and returns the first problem as
+//! a typed [`ManifestError`] naming the dependency key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole manifest document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub vmconfig: VmConfig,
+}
+
+/// The `vmconfig` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmConfig {
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub os: Os,
+    /// Keyed by dependency name; a `BTreeMap` keeps byte order, which keeps rendered output stable.
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, Dependency>,
+    /// Runtime container images; absent in older manifests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Image>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Os {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub arch: String,
+    /// The OS disk image (type `qcow2`); never downloaded by a VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Dependency>,
+    /// Direct-kernel-boot metadata, used by the CLI's QEMU boot only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<Boot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Boot {
+    #[serde(default)]
+    pub cmdline: String,
+    pub kernel: BootFile,
+    pub initrd: BootFile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootFile {
+    pub partition: u32,
+    pub path: String,
+    pub digest: String,
+}
+
+/// The kind of a dependency, which decides its local file name and how it is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DepType {
+    #[serde(rename = "binary")]
+    Binary,
+    #[serde(rename = "tar.gz")]
+    TarGz,
+    #[serde(rename = "deb")]
+    Deb,
+    #[serde(rename = "qcow2")]
+    Qcow2,
+}
+
+impl DepType {
+    /// Extension of the local file name under the artifacts directory.
+    pub fn extension(self) -> &'static str {
+        match self {
+            DepType::Binary | DepType::Qcow2 => "",
+            DepType::TarGz => ".tar.gz",
+            DepType::Deb => ".deb",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DepType::Binary => "binary",
+            DepType::TarGz => "tar.gz",
+            DepType::Deb => "deb",
+            DepType::Qcow2 => "qcow2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(rename = "type")]
+    pub kind: DepType,
+    #[serde(default)]
+    pub digest: String,
+    /// Bytes; 0 means unknown. When known, downloads are checked against it.
+    #[serde(default)]
+    pub size: u64,
+    /// Providers this dependency applies to; empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
+    /// CLI-local cache marker; meaningless on a VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub image: String,
+    pub digest: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
+}
+
+/// A digest algorithm accepted in manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    /// Number of hex characters in a digest of this algorithm.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+}
+
+/// A parsed `<algo>:<hex>` digest, hex normalised to lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Digest {
+    pub algorithm: Algorithm,
+    pub hex: String,
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.algorithm.name(), self.hex)
+    }
+}
+
+/// Why a digest string is not acceptable. Each case is its own error so callers and tests can
+/// tell them apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    #[error("digest is missing (expected \"sha256:<64 hex>\" or \"sha512:<128 hex>\")")]
+    Missing,
+    #[error("digest {0:?} has no \":\" between algorithm and hex (expected \"sha256:<hex>\")")]
+    NoColon(String),
+    #[error("digest algorithm {0:?} is not supported (use sha256 or sha512)")]
+    UnknownAlgorithm(String),
+    #[error("{algorithm} digest has {actual} hex characters, expected {expected}")]
+    WrongLength {
+        algorithm: &'static str,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("digest hex {0:?} contains characters that are not hexadecimal")]
+    NotHex(String),
+}
+
+impl Digest {
+    pub fn parse(s: &str) -> Result<Digest, DigestError> {
+        if s.is_empty() {
+            return Err(DigestError::Missing);
+        }
+        let Some((algo, hex)) = s.split_once(':') else {
+            return Err(DigestError::NoColon(s.to_string()));
+        };
+        let algorithm = match algo {
+            "sha256" => Algorithm::Sha256,
+            "sha512" => Algorithm::Sha512,
+            other => return Err(DigestError::UnknownAlgorithm(other.to_string())),
+        };
+        if hex.len() != algorithm.hex_len() {
+            return Err(DigestError::WrongLength {
+                algorithm: algorithm.name(),
+                expected: algorithm.hex_len(),
+                actual: hex.len(),
+            });
+        }
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(DigestError::NotHex(hex.to_string()));
+        }
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// A contract violation in a manifest. Every variant names what is wrong and where.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "manifest {path} is not valid: at JSON path `{json_path}`: {message} (expected upstream's {{\"vmconfig\": {{...}}}} manifest)"
+    )]
+    Json {
+        path: PathBuf,
+        json_path: String,
+        message: String,
+    },
+    #[error("manifest is missing `vmconfig.{field}` (a non-empty string is required)")]
+    MissingField { field: &'static str },
+    #[error("manifest `vmconfig.kind` is {0:?}; expected \"knd\" or \"knc\"")]
+    BadKind(String),
+    #[error("manifest `vmconfig.os.arch` is {0:?}; expected \"amd64\" or \"arm64\"")]
+    BadArch(String),
+    #[error("dependency {key:?} has no `version`")]
+    MissingVersion { key: String },
+    #[error("dependency {key:?} has no `url`")]
+    MissingUrl { key: String },
+    #[error("dependency {key:?} has url {url:?}, which is not an http:// or https:// URL")]
+    BadUrl { key: String, url: String },
+    #[error("dependency {key:?}: {source}")]
+    Digest { key: String, source: DigestError },
+}
+
+impl ManifestError {
+    /// Prefix the error with the manifest file it came from.
+    pub fn in_file(self, path: &Path) -> ManifestFileError {
+        ManifestFileError {
+            path: path.to_path_buf(),
+            source: self,
+        }
+    }
+}
+
+/// A [`ManifestError`] together with the file it was found in.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct ManifestFileError {
+    pub path: PathBuf,
+    pub source: ManifestError,
+}
+
+/// One thing to download and install on a VM, derived from a dependency entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallItem {
+    pub key: String,
+    pub version: String,
+    pub kind: DepType,
+    /// The upstream URL from the manifest.
+    pub url: String,
+    pub digest: Digest,
+    /// Expected size in bytes; 0 when the manifest does not say.
+    pub size: u64,
+}
+
+impl InstallItem {
+    /// The file name under the artifacts directory: `<key><ext>`, whatever the URL ends in
+    /// (`cni-plugins.tar.gz` for a `.tgz` URL).
+    pub fn local_name(&self) -> String {
+        format!("{}{}", self.key, self.kind.extension())
+    }
+
+    /// Where to download from: the mirror form when a mirror base is given, else the manifest URL.
+    pub fn source_url(&self, mirror: Option<&str>) -> String {
+        match mirror {
+            Some(base) => mirror_url(base, &self.key, &self.version, &self.url),
+            None => self.url.clone(),
+        }
+    }
+}
+
+/// `<base>/vmconfig/artifacts/<key>/<version>/<basename(url)>`.
+pub fn mirror_url(base: &str, key: &str, version: &str, upstream_url: &str) -> String {
+    format!(
+        "{}/vmconfig/artifacts/{}/{}/{}",
+        base.trim_end_matches('/'),
+        key,
+        version,
+        url_basename(upstream_url)
+    )
+}
+
+/// The last path segment of a URL, without query or fragment.
+pub fn url_basename(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let path = &url[..end];
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Does a dependency's provider list include `provider`? Empty list (or `all`) means every
+/// provider; comparison is trimmed and case-insensitive, and comma-separated values are split.
+pub fn provider_matches(providers: &[String], provider: &str) -> bool {
+    let wanted = provider.trim();
+    if providers.iter().all(|p| p.trim().is_empty()) {
+        return true;
+    }
+    providers
+        .iter()
+        .flat_map(|p| p.split(','))
+        .map(str::trim)
+        .any(|p| p.eq_ignore_ascii_case(wanted) || p.eq_ignore_ascii_case("all"))
+}
+
+impl Dependency {
+    /// Upstream's "unreleased stub": the vmconfig entry with no url and no digest.
+    pub fn is_unreleased_stub(&self, key: &str) -> bool {
+        key == "vmconfig" && self.url.is_empty() && self.digest.is_empty()
+    }
+}
+
+impl Manifest {
+    /// Parse and validate a manifest from JSON bytes. `origin` names the file in errors.
+    pub fn from_slice(bytes: &[u8], origin: &Path) -> Result<Manifest, ManifestFileError> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let manifest: Manifest = serde_path_to_error::deserialize(de).map_err(|e| {
+            let json_path = e.path().to_string();
+            let inner = e.into_inner();
+            ManifestError::Json {
+                path: origin.to_path_buf(),
+                json_path: if json_path.is_empty() || json_path == "." {
+                    "(document)".into()
+                } else {
+                    json_path
+                },
+                message: inner.to_string(),
+            }
+            .in_file(origin)
+        })?;
+        manifest.validate().map_err(|e| e.in_file(origin))?;
+        Ok(manifest)
+    }
+
+    /// Read, parse and validate a manifest file.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestFileError> {
+        let bytes = std::fs::read(path).map_err(|source| {
+            ManifestError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+            .in_file(path)
+        })?;
+        Manifest::from_slice(&bytes, path)
+    }
+
+    /// Check the contract: required top-level fields, then every dependency that a VM could
+    /// install (all but the OS image type and the unreleased vmconfig stub), in key order.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let v = &self.vmconfig;
+        for (field, value) in [
+            ("version", &v.version),
+            ("kind", &v.kind),
+            ("os.name", &v.os.name),
+            ("os.arch", &v.os.arch),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ManifestError::MissingField { field });
+            }
+        }
+        if !matches!(v.kind.as_str(), "knd" | "knc") {
+            return Err(ManifestError::BadKind(v.kind.clone()));
+        }
+        if !matches!(v.os.arch.as_str(), "amd64" | "arm64") {
+            return Err(ManifestError::BadArch(v.os.arch.clone()));
+        }
+        for (key, dep) in &v.dependencies {
+            if dep.kind == DepType::Qcow2 || dep.is_unreleased_stub(key) {
+                continue;
+            }
+            check_dependency(key, dep)?;
+        }
+        Ok(())
+    }
+
+    /// The items a VM of `provider` downloads and installs, sorted by key (byte order). `None`
+    /// applies no provider filter.
+    pub fn install_items(&self, provider: Option<&str>) -> Vec<InstallItem> {
+        self.vmconfig
+            .dependencies
+            .iter()
+            .filter(|(key, dep)| dep.kind != DepType::Qcow2 && !dep.is_unreleased_stub(key))
+            .filter(|(_, dep)| provider.is_none_or(|p| provider_matches(&dep.providers, p)))
+            .filter_map(|(key, dep)| {
+                // validate() has checked every digest; an unvalidated manifest with a bad digest
+                // simply yields no item for that key rather than a panic.
+                let digest = Digest::parse(&dep.digest).ok()?;
+                Some(InstallItem {
+                    key: key.clone(),
+                    version: dep.version.clone(),
+                    kind: dep.kind,
+                    url: dep.url.clone(),
+                    digest,
+                    size: dep.size,
+                })
+            })
+            .collect()
+    }
+}
+
+fn check_dependency(key: &str, dep: &Dependency) -> Result<(), ManifestError> {
+    if dep.version.trim().is_empty() {
+        return Err(ManifestError::MissingVersion { key: key.into() });
+    }
+    if dep.url.trim().is_empty() {
+        return Err(ManifestError::MissingUrl { key: key.into() });
+    }
+    if !(dep.url.starts_with("http://") || dep.url.starts_with("https://")) {
+        return Err(ManifestError::BadUrl {
+            key: key.into(),
+            url: dep.url.clone(),
+        });
+    }
+    Digest::parse(&dep.digest).map_err(|source| ManifestError::Digest {
+        key: key.into(),
+        source,
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
