@@ -1,1 +1,271 @@
-fn main() {}
+//! `vmagent`: the node agent's command line. Argument handling and output only; the work is in
+//! the library.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use vmagent::fetch::{self, FetchOptions, RetryPolicy, Target};
+use vmagent::fsutil::under_root;
+use vmagent::manifest::Manifest;
+
+#[derive(Parser)]
+#[command(name = "vmagent", version, about = "Podplane's node agent")]
+struct Cli {
+    /// Treat DIR as the node's root filesystem: default paths are taken below it.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    /// Log debug details.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download every install item of the manifest into the artifacts directory, verified.
+    Fetch(FetchArgs),
+}
+
+#[derive(Args)]
+struct FetchArgs {
+    /// The pinned manifest [default: <root>/opt/podplane/share/vmconfig-manifest.json].
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Where artifacts go, as <key><ext> [default: <root>/opt/podplane/artifacts].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Download from <URL>/vmconfig/artifacts/<key>/<version>/<file> instead of upstream URLs.
+    #[arg(long, value_name = "URL")]
+    mirror: Option<String>,
+    /// Only items for this provider (aws, google, proxmox, local) [default: PROVIDER_KIND of
+    /// <root>/opt/podplane/etc/user-data.env, else no filter].
+    #[arg(long, value_name = "NAME")]
+    provider: Option<String>,
+    /// Keep verified files here by digest and reuse them across runs.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Wait until HOST:PORT accepts TCP connections before downloading.
+    #[arg(long, value_name = "HOST:PORT")]
+    wait_for: Option<String>,
+    /// Give up waiting for --wait-for after this long.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    wait_timeout: Duration,
+    /// Downloads in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// Failed attempts in a row (without progress) per artifact before giving up.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    retries: u32,
+    /// Overall time budget for the downloads.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    budget: Duration,
+    /// Abandon and retry an attempt that receives nothing for this long.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    stall_timeout: Duration,
+    /// First retry delay (doubles up to 30s, with jitter).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    retry_delay: Duration,
+    /// Never draw the progress line (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// `500ms`, `30s`, `2m`, `1h`, or plain seconds (`1.5`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 30s, 2m, 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("{s:?} is not a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    vmagent::logging::init(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
+        tokio::select! {
+            r = run(&cli) => match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(msg) => {
+                    log::error!("{msg}");
+                    ExitCode::FAILURE
+                }
+            },
+            sig = interrupted() => {
+                log::error!("interrupted by {sig}; partial downloads removed");
+                ExitCode::from(if sig == "SIGTERM" { 143 } else { 130 })
+            }
+        }
+    });
+    // Dropping the runtime drops every unfinished task, and with them their temp files.
+    drop(runtime);
+    code
+}
+
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+async fn run(cli: &Cli) -> Result<(), String> {
+    match &cli.command {
+        Command::Fetch(args) => fetch_cmd(&cli.root, args).await,
+    }
+}
+
+async fn fetch_cmd(root: &Path, a: &FetchArgs) -> Result<(), String> {
+    let manifest_path = a
+        .manifest
+        .clone()
+        .unwrap_or_else(|| under_root(root, "/opt/podplane/share/vmconfig-manifest.json"));
+    let dir = a
+        .dir
+        .clone()
+        .unwrap_or_else(|| under_root(root, "/opt/podplane/artifacts"));
+    if let Some(m) = &a.mirror
+        && !(m.starts_with("http://") || m.starts_with("https://"))
+    {
+        return Err(format!(
+            "--mirror {m:?} is not an http:// or https:// URL (e.g. https://deps.podplane.dev)"
+        ));
+    }
+    // Validate everything before waiting or downloading.
+    let manifest = Manifest::load(&manifest_path).map_err(|e| e.to_string())?;
+    let provider = match &a.provider {
+        Some(p) => Some(p.clone()),
+        None => user_data_provider(root)?,
+    };
+    let items = manifest.install_items(provider.as_deref());
+    let targets: Vec<Target> = items
+        .iter()
+        .map(|i| Target::for_item(i, &dir, a.mirror.as_deref()))
+        .collect();
+    if let Some(addr) = &a.wait_for {
+        fetch::wait_for(addr, a.wait_timeout, 1.0)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    log::info!(
+        manifest = manifest_path.display().to_string(), dir = dir.display().to_string(),
+        items = targets.len(), provider = provider.as_deref().unwrap_or("any");
+        "fetching {} artifacts of {} {} ({}) into {}",
+        targets.len(), manifest.vmconfig.kind, manifest.vmconfig.version,
+        manifest.vmconfig.os.arch, dir.display()
+    );
+    let opts = FetchOptions {
+        dir,
+        cache: a.cache.clone(),
+        concurrency: a.concurrency as usize,
+        retry: RetryPolicy {
+            max_retries: a.retries,
+            base_delay: a.retry_delay,
+            stall_timeout: a.stall_timeout,
+            budget: a.budget,
+            ..RetryPolicy::default()
+        },
+        progress: !a.no_progress
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("JOURNAL_STREAM").is_none(),
+    };
+    let s = fetch::fetch(targets, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    log::info!(
+        files = s.files, downloaded = s.downloaded, reused = s.reused(),
+        bytes = s.bytes_total, received = s.bytes_received, retries = s.retries,
+        seconds = s.elapsed.as_secs_f64(), mb_per_s = s.mb_per_sec();
+        "fetched {} files ({:.1} MB) in {:.2}s, {:.1} MB/s: {} downloaded, {} reused, {} retries",
+        s.files, s.bytes_total as f64 / 1e6, s.elapsed.as_secs_f64(), s.mb_per_sec(),
+        s.downloaded, s.reused(), s.retries
+    );
+    Ok(())
+}
+
+/// `PROVIDER_KIND` from `<root>/opt/podplane/etc/user-data.env`, when that file exists.
+fn user_data_provider(root: &Path) -> Result<Option<String>, String> {
+    let path = under_root(root, "/opt/podplane/etc/user-data.env");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    Ok(text.lines().find_map(|l| {
+        let v = l.trim().strip_prefix("PROVIDER_KIND=")?;
+        let v = v
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap_or(v);
+        (!v.is_empty()).then(|| v.to_string())
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn provider_from_user_data() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(user_data_provider(root.path()).unwrap(), None);
+        let etc = root.path().join("opt/podplane/etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("user-data.env"),
+            "INSTANCE_ID='i-1'\nPROVIDER_KIND='aws'\n",
+        )
+        .unwrap();
+        assert_eq!(
+            user_data_provider(root.path()).unwrap().as_deref(),
+            Some("aws")
+        );
+    }
+}

@@ -1,1 +1,70 @@
-fn main() {}
+//! `fixture-mirror`: make fixture artifacts and serve them over HTTP on loopback.
+//!
+//! ```text
+//! fixture-mirror generate --manifest SRC.json --out DIR [--scale F] [--seed N]
+//! fixture-mirror serve --dir DIR [--addr 127.0.0.1:0] [--url-file FILE]
+//! ```
+//! `generate` writes DIR/vmconfig/artifacts/... and DIR/manifest.json; `serve` prints the base URL
+//! (and writes it to FILE) and serves DIR until killed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fixture-mirror: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn run(args: Vec<String>) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("generate") => {
+            let src = flag(&args, "--manifest").ok_or("generate needs --manifest SRC.json")?;
+            let out = PathBuf::from(flag(&args, "--out").ok_or("generate needs --out DIR")?);
+            let scale: f64 = flag(&args, "--scale")
+                .map(|s| s.parse().map_err(|_| format!("--scale {s:?} is not a number")))
+                .transpose()?
+                .unwrap_or(1.0);
+            let seed: u64 = flag(&args, "--seed")
+                .map(|s| s.parse().map_err(|_| format!("--seed {s:?} is not a number")))
+                .transpose()?
+                .unwrap_or(1);
+            let text = std::fs::read(&src).map_err(|e| format!("{src}: {e}"))?;
+            let value: serde_json::Value =
+                serde_json::from_slice(&text).map_err(|e| format!("{src}: {e}"))?;
+            let m = podplane_testkit::fixtures::generate(&value, &out, scale, seed)
+                .map_err(|e| format!("generating into {}: {e}", out.display()))?;
+            let path = out.join("manifest.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap() + "\n")
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let deps = m["vmconfig"]["dependencies"].as_object().unwrap();
+            let bytes: u64 = deps.values().filter_map(|d| d["size"].as_u64()).sum();
+            println!("wrote {} artifacts ({bytes} bytes) and {}", deps.len(), path.display());
+            Ok(())
+        }
+        Some("serve") => {
+            let dir = PathBuf::from(flag(&args, "--dir").ok_or("serve needs --dir DIR")?);
+            let addr = flag(&args, "--addr").unwrap_or_else(|| "127.0.0.1:0".into());
+            let mirror = podplane_testkit::Mirror::bind(&addr).map_err(|e| format!("{addr}: {e}"))?;
+            mirror.serve_dir(&dir);
+            println!("{}", mirror.base_url());
+            if let Some(f) = flag(&args, "--url-file") {
+                std::fs::write(&f, mirror.base_url()).map_err(|e| format!("{f}: {e}"))?;
+            }
+            loop {
+                std::thread::park();
+            }
+        }
+        _ => Err("usage: fixture-mirror generate --manifest SRC --out DIR [--scale F] [--seed N] | serve --dir DIR [--addr A] [--url-file F]".into()),
+    }
+}

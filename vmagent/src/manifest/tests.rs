@@ -199,7 +199,8 @@ fn with_dep_field(key: &str, field: &str, value: serde_json::Value) -> ManifestF
 
 #[test]
 fn digest_errors_are_distinct_and_name_the_key() {
-    let cases: Vec<(serde_json::Value, fn(&DigestError) -> bool, &str)> = vec![
+    type Case = (serde_json::Value, fn(&DigestError) -> bool, &'static str);
+    let cases: Vec<Case> = vec![
         ("".into(), |e| matches!(e, DigestError::Missing), "missing"),
         (
             "sha256".into(),
