@@ -516,3 +516,57 @@ async fn temp_files_of_killed_runs_are_swept() {
     s.fetch(vec![t]).await.unwrap();
     assert_eq!(entries(&s.opts.dir), ["a"]);
 }
+
+/// Mount a tmpfs of `kib` KiB on a new temp dir (needs root); `None` when we may not mount.
+fn small_tmpfs(kib: u32) -> Option<(tempfile::TempDir, Unmount)> {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: cannot mount a tmpfs here (not root?)");
+        return None;
+    }
+    let path = dir.path().to_path_buf();
+    Some((dir, Unmount(path)))
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_ends_with_one_error_and_no_file() {
+    let Some((disk, _unmount)) = small_tmpfs(1024) else {
+        return;
+    };
+    let mut s = setup();
+    s.opts.dir = disk.path().join("artifacts");
+
+    // Size pinned: refused before the first byte.
+    let t = s.artifact("big", random_bytes(3 * MB, 24));
+    let err = s.fetch(vec![t.clone()]).await.unwrap_err();
+    assert!(matches!(err, FetchError::NoSpace { .. }), "{err}");
+    assert!(s.mirror.requests().is_empty());
+
+    // Size unknown: the write fails mid-download, naming the file and the cause.
+    let unknown = Target { size: 0, ..t };
+    let err = s.fetch(vec![unknown]).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, FetchError::Write { .. }), "{msg}");
+    assert!(
+        msg.contains("No space left on device") && msg.contains("big"),
+        "{msg}"
+    );
+    assert!(
+        entries(&s.opts.dir).is_empty(),
+        "{:?}",
+        entries(&s.opts.dir)
+    );
+}

@@ -3,6 +3,7 @@
 //! ```text
 //! fixture-mirror generate --manifest SRC.json --out DIR [--scale F] [--seed N]
 //! fixture-mirror serve --dir DIR [--addr 127.0.0.1:0] [--url-file FILE]
+//! fixture-mirror urls --manifest DIR/manifest.json --mirror URL
 //! ```
 //! `generate` writes DIR/vmconfig/artifacts/... and DIR/manifest.json; `serve` prints the base URL
 //! (and writes it to FILE) and serves DIR until killed.
@@ -50,6 +51,33 @@ fn run(args: Vec<String>) -> Result<(), String> {
             let deps = m["vmconfig"]["dependencies"].as_object().unwrap();
             let bytes: u64 = deps.values().filter_map(|d| d["size"].as_u64()).sum();
             println!("wrote {} artifacts ({bytes} bytes) and {}", deps.len(), path.display());
+            Ok(())
+        }
+        Some("urls") => {
+            // One line per install item: <local name> <algo> <hex> <url>, for scripts that drive
+            // other downloaders (the benchmark's curl) over the same mirror.
+            let src = flag(&args, "--manifest").ok_or("urls needs --manifest M.json")?;
+            let mirror = flag(&args, "--mirror").ok_or("urls needs --mirror URL")?;
+            let text = std::fs::read(&src).map_err(|e| format!("{src}: {e}"))?;
+            let m: serde_json::Value =
+                serde_json::from_slice(&text).map_err(|e| format!("{src}: {e}"))?;
+            let deps = m["vmconfig"]["dependencies"]
+                .as_object()
+                .ok_or(format!("{src}: no vmconfig.dependencies"))?;
+            for (key, d) in deps {
+                let (url, digest) = (d["url"].as_str().unwrap_or(""), d["digest"].as_str().unwrap_or(""));
+                if d["type"] == "qcow2" || digest.is_empty() {
+                    continue;
+                }
+                let ext = match d["type"].as_str() {
+                    Some("deb") => ".deb",
+                    Some("tar.gz") => ".tar.gz",
+                    _ => "",
+                };
+                let (algo, hex) = digest.split_once(':').ok_or(format!("{key}: bad digest"))?;
+                let path = podplane_testkit::fixtures::mirror_path(key, d["version"].as_str().unwrap_or(""), url);
+                println!("{key}{ext} {algo} {hex} {}/{path}", mirror.trim_end_matches('/'));
+            }
             Ok(())
         }
         Some("serve") => {

@@ -11,13 +11,20 @@ use super::hash::Hasher;
 use super::{BodyState, FetchError, Progress, RetryPolicy, Target};
 use crate::fsutil::TempFile;
 
-/// Bytes buffered before a write to the temp file.
+/// Small chunks are gathered up to this many bytes before a write to the temp file.
 const WRITE_BUF: usize = 256 * 1024;
+/// Chunks at least this large are written as they come (a copy costs more than the syscall).
+const DIRECT_WRITE: usize = 32 * 1024;
+/// Start disk writeback after this many new bytes, so the final fsync overlaps the download.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 pub(super) struct Ctx {
     pub retry: RetryPolicy,
     pub deadline: Instant,
     pub cache: Option<PathBuf>,
+    /// Held by every fsync + rename on the blocking pool; the receiver learns when all are done,
+    /// even those of cancelled downloads.
+    pub persisting: tokio::sync::mpsc::Sender<()>,
 }
 
 pub(super) fn client(retry: &RetryPolicy) -> Result<reqwest::Client, FetchError> {
@@ -38,16 +45,18 @@ struct Partial {
     /// Bytes received and hashed (in the file or in `buf`).
     len: u64,
     buf: Vec<u8>,
+    /// Bytes of the file whose writeback has been started.
+    synced: u64,
 }
 
 impl Partial {
     fn push(&mut self, data: &[u8]) -> std::io::Result<()> {
         self.hasher.update(data);
         self.len += data.len() as u64;
-        if self.buf.len() + data.len() > WRITE_BUF {
+        if data.len() >= DIRECT_WRITE || self.buf.len() + data.len() > WRITE_BUF {
             self.flush()?;
         }
-        if data.len() >= WRITE_BUF {
+        if data.len() >= DIRECT_WRITE {
             self.tmp.file().write_all(data)
         } else {
             self.buf.extend_from_slice(data);
@@ -60,6 +69,11 @@ impl Partial {
             self.tmp.file().write_all(&self.buf)?;
             self.buf.clear();
         }
+        let in_file = self.len - self.buf.len() as u64;
+        if in_file - self.synced >= WRITEBACK_EVERY {
+            self.tmp.start_writeback(self.synced, in_file - self.synced);
+            self.synced = in_file;
+        }
         Ok(())
     }
 
@@ -69,6 +83,7 @@ impl Partial {
         self.tmp.reset()?;
         self.hasher = Hasher::new(algorithm);
         self.len = 0;
+        self.synced = 0;
         Ok(dropped)
     }
 }
@@ -104,15 +119,20 @@ pub(super) async fn download(
         path: t.dest.clone(),
         source,
     };
-    let tmp = TempFile::create_for(&t.dest).map_err(|source| FetchError::Write {
+    let tmp_err = |source| FetchError::Write {
         path: crate::fsutil::temp_path_for(&t.dest),
         source,
-    })?;
+    };
+    let mut tmp = TempFile::create_for(&t.dest).map_err(tmp_err)?;
+    if t.size > 0 {
+        tmp.preallocate(t.size).map_err(tmp_err)?;
+    }
     let mut p = Partial {
         tmp,
         hasher: Hasher::new(t.digest.algorithm),
         len: 0,
         buf: Vec::with_capacity(WRITE_BUF),
+        synced: 0,
     };
     let mut attempts = 0u32;
     let mut idle_failures = 0u32;
@@ -130,7 +150,18 @@ pub(super) async fn download(
                     std::mem::replace(&mut p.hasher, Hasher::new(t.digest.algorithm)).finish();
                 let size_ok = t.size == 0 || p.len == t.size;
                 if actual == t.digest && size_ok {
-                    p.tmp_persist(&t.dest).map_err(write_err)?;
+                    // fsync + rename on the blocking pool, not on an async worker.
+                    let tmp = std::mem::replace(&mut p.tmp, TempFile::detached());
+                    let dest = t.dest.clone();
+                    let busy = ctx.persisting.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let r = tmp.persist(&dest);
+                        drop(busy);
+                        r
+                    })
+                    .await
+                    .expect("persist does not panic")
+                    .map_err(write_err)?;
                     progress.file_done();
                     log::debug!(
                         key = t.key.as_str(), url = t.url.as_str(), bytes = p.len,
@@ -217,13 +248,6 @@ pub(super) async fn download(
         // Digest or size mismatch: one immediate restart from byte 0.
         log::warn!(key = t.key.as_str(), url = t.url.as_str(); "{}: {failure}", t.key);
         progress.retry();
-    }
-}
-
-impl Partial {
-    fn tmp_persist(&mut self, dest: &std::path::Path) -> std::io::Result<()> {
-        let tmp = std::mem::replace(&mut self.tmp, TempFile::detached());
-        tmp.persist(dest)
     }
 }
 

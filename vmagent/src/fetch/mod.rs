@@ -354,13 +354,16 @@ pub async fn fetch(targets: Vec<Target>, opts: &FetchOptions) -> Result<Summary,
 }
 
 async fn download_all(
-    todo: Vec<Target>,
+    mut todo: Vec<Target>,
     opts: &FetchOptions,
     deadline: Instant,
     progress: Arc<Progress>,
 ) -> Result<usize, FetchError> {
     let client = download::client(&opts.retry)?;
+    // Largest first: the semaphore is fair, so big files start early and the tail is short.
+    todo.sort_by_key(|t| std::cmp::Reverse(t.size));
     let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let (persisting, mut persisted) = tokio::sync::mpsc::channel::<()>(1);
     let mut set = JoinSet::new();
     for t in todo {
         let (client, slots, progress) = (client.clone(), slots.clone(), progress.clone());
@@ -368,6 +371,7 @@ async fn download_all(
             retry: opts.retry.clone(),
             deadline,
             cache: opts.cache.clone(),
+            persisting: persisting.clone(),
         };
         set.spawn(async move {
             let _slot = slots
@@ -377,7 +381,9 @@ async fn download_all(
             download::download(&client, &t, &ctx, &progress).await
         });
     }
+    drop(persisting);
     let mut done = 0;
+    let mut failed = None;
     while let Some(joined) = set.join_next().await {
         match joined.expect("download tasks do not panic") {
             Ok(()) => done += 1,
@@ -385,11 +391,18 @@ async fn download_all(
                 // Cancel the others; their temp files are removed as their futures drop.
                 set.abort_all();
                 while set.join_next().await.is_some() {}
-                return Err(e);
+                failed = Some(e);
+                break;
             }
         }
     }
-    Ok(done)
+    // A cancelled download may have handed a verified file to the blocking pool for fsync and
+    // rename: wait for those, so no temp file outlives this call.
+    while persisted.recv().await.is_some() {}
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
 }
 
 enum Reuse {
