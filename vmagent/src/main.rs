@@ -208,12 +208,17 @@ async fn fetch_cmd(root: &Path, a: &FetchArgs) -> Result<(), String> {
     let s = fetch::fetch(targets, &opts)
         .await
         .map_err(|e| e.to_string())?;
+    let rate = if s.bytes_received > 0 {
+        format!(", {:.1} MB/s", s.mb_per_sec())
+    } else {
+        String::new()
+    };
     log::info!(
         files = s.files, downloaded = s.downloaded, reused = s.reused(),
         bytes = s.bytes_total, received = s.bytes_received, retries = s.retries,
         seconds = s.elapsed.as_secs_f64(), mb_per_s = s.mb_per_sec();
-        "fetched {} files ({:.1} MB) in {:.2}s, {:.1} MB/s: {} downloaded, {} reused, {} retries",
-        s.files, s.bytes_total as f64 / 1e6, s.elapsed.as_secs_f64(), s.mb_per_sec(),
+        "fetched {} files ({:.1} MB) in {:.2}s{rate}: {} downloaded, {} reused, {} retries",
+        s.files, s.bytes_total as f64 / 1e6, s.elapsed.as_secs_f64(),
         s.downloaded, s.reused(), s.retries
     );
     Ok(())

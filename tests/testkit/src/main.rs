@@ -49,8 +49,9 @@ fn run(args: Vec<String>) -> Result<(), String> {
             std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap() + "\n")
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let deps = m["vmconfig"]["dependencies"].as_object().unwrap();
-            let bytes: u64 = deps.values().filter_map(|d| d["size"].as_u64()).sum();
-            println!("wrote {} artifacts ({bytes} bytes) and {}", deps.len(), path.display());
+            let made: Vec<_> = deps.values().filter(|d| d["digest"] != "").collect();
+            let bytes: u64 = made.iter().filter_map(|d| d["size"].as_u64()).sum();
+            println!("wrote {} artifacts ({bytes} bytes) and {}", made.len(), path.display());
             Ok(())
         }
         Some("urls") => {
