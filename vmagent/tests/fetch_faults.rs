@@ -570,3 +570,27 @@ async fn a_full_disk_ends_with_one_error_and_no_file() {
         entries(&s.opts.dir)
     );
 }
+
+#[tokio::test]
+async fn a_cache_on_another_filesystem_is_copied_both_ways() {
+    let Some((disk, _unmount)) = small_tmpfs(4096) else {
+        return;
+    };
+    let mut s = setup();
+    let cache = disk.path().join("cache");
+    s.opts.cache = Some(cache.clone());
+    let a = s.artifact("a", random_bytes(300_000, 25));
+    s.fetch(vec![a.clone()]).await.unwrap();
+    let entry = fetch::cache_path(&cache, &a.digest);
+    assert_eq!(file_sha256(&entry), file_sha256(&a.dest));
+
+    std::fs::remove_file(&a.dest).unwrap();
+    let sum = s.fetch(vec![a.clone()]).await.unwrap();
+    assert_eq!(sum.reused_from_cache, 1);
+    assert_eq!(s.mirror.requests().len(), 1);
+    assert_eq!(
+        format!("sha256:{}", file_sha256(&a.dest)),
+        a.digest.to_string()
+    );
+    assert_eq!(entries(&s.opts.dir), ["a"]);
+}

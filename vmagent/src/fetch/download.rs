@@ -97,7 +97,7 @@ enum Failure {
     },
     /// The server's answer will not change: give up now.
     Fatal(FetchError),
-    /// The server announced a length other than the manifest's size.
+    /// The server announced a body longer than the manifest's size.
     SizeMismatch(u64),
 }
 

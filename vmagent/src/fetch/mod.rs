@@ -452,19 +452,16 @@ fn reuse(t: &Target, cache: Option<&Path>) -> Result<Reuse, FetchError> {
         return Ok(Reuse::No);
     }
     // Link (or copy) into a temp file beside the destination, verify, then rename into place.
-    let tmp_path = fsutil::temp_path_for(&t.dest);
-    let _ = std::fs::remove_file(&tmp_path);
-    let linked = std::fs::hard_link(&entry, &tmp_path).is_ok();
-    let tmp = if linked {
-        // Re-open the linked file through the guard so it is removed on any failure below.
-        TempFileAt::new(tmp_path)
-    } else {
-        std::fs::copy(&entry, &tmp_path).map_err(|source| FetchError::Write {
-            path: tmp_path.clone(),
-            source,
-        })?;
-        TempFileAt::new(tmp_path)
+    let tmp = TempFileAt(fsutil::temp_path_for(&t.dest));
+    let _ = std::fs::remove_file(&tmp.0);
+    let write_err = |source| FetchError::Write {
+        path: tmp.0.clone(),
+        source,
     };
+    let linked = std::fs::hard_link(&entry, &tmp.0).is_ok();
+    if !linked {
+        std::fs::copy(&entry, &tmp.0).map_err(write_err)?;
+    }
     let (d, len) =
         hash::hash_file(&tmp.0, t.digest.algorithm).map_err(|source| FetchError::Read {
             path: entry.clone(),
@@ -478,28 +475,23 @@ fn reuse(t: &Target, cache: Option<&Path>) -> Result<Reuse, FetchError> {
     if !linked {
         std::fs::File::open(&tmp.0)
             .and_then(|f| f.sync_all())
-            .map_err(|source| FetchError::Write {
-                path: tmp.0.clone(),
-                source,
-            })?;
+            .map_err(write_err)?;
     }
-    tmp.persist(&t.dest)?;
+    tmp.persist(&t.dest).map_err(|source| FetchError::Write {
+        path: t.dest.clone(),
+        source,
+    })?;
     log::debug!(key = t.key.as_str(); "{} taken from the cache", t.key);
     Ok(Reuse::FromCache)
 }
 
-/// A path-only temp file guard for files created by link or copy.
+/// A path-only temp file guard for files created by link or copy: removed when dropped unless
+/// renamed into place.
 struct TempFileAt(PathBuf);
 
 impl TempFileAt {
-    fn new(p: PathBuf) -> Self {
-        TempFileAt(p)
-    }
-    fn persist(mut self, dest: &Path) -> Result<(), FetchError> {
-        std::fs::rename(&self.0, dest).map_err(|source| FetchError::Write {
-            path: dest.to_path_buf(),
-            source,
-        })?;
+    fn persist(mut self, dest: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.0, dest)?;
         self.0 = PathBuf::new();
         Ok(())
     }
@@ -536,17 +528,15 @@ pub(crate) fn store_in_cache(cache: &Path, d: &Digest, verified: &Path) -> Resul
         source,
     };
     std::fs::create_dir_all(entry.parent().expect("cache entry has a parent")).map_err(err)?;
-    let tmp = fsutil::temp_path_for(&entry);
-    let _ = std::fs::remove_file(&tmp);
-    let guard = TempFileAt::new(tmp.clone());
-    if std::fs::hard_link(verified, &tmp).is_err() {
-        let mut t = TempFile::create_for(&entry).map_err(err)?;
-        let mut src = std::fs::File::open(verified).map_err(err)?;
-        std::io::copy(&mut src, t.file()).map_err(err)?;
-        return t.persist(&entry).map_err(err);
+    let guard = TempFileAt(fsutil::temp_path_for(&entry));
+    let _ = std::fs::remove_file(&guard.0);
+    if std::fs::hard_link(verified, &guard.0).is_ok() {
+        return guard.persist(&entry).map_err(err);
     }
-    guard.persist(&entry).map_err(|e| match e {
-        FetchError::Write { source, .. } => err(source),
-        other => other,
-    })
+    // Another filesystem: copy, fsync, rename.
+    drop(guard);
+    let mut t = TempFile::create_for(&entry).map_err(err)?;
+    let mut src = std::fs::File::open(verified).map_err(err)?;
+    std::io::copy(&mut src, t.file()).map_err(err)?;
+    t.persist(&entry).map_err(err)
 }
