@@ -37,6 +37,22 @@ impl TempFile {
         })
     }
 
+    /// A symlink to `target` at the temp path for `final_path`, to be renamed into place.
+    pub fn for_symlink(final_path: &Path, target: &Path) -> io::Result<TempFile> {
+        let path = temp_path_for(final_path);
+        let _ = fs::remove_file(&path);
+        std::os::unix::fs::symlink(target, &path)?;
+        Ok(TempFile { path, file: None })
+    }
+
+    /// Rename into place a temp file whose data the caller has already synced (or a symlink).
+    pub fn persist_synced(mut self, final_path: &Path) -> io::Result<()> {
+        drop(self.file.take());
+        fs::rename(&self.path, final_path)?;
+        self.path = PathBuf::new();
+        Ok(())
+    }
+
     /// A guard that owns nothing, to stand in for one that was persisted.
     pub fn detached() -> TempFile {
         TempFile {

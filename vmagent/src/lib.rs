@@ -2,7 +2,12 @@
 //!
 //! The binary in `main.rs` is a thin layer of argument parsing over these modules.
 
+pub mod accounts;
+pub mod envfile;
 pub mod fetch;
 pub mod fsutil;
+pub mod host;
+pub mod install;
 pub mod logging;
 pub mod manifest;
+pub mod userdb;

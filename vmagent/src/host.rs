@@ -1,0 +1,305 @@
+//! The one seam between vmagent and the outside world: running system programs (dpkg, useradd,
+//! systemctl, …) and changing file ownership. [`SystemHost`] does it for real; [`RecordingHost`]
+//! records what would be done, so the logic above can be tested without privileges.
+//!
+//! Everything else vmagent does to files happens below `--root` with plain filesystem calls.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+
+use crate::userdb::UserDb;
+
+/// A program to run, with its arguments and extra environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>) -> Cmd {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Cmd {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Cmd {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// The command line as a shell would show it (for logs and errors).
+    pub fn display(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|s| {
+                if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '\'') {
+                    format!("'{}'", s.replace('\'', "'\\''"))
+                } else {
+                    s.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// What a finished program printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("cannot run `{cmd}`: {source}")]
+    Spawn { cmd: String, source: std::io::Error },
+    #[error("`{cmd}` failed ({status}){}", tail(stderr))]
+    Failed {
+        cmd: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("cannot change the owner of {} to {owner}: {reason}", path.display())]
+    Chown {
+        path: PathBuf,
+        owner: String,
+        reason: String,
+    },
+}
+
+fn tail(stderr: &str) -> String {
+    let t = stderr.trim();
+    if t.is_empty() {
+        String::new()
+    } else {
+        let last: Vec<&str> = t.lines().rev().take(3).collect();
+        format!(
+            ": {}",
+            last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        )
+    }
+}
+
+/// The outside world, as vmagent needs it.
+pub trait Host: Send + Sync {
+    /// Run a program to completion. A non-zero exit is an error carrying its stderr.
+    fn run(&self, cmd: &Cmd) -> Result<Output, HostError>;
+
+    /// Set the owner and group of `path` (without following a symlink), by name, as the
+    /// account database below `root` defines them.
+    fn chown(&self, root: &Path, path: &Path, user: &str, group: &str) -> Result<(), HostError>;
+}
+
+/// The real thing.
+#[derive(Debug, Default)]
+pub struct SystemHost;
+
+impl Host for SystemHost {
+    fn run(&self, cmd: &Cmd) -> Result<Output, HostError> {
+        log::debug!(cmd = cmd.display().as_str(); "running {}", cmd.display());
+        let out = std::process::Command::new(&cmd.program)
+            .args(&cmd.args)
+            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| HostError::Spawn {
+                cmd: cmd.display(),
+                source,
+            })?;
+        let output = Output {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if !out.status.success() {
+            return Err(HostError::Failed {
+                cmd: cmd.display(),
+                status: out.status.to_string(),
+                stderr: output.stderr,
+            });
+        }
+        Ok(output)
+    }
+
+    fn chown(&self, root: &Path, path: &Path, user: &str, group: &str) -> Result<(), HostError> {
+        let err = |reason: String| HostError::Chown {
+            path: path.to_path_buf(),
+            owner: format!("{user}:{group}"),
+            reason,
+        };
+        let db = UserDb::load(root).map_err(|e| err(e.to_string()))?;
+        let uid = db
+            .uid(user)
+            .ok_or_else(|| err(format!("no user {user:?} in {}/etc/passwd", root.display())))?;
+        let gid = db.gid(group).ok_or_else(|| {
+            err(format!(
+                "no group {group:?} in {}/etc/group",
+                root.display()
+            ))
+        })?;
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| err(e.to_string()))
+    }
+}
+
+/// One thing a [`RecordingHost`] was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Run(Cmd),
+    Chown {
+        path: PathBuf,
+        user: String,
+        group: String,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Run(c) => write!(f, "{}", c.display()),
+            Action::Chown { path, user, group } => {
+                write!(f, "chown {user}:{group} {}", path.display())
+            }
+        }
+    }
+}
+
+type Responder = Box<dyn Fn(&Cmd) -> Result<Output, HostError> + Send + Sync>;
+
+/// Records every action and succeeds (or answers through a responder), for tests.
+#[derive(Default)]
+pub struct RecordingHost {
+    actions: Mutex<Vec<Action>>,
+    responder: Option<Responder>,
+}
+
+impl RecordingHost {
+    pub fn new() -> RecordingHost {
+        RecordingHost::default()
+    }
+
+    /// Answer `run` calls with `f` instead of an empty success.
+    pub fn with_responder(
+        f: impl Fn(&Cmd) -> Result<Output, HostError> + Send + Sync + 'static,
+    ) -> RecordingHost {
+        RecordingHost {
+            actions: Mutex::new(Vec::new()),
+            responder: Some(Box::new(f)),
+        }
+    }
+
+    pub fn actions(&self) -> Vec<Action> {
+        self.actions.lock().unwrap().clone()
+    }
+
+    /// The recorded actions as display lines.
+    pub fn lines(&self) -> Vec<String> {
+        self.actions().iter().map(ToString::to_string).collect()
+    }
+}
+
+impl Host for RecordingHost {
+    fn run(&self, cmd: &Cmd) -> Result<Output, HostError> {
+        self.actions.lock().unwrap().push(Action::Run(cmd.clone()));
+        match &self.responder {
+            Some(f) => f(cmd),
+            None => Ok(Output::default()),
+        }
+    }
+
+    fn chown(&self, _root: &Path, path: &Path, user: &str, group: &str) -> Result<(), HostError> {
+        self.actions.lock().unwrap().push(Action::Chown {
+            path: path.to_path_buf(),
+            user: user.into(),
+            group: group.into(),
+        });
+        Ok(())
+    }
+}
+
+/// `program` run inside `root`: as is when `root` is `/`, else through `chroot`.
+pub fn in_root(root: &Path, program: &str) -> Cmd {
+    if root == Path::new("/") {
+        Cmd::new(program)
+    } else {
+        Cmd::new("chroot").arg(root.to_string_lossy()).arg(program)
+    }
+}
+
+/// Path as seen from inside `root` (`<root>/opt/x` → `/opt/x`).
+pub fn inside(root: &Path, path: &Path) -> OsString {
+    match path.strip_prefix(root) {
+        Ok(rel) => Path::new("/").join(rel).into_os_string(),
+        Err(_) => path.as_os_str().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_what_needs_it() {
+        let c = Cmd::new("usermod").args(["-G", "", "it's", "a b"]);
+        assert_eq!(c.display(), "usermod -G '' 'it'\\''s' 'a b'");
+    }
+
+    #[test]
+    fn system_host_reports_failures_with_stderr() {
+        let h = SystemHost;
+        let out = h.run(&Cmd::new("sh").args(["-c", "echo hi"])).unwrap();
+        assert_eq!(out.stdout, "hi\n");
+        let err = h
+            .run(&Cmd::new("sh").args(["-c", "echo boom >&2; exit 3"]))
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("exit status: 3") && msg.contains("boom"),
+            "{msg}"
+        );
+        let err = h.run(&Cmd::new("/nonexistent/prog")).unwrap_err();
+        assert!(matches!(err, HostError::Spawn { .. }));
+    }
+
+    #[test]
+    fn recording_host_records_in_order() {
+        let h = RecordingHost::new();
+        h.run(&Cmd::new("dpkg").arg("-i")).unwrap();
+        h.chown(Path::new("/"), Path::new("/opt/x"), "kubelet", "podplane")
+            .unwrap();
+        assert_eq!(h.lines(), ["dpkg -i", "chown kubelet:podplane /opt/x"]);
+    }
+
+    #[test]
+    fn root_helpers() {
+        assert_eq!(in_root(Path::new("/"), "dpkg").display(), "dpkg");
+        assert_eq!(
+            in_root(Path::new("/tmp/r"), "dpkg").display(),
+            "chroot /tmp/r dpkg"
+        );
+        assert_eq!(
+            inside(Path::new("/tmp/r"), Path::new("/tmp/r/opt/a.deb")),
+            OsString::from("/opt/a.deb")
+        );
+    }
+}
