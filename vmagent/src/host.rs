@@ -94,7 +94,13 @@ fn tail(stderr: &str) -> String {
     if t.is_empty() {
         String::new()
     } else {
-        let last: Vec<&str> = t.lines().rev().take(3).collect();
+        let last: Vec<&str> = t
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .rev()
+            .take(8)
+            .collect();
         format!(
             ": {}",
             last.into_iter().rev().collect::<Vec<_>>().join(" / ")

@@ -8,8 +8,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
 use vmagent::fetch::{self, FetchOptions, RetryPolicy, Target};
 use vmagent::fsutil::under_root;
+use vmagent::host::SystemHost;
+use vmagent::install::InstallOptions;
 use vmagent::manifest::Manifest;
 
 #[derive(Parser)]
@@ -29,6 +33,25 @@ struct Cli {
 enum Command {
     /// Download every install item of the manifest into the artifacts directory, verified.
     Fetch(FetchArgs),
+    /// Install the verified artifacts (debs, tarballs, binaries), then users, groups and
+    /// directories. Running it again changes nothing.
+    Install(InstallArgs),
+}
+
+#[derive(Args)]
+struct InstallArgs {
+    /// The manifest to install [default: <root>/opt/podplane/share/vmconfig-manifest.json].
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// The verified artifacts [default: <root>/opt/podplane/artifacts].
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
+    /// Only items for this provider [default: PROVIDER_KIND of user-data.env, else no filter].
+    #[arg(long, value_name = "NAME")]
+    provider: Option<String>,
+    /// How long to wait for another vmagent holding the agent lock.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    lock_timeout: Duration,
 }
 
 #[derive(Args)]
@@ -101,6 +124,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     vmagent::logging::init(cli.verbose);
+    if let Command::Install(a) = &cli.command {
+        return install_cmd(&cli.root, a);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -148,6 +174,7 @@ async fn interrupted() -> &'static str {
 async fn run(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Fetch(args) => fetch_cmd(&cli.root, args).await,
+        Command::Install(_) => unreachable!("install runs without the async runtime"),
     }
 }
 
@@ -222,6 +249,58 @@ async fn fetch_cmd(root: &Path, a: &FetchArgs) -> Result<(), String> {
         s.downloaded, s.reused(), s.retries
     );
     Ok(())
+}
+
+/// Set by SIGINT/SIGTERM while a synchronous command runs; the command stops at its next step.
+static STOP: AtomicBool = AtomicBool::new(false);
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    STOP_SIGNAL.store(sig, Ordering::SeqCst);
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn stop_on_signals() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to atomics, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+fn install_cmd(root: &Path, a: &InstallArgs) -> ExitCode {
+    stop_on_signals();
+    let opts = InstallOptions {
+        root: root.to_path_buf(),
+        manifest: a.manifest.clone(),
+        artifacts: a.artifacts.clone(),
+        provider: a.provider.clone(),
+        lock_timeout: a.lock_timeout,
+    };
+    match vmagent::install::install(&SystemHost, &opts, &STOP) {
+        Ok(r) => {
+            let perms = match r.permissions.len() {
+                0 => "permissions already in place".to_string(),
+                n => format!("{n} permission changes"),
+            };
+            if r.fast_path {
+                log::info!(changes = r.permissions.len(); "already installed; {perms}");
+            } else {
+                log::info!(debs = r.debs.len(), files = r.files.len(), changes = r.permissions.len();
+                    "installed {} debs and {} files; {perms}", r.debs.len(), r.files.len());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("{e}");
+            match STOP_SIGNAL.load(Ordering::SeqCst) {
+                libc::SIGTERM => ExitCode::from(143),
+                libc::SIGINT => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
 }
 
 /// `PROVIDER_KIND` from `<root>/opt/podplane/etc/user-data.env`, when that file exists.

@@ -19,6 +19,7 @@ use std::thread;
 use std::time::Duration;
 
 pub mod fixtures;
+pub mod node;
 
 /// One misbehaviour for one response. Byte counts refer to the body of that response (after any
 /// range is applied).

@@ -1,0 +1,731 @@
+//! `vmagent install` against a real Debian trixie root (debootstrapped once and cached by
+//! tests/roots/trixie-minbase), with real dpkg, useradd/usermod/groupadd and real Debian debs
+//! (uidmap, libsubid5) next to stand-ins. Each test works on its own overlay copy of the root.
+//! Needs root; without it every test here says SKIP and returns.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use podplane_testkit::node::{self, NodeOptions};
+use vmagent::userdb::UserDb;
+
+fn is_root() -> bool {
+    unsafe { libc::getuid() == 0 }
+}
+
+/// The cached base root and its debs directory, built on first use.
+fn base() -> Option<(PathBuf, PathBuf)> {
+    if !is_root() {
+        eprintln!("SKIP: the real-root install tests need root");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/roots/trixie-minbase");
+    let out = Command::new(&script)
+        .output()
+        .expect("run tests/roots/trixie-minbase");
+    assert!(
+        out.status.success(),
+        "building the test root failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let debs = root.parent().unwrap().join("debs");
+    Some((root, debs))
+}
+
+/// An overlay copy of the base root, unmounted when dropped.
+struct Overlay {
+    dir: tempfile::TempDir,
+}
+
+impl Overlay {
+    fn new(base: &Path) -> Overlay {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["upper", "work", "merged"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            base.display(),
+            dir.path().join("upper").display(),
+            dir.path().join("work").display()
+        );
+        let st = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(dir.path().join("merged"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount overlay");
+        Overlay { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("merged")
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.root().join(p.trim_start_matches('/'))
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.root()).status();
+    }
+}
+
+/// Artifacts built once per test into a directory, to copy into roots.
+fn artifacts(debs: &Path, cni_padding: usize) -> (tempfile::TempDir, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = node::build(
+        &dir.path().join("a"),
+        &NodeOptions {
+            kind: "knc",
+            real_debs: Some(debs.to_path_buf()),
+            cni_padding,
+            kube2iam: true,
+        },
+    )
+    .unwrap();
+    (dir, m)
+}
+
+/// Lay out what fetch and first boot leave before install: manifest, artifacts, user-data.env.
+fn prepare(o: &Overlay, art: &Path, manifest: &serde_json::Value) {
+    let dest = o.path("/opt/podplane/artifacts");
+    std::fs::create_dir_all(&dest).unwrap();
+    for e in std::fs::read_dir(art.join("a")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dest.join(e.file_name())).unwrap();
+    }
+    std::fs::create_dir_all(o.path("/opt/podplane/share")).unwrap();
+    std::fs::write(
+        o.path("/opt/podplane/share/vmconfig-manifest.json"),
+        serde_json::to_vec_pretty(manifest).unwrap(),
+    )
+    .unwrap();
+    std::fs::create_dir_all(o.path("/opt/podplane/etc")).unwrap();
+    std::fs::write(
+        o.path("/opt/podplane/etc/user-data.env"),
+        "INSTANCE_ID='i-test'\nPROVIDER_KIND='aws'\nIMMUTABLE_SSH_AUTHORIZED_KEYS='ssh-ed25519 AAAAC3Nza test@podplane'\n",
+    )
+    .unwrap();
+}
+
+fn vmagent(root: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmagent"));
+    c.env_remove("JOURNAL_STREAM").arg("--root").arg(root);
+    c
+}
+
+fn install(root: &Path) -> (i32, String) {
+    let out = vmagent(root).arg("install").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn chroot(root: &Path, args: &[&str]) -> String {
+    let out = Command::new("chroot")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What the install is judged by: files below the managed trees (type, mode, owner by name,
+/// content hash), the accounts, and the state of the debs.
+fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    let db = UserDb::load(root).unwrap();
+    let name_of_uid = |uid: u32| {
+        std::fs::read_to_string(root.join("etc/passwd"))
+            .unwrap()
+            .lines()
+            .find(|l| l.split(':').nth(2) == Some(&uid.to_string()))
+            .map(|l| l.split(':').next().unwrap().to_string())
+            .unwrap_or(uid.to_string())
+    };
+    let name_of_gid = |gid: u32| {
+        std::fs::read_to_string(root.join("etc/group"))
+            .unwrap()
+            .lines()
+            .find(|l| l.split(':').nth(2) == Some(&gid.to_string()))
+            .map(|l| l.split(':').next().unwrap().to_string())
+            .unwrap_or(gid.to_string())
+    };
+    let mut snap = BTreeMap::new();
+    let mut stack: Vec<PathBuf> = [
+        "opt",
+        "usr/local/bin",
+        "usr/local/sbin",
+        "etc/sudoers.d",
+        "var/lib/kubelet",
+        "var/log/pods",
+    ]
+    .iter()
+    .map(|p| root.join(p))
+    .collect();
+    for f in [
+        "kubelet",
+        "zot",
+        "kube-apiserver",
+        "kubectl",
+        "getsubids",
+        "newuidmap",
+    ] {
+        stack.push(root.join("usr/bin").join(f));
+    }
+    stack.push(root.join("usr/sbin/policy-rc.d"));
+    while let Some(p) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        let kind = if md.is_dir() {
+            let mut kids: Vec<_> = std::fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            kids.sort();
+            stack.extend(kids);
+            "dir".to_string()
+        } else if md.file_type().is_symlink() {
+            format!("link->{}", std::fs::read_link(&p).unwrap().display())
+        } else {
+            podplane_testkit::sha256_hex(&std::fs::read(&p).unwrap())[..16].to_string()
+        };
+        snap.insert(
+            rel,
+            format!(
+                "{kind} {:04o} {}:{}",
+                md.mode() & 0o7777,
+                name_of_uid(md.uid()),
+                name_of_gid(md.gid())
+            ),
+        );
+    }
+    for u in [
+        "podplane",
+        "nstance-agent",
+        "fluent-bit",
+        "kube2iam",
+        "containerd",
+        "kubelet",
+        "zot",
+        "netsy",
+        "kube-apiserver",
+        "kube-scheduler",
+        "kube-controller-manager",
+        "admin",
+    ] {
+        let user = db.user(u);
+        snap.insert(
+            format!("user {u}"),
+            match user {
+                Some(x) => format!(
+                    "{} {} groups={:?}",
+                    x.shell,
+                    x.home,
+                    db.supplementary_groups(u)
+                ),
+                None => "missing".into(),
+            },
+        );
+    }
+    snap.insert(
+        "debs".into(),
+        chroot(
+            root,
+            &[
+                "dpkg-query",
+                "-W",
+                "-f",
+                "${Package} ${Version} ${Status}\n",
+                "fluent-bit",
+                "libpq5",
+                "uidmap",
+                "libsubid5",
+            ],
+        ),
+    );
+    snap
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn installs_a_knc_node_and_a_second_run_changes_nothing() {
+    let Some((base, debs)) = base() else { return };
+    let (art, manifest) = artifacts(&debs, 0);
+    let o = Overlay::new(&base);
+    prepare(&o, art.path(), &manifest);
+    let root = o.root();
+
+    let (code, err) = install(&root);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("installed 4 debs and"), "{err}");
+
+    // Debs: real and stand-in, installed by dpkg, with services blocked meanwhile.
+    let status = chroot(
+        &root,
+        &[
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Package} ${Status}\n",
+            "uidmap",
+            "libsubid5",
+            "fluent-bit",
+            "libpq5",
+        ],
+    );
+    assert_eq!(
+        status.matches("install ok installed").count(),
+        4,
+        "{status}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(o.path("/var/lib/podplane-test/fluent-bit-policy-rc"))
+            .unwrap()
+            .trim(),
+        "101",
+        "fluent-bit's postinst saw policy-rc.d blocking starts"
+    );
+    assert!(
+        !o.path("/usr/sbin/policy-rc.d").exists(),
+        "policy-rc.d removed again"
+    );
+    assert!(o.path("/usr/bin/newuidmap").exists(), "real uidmap files");
+
+    // Tarball members and binaries where the rules put them, 0755 root:root.
+    for p in [
+        "/usr/local/bin/containerd",
+        "/usr/local/bin/containerd-shim-runc-v2",
+        "/usr/local/bin/ctr",
+        "/usr/local/bin/crictl",
+        "/opt/netsy/bin/netsy",
+        "/opt/nstance-agent/bin/nstance-agent",
+        "/opt/cni/bin/bridge",
+        "/opt/cni/bin/loopback",
+        "/usr/bin/kubelet",
+        "/usr/bin/kube-apiserver",
+        "/usr/bin/zot",
+        "/usr/local/sbin/runc",
+        "/opt/kube2iam/bin/kube2iam",
+    ] {
+        let md = std::fs::symlink_metadata(o.path(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert_eq!(
+            (md.mode() & 0o777, md.uid(), md.gid()),
+            (0o755, 0, 0),
+            "{p}"
+        );
+    }
+    assert!(
+        !o.path("/usr/local/bin/containerd-stress").exists(),
+        "only selected members"
+    );
+    assert!(!o.path("/opt/netsy/bin/README.md").exists());
+    assert!(
+        o.path("/opt/cni/bin/LICENSE").exists(),
+        "cni-plugins: the whole archive"
+    );
+    assert_eq!(
+        mode(&o.path("/opt/cni/bin/LICENSE")) & 0o111,
+        0o111,
+        "+x on /opt/cni/bin/*"
+    );
+
+    // Marker last, manifest and staging gone.
+    assert!(
+        o.path("/opt/podplane/share/vmconfig-installed.json")
+            .exists()
+    );
+    assert!(
+        !o.path("/opt/podplane/share/vmconfig-manifest.json")
+            .exists()
+    );
+    assert!(!o.path("/opt/podplane/artifacts").exists());
+
+    // Accounts, as the real tools made them.
+    let groups = |u: &str| {
+        let mut g: Vec<String> = chroot(&root, &["id", "-nG", u])
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        g.sort();
+        g.join(" ")
+    };
+    assert_eq!(groups("kubelet"), "containerd kubelet podplane");
+    assert_eq!(groups("fluent-bit"), "fluent-bit podplane systemd-journal");
+    assert_eq!(groups("netsy"), "netsy podplane");
+    let db = UserDb::load(&root).unwrap();
+    assert_eq!(db.user("zot").unwrap().shell, "/usr/sbin/nologin");
+    assert!(db.user("zot").unwrap().uid < 1000, "system user");
+    assert!(
+        db.user("kubelet").unwrap().uid >= 1000,
+        "kubelet is not a system user"
+    );
+    assert_eq!(db.user("admin").unwrap().shell, "/bin/bash");
+    assert_eq!(mode(&o.path("/etc/sudoers.d/admin")), 0o440);
+
+    // Every directory of the table, mode and owner.
+    let spec = vmagent::accounts::spec(
+        vmagent::accounts::Kind::Knc,
+        true,
+        "/usr/lib/x86_64-linux-gnu",
+    );
+    for d in &spec.dirs {
+        let md = std::fs::symlink_metadata(o.path(d.path)).unwrap();
+        assert!(md.is_dir(), "{}", d.path);
+        assert_eq!(md.mode() & 0o7777, d.mode, "{}", d.path);
+        assert_eq!(Some(md.uid()), db.uid(d.user), "{} user", d.path);
+        assert_eq!(Some(md.gid()), db.gid(d.group), "{} group", d.path);
+    }
+    assert_eq!(
+        mode(&o.path("/usr/lib/x86_64-linux-gnu/libpq.so.5.17")),
+        0o755
+    );
+
+    // Again: nothing to do, nothing changed.
+    let before = snapshot(&root);
+    let (code, err) = install(&root);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("already installed; permissions already in place"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&root), before);
+}
+
+/// Run install in its own process group and SIGKILL the group once `ready` holds.
+fn kill_install_when(root: &Path, ready: impl Fn() -> bool) {
+    let mut child = vmagent(root)
+        .arg("install")
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready() {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("install ended ({st}) before the kill point");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "kill point not reached"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: signalling our own child's process group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    child.wait().unwrap();
+    // Let the killed group's processes disappear before the overlay is touched again.
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+#[test]
+fn killed_during_dpkg_the_next_run_restores_policy_rc_and_converges() {
+    let Some((base, debs)) = base() else { return };
+    let (art, manifest) = artifacts(&debs, 0);
+    let clean = Overlay::new(&base);
+    prepare(&clean, art.path(), &manifest);
+    assert_eq!(install(&clean.root()).0, 0);
+
+    let o = Overlay::new(&base);
+    prepare(&o, art.path(), &manifest);
+    // An administrator's policy-rc.d, which must survive.
+    std::fs::create_dir_all(o.path("/usr/sbin")).unwrap();
+    std::fs::write(o.path("/usr/sbin/policy-rc.d"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(
+        o.path("/usr/sbin/policy-rc.d"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(o.path(node::NOTES)).unwrap();
+    std::fs::write(o.path("/var/lib/podplane-test/slow-postinst"), "").unwrap();
+    let started = o.path("/var/lib/podplane-test/postinst-started");
+    kill_install_when(&o.root(), || started.exists());
+
+    let policy = std::fs::read_to_string(o.path("/usr/sbin/policy-rc.d")).unwrap();
+    assert_eq!(
+        policy,
+        vmagent::install::deb::OUR_POLICY_RC,
+        "left blocking by the kill"
+    );
+    assert!(
+        vmagent::install::deb::dpkg_interrupted(&o.root())
+            || chroot(&o.root(), &["dpkg", "--audit"]).contains("fluent-bit")
+    );
+    assert!(
+        !o.path("/opt/podplane/share/vmconfig-installed.json")
+            .exists()
+    );
+
+    std::fs::remove_file(o.path("/var/lib/podplane-test/slow-postinst")).unwrap();
+    let (code, err) = install(&o.root());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("restored /usr/sbin/policy-rc.d"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(o.path("/usr/sbin/policy-rc.d")).unwrap(),
+        "#!/bin/sh\nexit 0\n"
+    );
+    assert!(!o.path("/usr/sbin/policy-rc.d.podplane-bak").exists());
+    assert_eq!(chroot(&o.root(), &["dpkg", "--audit"]).trim(), "");
+    let mut got = snapshot(&o.root());
+    let mut want = snapshot(&clean.root());
+    // The only intended difference: the administrator's policy-rc.d is there.
+    got.remove("usr/sbin/policy-rc.d");
+    want.remove("usr/sbin/policy-rc.d");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn killed_during_extraction_the_next_run_converges() {
+    let Some((base, debs)) = base() else { return };
+    // A large cni-plugins member keeps the staging busy long enough to be interrupted.
+    let (art, manifest) = artifacts(&debs, 192 << 20);
+    let clean = Overlay::new(&base);
+    prepare(&clean, art.path(), &manifest);
+    assert_eq!(install(&clean.root()).0, 0);
+
+    let o = Overlay::new(&base);
+    prepare(&o, art.path(), &manifest);
+    let cni = o.path("/opt/cni/bin");
+    kill_install_when(&o.root(), || {
+        std::fs::read_dir(&cni).is_ok_and(|rd| {
+            rd.filter_map(|e| e.ok()).any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".big-blob.vmagent-")
+            })
+        })
+    });
+    assert!(
+        !o.path("/opt/cni/bin/big-blob").exists(),
+        "never a half file at the final path"
+    );
+    assert!(
+        !o.path("/opt/podplane/share/vmconfig-installed.json")
+            .exists()
+    );
+
+    let (code, err) = install(&o.root());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("temp files of an interrupted run in /opt/cni/bin"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&o.root()), snapshot(&clean.root()));
+}
+
+#[test]
+fn a_failing_deb_restores_policy_rc_and_writes_no_marker() {
+    let Some((base, debs)) = base() else { return };
+    let (art, manifest) = artifacts(&debs, 0);
+    let o = Overlay::new(&base);
+    prepare(&o, art.path(), &manifest);
+    std::fs::create_dir_all(o.path(node::NOTES)).unwrap();
+    std::fs::write(o.path("/var/lib/podplane-test/fail-postinst"), "").unwrap();
+    let (code, err) = install(&o.root());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("dpkg failed") && err.contains("postinst was asked to fail"),
+        "{err}"
+    );
+    assert!(!o.path("/usr/sbin/policy-rc.d").exists());
+    assert!(
+        !o.path("/opt/podplane/share/vmconfig-installed.json")
+            .exists()
+    );
+    assert!(
+        o.path("/opt/podplane/share/vmconfig-manifest.json")
+            .exists()
+    );
+    assert!(
+        !o.path("/usr/bin/kubelet").exists(),
+        "files go in after the debs"
+    );
+
+    std::fs::remove_file(o.path("/var/lib/podplane-test/fail-postinst")).unwrap();
+    let (code, err) = install(&o.root());
+    assert_eq!(code, 0, "{err}");
+    assert!(o.path("/usr/bin/kubelet").exists());
+}
+
+#[test]
+fn bad_inputs_fail_before_anything_is_installed() {
+    let Some((base, debs)) = base() else { return };
+    let (art, manifest) = artifacts(&debs, 0);
+    let o = Overlay::new(&base);
+    prepare(&o, art.path(), &manifest);
+    let root = o.root();
+    // What the test itself edits (the inputs) is left out of the comparison.
+    let state = |root: &Path| {
+        let mut s = snapshot(root);
+        s.retain(|k, _| {
+            !k.starts_with("opt/podplane/artifacts")
+                && !k.starts_with("opt/podplane/share/vmconfig-manifest")
+        });
+        s
+    };
+    let pristine = state(&root);
+    let passwd = std::fs::read_to_string(o.path("/etc/passwd")).unwrap();
+    let manifest_path = o.path("/opt/podplane/share/vmconfig-manifest.json");
+    let write_manifest =
+        |m: &serde_json::Value| std::fs::write(&manifest_path, m.to_string()).unwrap();
+    let unchanged = |what: &str| {
+        assert_eq!(state(&root), pristine, "{what}: the root changed");
+        assert_eq!(
+            std::fs::read_to_string(o.path("/etc/passwd")).unwrap(),
+            passwd,
+            "{what}"
+        );
+    };
+
+    // A tarball key without an extract rule.
+    let mut m = manifest.clone();
+    m["vmconfig"]["dependencies"]["registry"] = m["vmconfig"]["dependencies"]["crictl"].clone();
+    std::fs::copy(
+        o.path("/opt/podplane/artifacts/crictl.tar.gz"),
+        o.path("/opt/podplane/artifacts/registry.tar.gz"),
+    )
+    .unwrap();
+    write_manifest(&m);
+    let (code, err) = install(&root);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("\"registry\" is a tar.gz without an extract rule"),
+        "{err}"
+    );
+    unchanged("unknown key");
+    std::fs::remove_file(o.path("/opt/podplane/artifacts/registry.tar.gz")).unwrap();
+    write_manifest(&manifest);
+
+    // An artifact that is not what the manifest pins.
+    let kubelet = o.path("/opt/podplane/artifacts/kubelet");
+    let good = std::fs::read(&kubelet).unwrap();
+    let mut bad = good.clone();
+    bad[0] ^= 1;
+    std::fs::write(&kubelet, &bad).unwrap();
+    let (code, err) = install(&root);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("artifact kubelet") && err.contains("run `vmagent fetch` first"),
+        "{err}"
+    );
+    unchanged("tampered artifact");
+    std::fs::remove_file(&kubelet).unwrap();
+    let (code, err) = install(&root);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("artifact kubelet") && err.contains("No such file"),
+        "{err}"
+    );
+    std::fs::write(&kubelet, &good).unwrap();
+
+    // A manifest whose shell rendering does not match it.
+    let sh = o.path("/opt/podplane/share/vmconfig-manifest.sh");
+    std::fs::write(
+        &sh,
+        format!("VMCONFIG_MANIFEST_JSON_SHA256={}\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let (code, err) = install(&root);
+    assert_eq!(code, 1);
+    assert!(err.contains("were not packaged together"), "{err}");
+    std::fs::write(&sh, "# no hash line\n").unwrap();
+    let (code, err) = install(&root);
+    assert_eq!(code, 1);
+    assert!(err.contains("no VMCONFIG_MANIFEST_JSON_SHA256"), "{err}");
+    std::fs::remove_file(&sh).unwrap();
+    unchanged("drift");
+
+    // Archives that try to escape.
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "parent",
+            evil_tar("../../../etc/evil", None),
+            "contains \"..\"",
+        ),
+        ("absolute", evil_tar("/etc/evil", None), "is absolute"),
+        (
+            "symlink",
+            evil_tar("bridge", Some("../../../../etc/shadow")),
+            "pointing outside",
+        ),
+    ];
+    for (what, bytes, needle) in cases {
+        let mut m = manifest.clone();
+        std::fs::write(o.path("/opt/podplane/artifacts/cni-plugins.tar.gz"), &bytes).unwrap();
+        m["vmconfig"]["dependencies"]["cni-plugins"]["digest"] =
+            format!("sha256:{}", podplane_testkit::sha256_hex(&bytes)).into();
+        m["vmconfig"]["dependencies"]["cni-plugins"]["size"] = bytes.len().into();
+        write_manifest(&m);
+        let (code, err) = install(&root);
+        assert_eq!(code, 1, "{what}");
+        assert!(
+            err.contains("is refused") && err.contains(needle),
+            "{what}: {err}"
+        );
+        assert!(!o.path("/etc/evil").exists());
+        unchanged(what);
+    }
+}
+
+/// A gzipped tarball with one regular file, or one symlink to `link`, written raw so that
+/// unsafe names get through.
+fn evil_tar(name: &str, link: Option<&str>) -> Vec<u8> {
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+    let mut h = tar::Header::new_old();
+    {
+        let bytes = h.as_old_mut();
+        bytes.name[..name.len()].copy_from_slice(name.as_bytes());
+    }
+    h.set_mode(0o755);
+    match link {
+        Some(target) => {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+        }
+        None => {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(4);
+        }
+    }
+    h.set_cksum();
+    let mut raw = h.as_bytes().to_vec();
+    if link.is_none() {
+        let mut block = vec![0u8; 512];
+        block[..4].copy_from_slice(b"evil");
+        raw.extend(block);
+    }
+    raw.extend(vec![0u8; 1024]);
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_symlinked_managed_directory_is_refused() {
+    let Some((base, debs)) = base() else { return };
+    let (art, manifest) = artifacts(&debs, 0);
+    let o = Overlay::new(&base);
+    prepare(&o, art.path(), &manifest);
+    let elsewhere = o.path("/srv/elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink("/srv/elsewhere", o.path("/opt/crt")).unwrap();
+    let (code, err) = install(&o.root());
+    assert_eq!(code, 1);
+    assert!(err.contains("opt/crt is a symlink"), "{err}");
+    assert_ne!(mode(&elsewhere), 0o750, "the link target was not touched");
+}
