@@ -631,6 +631,19 @@ fn bad_inputs_fail_before_anything_is_installed() {
     );
     std::fs::write(&kubelet, &good).unwrap();
 
+    // A dependency without a digest.
+    let mut m = manifest.clone();
+    m["vmconfig"]["dependencies"]["zot"]["digest"] = "".into();
+    write_manifest(&m);
+    let (code, err) = install(&root);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("dependency \"zot\": digest is missing"),
+        "{err}"
+    );
+    write_manifest(&manifest);
+    unchanged("empty digest");
+
     // A manifest whose shell rendering does not match it.
     let sh = o.path("/opt/podplane/share/vmconfig-manifest.sh");
     std::fs::write(
@@ -728,4 +741,34 @@ fn a_symlinked_managed_directory_is_refused() {
     assert_eq!(code, 1);
     assert!(err.contains("opt/crt is a symlink"), "{err}");
     assert_ne!(mode(&elsewhere), 0o750, "the link target was not touched");
+}
+
+#[test]
+fn a_full_destination_is_refused_before_anything_is_installed() {
+    let Some((base, debs)) = base() else { return };
+    let (art, manifest) = artifacts(&debs, 4 << 20);
+    let o = Overlay::new(&base);
+    prepare(&o, art.path(), &manifest);
+    // /opt/cni on its own 2 MiB filesystem: the 4 MiB cni-plugins tarball cannot fit.
+    let cni = o.path("/opt/cni");
+    std::fs::create_dir_all(&cni).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&cni)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, err) = install(&o.root());
+    let _ = Command::new("umount").arg(&cni).status();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not enough free space") && err.contains("/opt/cni"),
+        "{err}"
+    );
+    assert!(!o.path("/usr/bin/kubelet").exists());
+    let status = chroot(
+        &o.root(),
+        &["dpkg-query", "-W", "-f", "${Status}", "uidmap"],
+    );
+    assert!(!status.contains("installed"), "{status}");
 }

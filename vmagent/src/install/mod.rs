@@ -117,6 +117,15 @@ pub enum InstallError {
     Accounts(#[from] AccountsError),
     #[error(transparent)]
     EnvFile(#[from] crate::envfile::EnvFileError),
+    #[error(
+        "not enough free space for the install in {}: about {needed} bytes needed, {available} available; free space there first. Nothing was installed",
+        dir.display()
+    )]
+    NoSpace {
+        dir: PathBuf,
+        needed: u64,
+        available: u64,
+    },
     #[error("interrupted; the next run picks up where this one stopped")]
     Interrupted,
 }
@@ -214,6 +223,7 @@ pub fn install(
         verify(&item.key, &path, item)?;
         plan.push((item, placement, path));
     }
+    space_check(root, &plan)?;
     check(stop)?;
 
     // 2. Read every archive and stage every file beside its destination.
@@ -286,6 +296,81 @@ pub fn permissions(root: &Path, m: &Manifest, host: &dyn Host) -> Result<Changes
         log::info!("permissions: {c}");
     }
     Ok(changes)
+}
+
+/// Is there room for what the plan writes, on every filesystem it writes to? Binaries count
+/// their size, tarballs their uncompressed size (gzip's ISIZE trailer), debs three times their
+/// size (unpacked by dpkg below /usr). Staged copies and final files share the space: a staged
+/// file becomes the final one by rename.
+fn space_check(
+    root: &Path,
+    plan: &[(&crate::manifest::InstallItem, Placement, PathBuf)],
+) -> Result<(), InstallError> {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::MetadataExt;
+    // st_dev -> (a directory on it, bytes needed)
+    let mut need: BTreeMap<u64, (PathBuf, u64)> = BTreeMap::new();
+    for (item, placement, path) in plan {
+        let (dest, bytes) = match placement {
+            Placement::Deb => (
+                fsutil::under_root(root, "/usr"),
+                item.size.saturating_mul(3),
+            ),
+            Placement::Binary(d) => (fsutil::under_root(root, d), item.size),
+            Placement::Tarball(rule) => {
+                let dir = match rule.members {
+                    Some(list) => list.first().map(|(_, d)| *d).unwrap_or(rule.dir),
+                    None => rule.dir,
+                };
+                (
+                    fsutil::under_root(root, dir),
+                    gzip_isize(path).unwrap_or(item.size),
+                )
+            }
+            Placement::SelfPackage => continue,
+        };
+        let existing = nearest_existing(&dest);
+        let Ok(md) = std::fs::metadata(&existing) else {
+            continue;
+        };
+        let e = need.entry(md.dev()).or_insert((existing, 0));
+        e.1 += bytes;
+    }
+    for (_, (dir, needed)) in need {
+        let available = fsutil::available_bytes(&dir).map_err(|source| InstallError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        if needed > available {
+            return Err(InstallError::NoSpace {
+                dir,
+                needed,
+                available,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The closest ancestor of `p` (or `p` itself) that exists.
+fn nearest_existing(p: &Path) -> PathBuf {
+    let mut cur = p.to_path_buf();
+    while std::fs::symlink_metadata(&cur).is_err() {
+        if !cur.pop() {
+            return PathBuf::from("/");
+        }
+    }
+    cur
+}
+
+/// The uncompressed size a gzip file records in its last four bytes (modulo 4 GiB).
+fn gzip_isize(p: &Path) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(p).ok()?;
+    f.seek(SeekFrom::End(-4)).ok()?;
+    let mut b = [0u8; 4];
+    f.read_exact(&mut b).ok()?;
+    Some(u32::from_le_bytes(b) as u64)
 }
 
 /// Directories that receive staged files (swept for temp files of killed runs).
