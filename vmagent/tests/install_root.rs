@@ -772,3 +772,52 @@ fn a_full_destination_is_refused_before_anything_is_installed() {
     );
     assert!(!status.contains("installed"), "{status}");
 }
+
+#[test]
+fn sigterm_stops_at_the_next_step_and_leaves_no_temp_files() {
+    let Some((base, debs)) = base() else { return };
+    let (art, manifest) = artifacts(&debs, 192 << 20);
+    let o = Overlay::new(&base);
+    prepare(&o, art.path(), &manifest);
+    let child = vmagent(&o.root())
+        .arg("install")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cni = o.path("/opt/cni/bin");
+    let start = Instant::now();
+    while !std::fs::read_dir(&cni).is_ok_and(|rd| {
+        rd.filter_map(|e| e.ok()).any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".big-blob.vmagent-")
+        })
+    }) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "staging never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&cni)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().contains(".vmagent-")),
+        "{left:?}"
+    );
+    assert!(!o.path("/usr/sbin/policy-rc.d").exists());
+    assert!(
+        !o.path("/opt/podplane/share/vmconfig-installed.json")
+            .exists()
+    );
+    let (code, err) = install(&o.root());
+    assert_eq!(code, 0, "{err}");
+}
