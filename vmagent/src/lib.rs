@@ -10,4 +10,6 @@ pub mod host;
 pub mod install;
 pub mod logging;
 pub mod manifest;
+pub mod render;
+pub mod settings;
 pub mod userdb;

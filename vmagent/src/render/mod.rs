@@ -1,0 +1,229 @@
+//! The desired state of a node: every file vmagent manages (path, mode, owner, content, whether
+//! it is secret) and every systemd unit with whether it is enabled and which files it reads.
+//! [`render`] is a pure function of its [`Inputs`]: no I/O, so it is table- and golden-tested,
+//! and `plan` diffs its result against the disk.
+//!
+//! One submodule per component. A component adds its files and declares its services' inputs;
+//! restart sets are derived from those declarations, never listed by hand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use crate::accounts::Kind;
+use crate::manifest::Manifest;
+use crate::settings::{Settings, SettingsError};
+
+pub mod containerd;
+pub mod hosts;
+pub mod kube;
+pub mod netsy;
+pub mod node;
+pub mod registry;
+pub mod telemetry;
+
+/// Everything rendering depends on.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    pub kind: Kind,
+    pub settings: &'a Settings,
+    pub manifest: &'a Manifest,
+    /// Current `/etc/hosts`, `/etc/subuid`, `/etc/subgid` (merged, not clobbered).
+    pub etc_hosts: &'a str,
+    pub subuid: &'a str,
+    pub subgid: &'a str,
+    /// Addresses of `KUBE_API_INTERNAL_LB_HOSTNAME`, resolved by the caller (knd only).
+    pub api_lb_addrs: Vec<IpAddr>,
+}
+
+/// One managed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    pub mode: u32,
+    pub user: String,
+    pub group: String,
+    pub content: Vec<u8>,
+    /// Content is never shown in plans or logs.
+    pub secret: bool,
+}
+
+/// One systemd unit vmagent manages the state of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// `containerd.service`, `hosts-refresh.timer`, …
+    pub unit: String,
+    pub enabled: bool,
+    /// Files it reads (its unit file, wrapper, env file, configs, certificates): a change to any
+    /// of them restarts it.
+    pub inputs: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub files: BTreeMap<String, FileSpec>,
+    /// Paths that must not exist (e.g. a registry hosts.toml once the registry is disabled).
+    pub absent: BTreeSet<String>,
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// Things worth telling the operator that are not errors (e.g. the registry is enabled but
+    /// has no hostname yet, so zot stays off and the sandbox image is not mirrored).
+    pub notes: Vec<String>,
+}
+
+impl Desired {
+    pub fn file(&mut self, path: &str, mode: u32, owner: &str, content: impl Into<Vec<u8>>) {
+        let (user, group) = owner.split_once(':').unwrap_or((owner, owner));
+        self.files.insert(
+            path.to_string(),
+            FileSpec {
+                mode,
+                user: user.into(),
+                group: group.into(),
+                content: content.into(),
+                secret: false,
+            },
+        );
+    }
+
+    /// Like [`Desired::file`], for content that must not be shown (keys, credentials).
+    pub fn secret(&mut self, path: &str, mode: u32, owner: &str, content: impl Into<Vec<u8>>) {
+        self.file(path, mode, owner, content);
+        self.files.get_mut(path).expect("just inserted").secret = true;
+    }
+
+    /// Declare a unit. Its own unit file is always one of its inputs.
+    pub fn service(&mut self, unit: &str, enabled: bool, inputs: &[&str]) {
+        let mut set: BTreeSet<String> = inputs.iter().map(|s| s.to_string()).collect();
+        set.insert(format!("/etc/systemd/system/{unit}"));
+        self.services.insert(
+            unit.to_string(),
+            ServiceSpec {
+                unit: unit.to_string(),
+                enabled,
+                inputs: set,
+            },
+        );
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("the manifest has {0} pause images (registry.k8s.io/pause:*); exactly one is needed to pin containerd's sandbox image")]
+    PauseImages(usize),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Feature flags (upstream's features.sh), validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    pub fluent_bit: bool,
+    pub zot: bool,
+    pub netsy: bool,
+    pub kube2iam: bool,
+    pub registry: bool,
+}
+
+impl Features {
+    pub fn of(kind: Kind, s: &Settings) -> Result<Features, SettingsError> {
+        let registry = s.bool("REGISTRY_ENABLED", true)?;
+        s.bool("TELEMETRY_LOG_CLOUDINIT", true)?;
+        Ok(Features {
+            fluent_bit: s.bool("TELEMETRY_ENABLED", false)?,
+            zot: registry && !s.get("REGISTRY_HOSTNAME").is_empty() && !s.get("REGISTRY_BUCKET").is_empty(),
+            netsy: kind == Kind::Knc && !s.get("NETSY_BUCKET").is_empty(),
+            kube2iam: s.get("PROVIDER_KIND") == "aws",
+            registry,
+        })
+    }
+}
+
+/// `KEY='value'` lines; a `'` inside a value is written `'\''`.
+pub fn env_file(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}='{}'\n", v.replace('\'', "'\\''")))
+        .collect()
+}
+
+/// The API server as every node-local client reaches it: the fixed internal name (a SAN of the
+/// API server certificate; `/etc/hosts` maps it) and `KUBE_API_PORT`.
+pub fn api_server_url(s: &Settings) -> Result<String, SettingsError> {
+    let port = s.number("KUBE_API_PORT", 6443, 65535)?;
+    if port == 0 {
+        return Err(SettingsError::Invalid {
+            key: "KUBE_API_PORT".into(),
+            value: "0".into(),
+            why: "it must be a port from 1 to 65535".into(),
+        });
+    }
+    Ok(format!("https://{}:{port}", hosts::API_NAME))
+}
+
+/// Decode a base64 setting (`OIDC_CA_CERT`, `NSTANCE_CA_CERT`), naming the key when it is not
+/// base64.
+pub fn base64_setting(s: &Settings, key: &str) -> Result<Vec<u8>, RenderError> {
+    use base64::Engine;
+    let v: String = s.get(key).chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_bytes())
+        .map_err(|e| RenderError::Invalid(format!("{key} is not valid base64 ({e}); it must be a base64-encoded PEM")))
+}
+
+/// A kubeconfig for one client certificate.
+pub fn kubeconfig(name: &str, server: &str, cert: &str, key: &str) -> String {
+    format!(
+        "# Rendered by vmagent; changes are overwritten.
+apiVersion: v1
+kind: Config
+clusters:
+- name: podplane
+  cluster:
+    server: {server}
+    certificate-authority: /opt/crt/ca.crt
+users:
+- name: {name}
+  user:
+    client-certificate: {cert}
+    client-key: {key}
+contexts:
+- name: {name}
+  context:
+    cluster: podplane
+    user: {name}
+current-context: {name}
+"
+    )
+}
+
+const PROVIDERS: &[&str] = &["local", "aws", "google", "proxmox"];
+
+/// The whole desired state of the node.
+pub fn render(inp: &Inputs) -> Result<Desired, RenderError> {
+    let s = inp.settings;
+    let provider = s.get("PROVIDER_KIND");
+    if !PROVIDERS.contains(&provider) {
+        return Err(RenderError::Invalid(format!(
+            "PROVIDER_KIND is {provider:?}; expected one of local, aws, google, proxmox (user-data.env)"
+        )));
+    }
+    if provider == "aws" {
+        s.require("AWS_ACCOUNT_ID", "AWS nodes need it (user-data.env)")?;
+        s.require("CLUSTER_ID", "AWS nodes need it (user-data.env)")?;
+    }
+    let features = Features::of(inp.kind, s)?;
+    let mut d = Desired::default();
+    hosts::render(inp, &mut d)?;
+    node::render(inp, &features, &mut d)?;
+    containerd::render(inp, &features, &mut d)?;
+    kube::render(inp, &features, &mut d)?;
+    telemetry::render(inp, &features, &mut d)?;
+    registry::render(inp, &features, &mut d)?;
+    netsy::render(inp, &features, &mut d)?;
+    Ok(d)
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;
+#[cfg(test)]
+mod tests;

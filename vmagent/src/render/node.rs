@@ -1,0 +1,218 @@
+//! Node-level pieces every kind runs: nstance-agent, kube2iam (enabled on AWS), the Nstance
+//! delivery path unit, the periodic reconcile timer (upstream's hosts refresh), and
+//! `/etc/subuid` / `/etc/subgid` for kubelet (other users' lines kept).
+
+use super::{Desired, Features, Inputs, RenderError, env_file, kubeconfig};
+use crate::accounts::Kind;
+
+const NSTANCE_ENV: &str = "/opt/env/nstance-agent.env";
+const NSTANCE_RUN: &str = "/opt/nstance-agent/bin/run-nstance-agent.sh";
+const KUBE2IAM_ENV: &str = "/opt/env/kube2iam.env";
+const KUBE2IAM_RUN: &str = "/opt/kube2iam/bin/run-kube2iam.sh";
+const KUBE2IAM_KUBECONFIG: &str = "/opt/kube2iam/etc/kubeconfig";
+pub const SUBID_LINE: &str = "kubelet:65536:7208960";
+
+pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderError> {
+    nstance_agent(inp, d)?;
+    kube2iam(inp, f, d)?;
+    delivery_and_reconcile_units(d);
+    for path in ["/etc/subuid", "/etc/subgid"] {
+        let current = if path == "/etc/subuid" { inp.subuid } else { inp.subgid };
+        d.file(path, 0o644, "root:root", merge_subid(current));
+    }
+    Ok(())
+}
+
+/// `current` with kubelet's range set, every other line kept.
+pub fn merge_subid(current: &str) -> String {
+    let mut out = String::new();
+    let mut placed = false;
+    for line in current.lines() {
+        if line.starts_with("kubelet:") {
+            if !placed {
+                out.push_str(SUBID_LINE);
+                out.push('\n');
+                placed = true;
+            }
+        } else if !line.is_empty() {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !placed {
+        out.push_str(SUBID_LINE);
+        out.push('\n');
+    }
+    out
+}
+
+fn nstance_agent(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
+    let s = inp.settings;
+    let why = "it comes from user-data.env (the Nstance server's addresses)";
+    let reg = s.require("NSTANCE_SERVER_REGISTRATION_ADDR", why)?;
+    let agent = s.require("NSTANCE_SERVER_AGENT_ADDR", why)?;
+    let kind = match inp.kind {
+        Kind::Knd => "knd",
+        Kind::Knc => "knc",
+    };
+    let pairs = [
+        ("NSTANCE_SERVER_REGISTRATION_ADDR", reg),
+        ("NSTANCE_SERVER_AGENT_ADDR", agent),
+        ("NSTANCE_IDENTITY_DIR", "/opt/nstance-agent/identity"),
+        ("NSTANCE_KEYS_DIR", "/opt/nstance-agent/keys"),
+        ("NSTANCE_RECV_DIR", "/opt/nstance-agent/recv"),
+        ("NSTANCE_IDENTITY_MODE", "0600"),
+        ("NSTANCE_KEYS_MODE", "0640"),
+        ("NSTANCE_RECV_MODE", "0600"),
+        ("NSTANCE_INSTANCE_KIND", kind),
+        ("NSTANCE_INSTANCE_ID", s.get("INSTANCE_ID")),
+        ("NSTANCE_INSTANCE_HOSTNAME", s.get("INSTANCE_HOSTNAME")),
+        ("NSTANCE_INSTANCE_FQDN", s.get("INSTANCE_FQDN")),
+        ("NSTANCE_INSTANCE_IPV4", s.get("INSTANCE_IPV4")),
+        ("NSTANCE_INSTANCE_IPV6", s.get("INSTANCE_IPV6")),
+        ("NSTANCE_METRICS_INTERVAL", "60s"),
+        ("NSTANCE_SPOT_POLL_INTERVAL", "2s"),
+    ];
+    d.file(NSTANCE_ENV, 0o640, "root:nstance-agent", env_file(&pairs));
+    let exports: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+    d.file(
+        NSTANCE_RUN,
+        0o755,
+        "root:root",
+        wrapper("nstance-agent", NSTANCE_ENV, &exports, "exec /opt/nstance-agent/bin/nstance-agent"),
+    );
+    d.file(
+        "/etc/systemd/system/nstance-agent.service",
+        0o644,
+        "root:root",
+        format!(
+            "[Unit]\nDescription=Nstance agent: registration, keys and deliveries\nWants=network.target\nAfter=network.target\nStartLimitIntervalSec=0\n\n\
+             [Service]\nType=exec\nUser=nstance-agent\nExecStart={NSTANCE_RUN}\nRestart=always\nRestartSec=5\n\n\
+             [Install]\nWantedBy=multi-user.target\n"
+        ),
+    );
+    d.service("nstance-agent.service", true, &[NSTANCE_ENV, NSTANCE_RUN]);
+    Ok(())
+}
+
+fn kube2iam(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderError> {
+    let s = inp.settings;
+    d.file(
+        KUBE2IAM_ENV,
+        0o640,
+        "root:kube2iam",
+        env_file(&[
+            ("AWS_REGION", s.get("PROVIDER_REGION")),
+            ("INSTANCE_IPV4", s.get("INSTANCE_IPV4")),
+            ("INSTANCE_ID", s.get("INSTANCE_ID")),
+        ]),
+    );
+    d.file(
+        KUBE2IAM_RUN,
+        0o755,
+        "root:root",
+        wrapper(
+            "kube2iam",
+            KUBE2IAM_ENV,
+            &["AWS_REGION"],
+            "exec /opt/kube2iam/bin/kube2iam --app-port=8181 --auto-discover-base-arn=true \\\n  --host-interface=lxc+ --host-ip=\"${INSTANCE_IPV4}\" --iptables=true --log-level=info \\\n  --metrics-port=8182 --namespace-restrictions=true --node=\"${INSTANCE_ID}\" \\\n  --use-regional-sts-endpoint=true --kubeconfig=/opt/kube2iam/etc/kubeconfig",
+        ),
+    );
+    // The internal API name works on knd too (upstream pointed at localhost, which has no API
+    // server on a worker).
+    d.file(
+        KUBE2IAM_KUBECONFIG,
+        0o640,
+        "root:kube2iam",
+        kubeconfig(
+            "kube2iam",
+            &super::api_server_url(s)?,
+            "/opt/crt/kube2iam.client.crt",
+            "/opt/key/kube2iam/kube2iam.client.key",
+        ),
+    );
+    let certs = [
+        "/opt/crt/ca.crt",
+        "/opt/crt/kube2iam.client.crt",
+        "/opt/key/kube2iam/kube2iam.client.key",
+    ];
+    d.file(
+        "/etc/systemd/system/kube2iam.service",
+        0o644,
+        "root:root",
+        format!(
+            "[Unit]\nDescription=kube2iam: IAM roles for pods\nWants=kube-apiserver.service\nAfter=kube-apiserver.service\nStartLimitIntervalSec=0\n{}\n\
+             [Service]\nType=exec\nUser=kube2iam\nAmbientCapabilities=CAP_NET_ADMIN\nExecStart={KUBE2IAM_RUN}\nRestart=always\nRestartSec=10\n\n\
+             [Install]\nWantedBy=multi-user.target\n",
+            conditions(&certs)
+        ),
+    );
+    let mut inputs = vec![KUBE2IAM_ENV, KUBE2IAM_RUN, KUBE2IAM_KUBECONFIG];
+    inputs.extend(certs);
+    d.service("kube2iam.service", f.kube2iam, &inputs);
+    Ok(())
+}
+
+fn delivery_and_reconcile_units(d: &mut Desired) {
+    let path_unit = "/etc/systemd/system/nstance-recv-watch.path";
+    let svc_unit = "/etc/systemd/system/nstance-recv-watch.service";
+    d.file(
+        path_unit,
+        0o644,
+        "root:root",
+        "[Unit]\nDescription=Apply Nstance deliveries when write-files.last appears\n\n\
+         [Path]\nPathExists=/opt/nstance-agent/recv/write-files.last\nUnit=nstance-recv-watch.service\n\n\
+         [Install]\nWantedBy=multi-user.target\n",
+    );
+    d.file(
+        svc_unit,
+        0o644,
+        "root:root",
+        "[Unit]\nDescription=Apply Nstance deliveries (certificates, mutable.env)\nAfter=network.target\n\n\
+         [Service]\nType=oneshot\nExecStart=/usr/bin/vmagent recv\nStandardOutput=journal\nStandardError=journal\n",
+    );
+    d.service("nstance-recv-watch.path", true, &[svc_unit]);
+
+    let timer = "/etc/systemd/system/hosts-refresh.timer";
+    let svc = "/etc/systemd/system/hosts-refresh.service";
+    d.file(
+        svc,
+        0o644,
+        "root:root",
+        "[Unit]\nDescription=Re-resolve the API server name and reconcile the node\n\
+         ConditionPathExists=/opt/podplane/etc/user-data.env\nConditionPathExists=/opt/podplane/etc/detected.env\n\
+         ConditionPathExists=/opt/podplane/etc/mutable.env\nWants=network-online.target\nAfter=network-online.target\n\n\
+         [Service]\nType=oneshot\nExecStart=/usr/bin/vmagent apply\n",
+    );
+    d.file(
+        timer,
+        0o644,
+        "root:root",
+        "[Unit]\nDescription=Periodic reconcile (API server addresses in /etc/hosts)\n\n\
+         [Timer]\nOnBootSec=1min\nOnUnitActiveSec=5min\nRandomizedDelaySec=30s\nPersistent=true\n\n\
+         [Install]\nWantedBy=timers.target\n",
+    );
+    d.service("hosts-refresh.timer", true, &[svc]);
+}
+
+/// A run wrapper: source the env file, export `exports`, log, then `exec_line`.
+pub fn wrapper(name: &str, env: &str, exports: &[&str], exec_line: &str) -> String {
+    let mut s = format!(
+        "#!/bin/bash\n# Rendered by vmagent; changes are overwritten.\nset -euo pipefail\nsource {env}\n"
+    );
+    if !exports.is_empty() {
+        s.push_str(&format!("export {}\n", exports.join(" ")));
+    }
+    s.push_str(&format!(
+        "echo \"[run-{name}] starting ts=${{EPOCHREALTIME}}\" >&2\n{exec_line}\n"
+    ));
+    s
+}
+
+/// `ConditionPathExists=` lines, one per path.
+pub fn conditions(paths: &[&str]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("ConditionPathExists={p}\n"))
+        .collect()
+}

@@ -1,0 +1,267 @@
+//! The node's settings: the three env layers read in upstream's order (user-data.env, then
+//! detected.env, then mutable.env; later files win), with the mutable.env contract's defaults
+//! underneath, and typed accessors whose errors name the key and the fix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::envfile::{self, EnvFileError};
+use crate::fsutil::under_root;
+
+pub const USER_DATA_ENV: &str = "/opt/podplane/etc/user-data.env";
+pub const DETECTED_ENV: &str = "/opt/podplane/etc/detected.env";
+pub const MUTABLE_ENV: &str = "/opt/podplane/etc/mutable.env";
+pub const BOOTSTRAP_DONE: &str = "/opt/podplane/bootstrap.done";
+
+/// The mutable.env contract: every key a delivery may set, with its default. Upstream's
+/// `share/defaults/mutable.env` plus the two keys the CLI sends today
+/// (`KUBE_SERVICE_ACCOUNT_ISSUER`, `KUBE_CLUSTER_DNS`). Two deliberate differences:
+/// `TELEMETRY_ENABLED` defaults to false (as the CLI and the scripts' unset default do; upstream's
+/// file said true, which shipped logs to a buffer with no destination), and
+/// `TELEMETRY_LOG_SERVICES` drops the phantom `first-boot-env` unit.
+pub const MUTABLE_DEFAULTS: &[(&str, &str)] = &[
+    ("AWS_S3_USE_PATH_STYLE", ""),
+    ("KUBE_API_ETCD_SERVERS", "https://127.0.0.1:2378"),
+    ("KUBE_API_INTERNAL_LB_HOSTNAME", ""),
+    ("KUBE_API_PORT", "6443"),
+    ("KUBE_API_PUBLIC_HOSTNAME", ""),
+    ("KUBE_CLUSTER_CIDR", "100.64.0.0/10,fd64::/48"),
+    ("KUBE_CLUSTER_DNS", "198.19.255.254,fdc6::ffff"),
+    ("KUBE_LOG_LEVEL", "2"),
+    ("KUBE_NODE_CIDR_MASK_SIZE_IPV4", "24"),
+    ("KUBE_NODE_CIDR_MASK_SIZE_IPV6", "64"),
+    ("KUBE_SERVICE_ACCOUNT_ISSUER", ""),
+    ("KUBE_SERVICE_CLUSTER_IP_RANGE", "198.18.0.0/15,fdc6::/108"),
+    ("NETSY_ACCESS_KEY_ID", ""),
+    ("NETSY_ASSUME_ROLE", ""),
+    ("NETSY_BUCKET", ""),
+    ("NETSY_ENDPOINT", ""),
+    ("NETSY_REGION", ""),
+    ("NETSY_SECRET_ACCESS_KEY", ""),
+    ("OIDC_CA_CERT", ""),
+    ("OIDC_ISSUER", ""),
+    ("OIDC_SIGNING_ALGS", "RS256"),
+    ("REGISTRY_ACCESS_KEY_ID", ""),
+    ("REGISTRY_ASSUME_ROLE", ""),
+    ("REGISTRY_BUCKET", ""),
+    ("REGISTRY_ENABLED", "true"),
+    ("REGISTRY_ENDPOINT", ""),
+    ("REGISTRY_HOSTNAME", ""),
+    ("REGISTRY_REGION", ""),
+    ("REGISTRY_SECRET_ACCESS_KEY", ""),
+    ("SSH_AUTHORIZED_KEYS", ""),
+    ("TELEMETRY_ENABLED", "false"),
+    ("TELEMETRY_LOG_CLOUDINIT", "true"),
+    (
+        "TELEMETRY_LOG_SERVICES",
+        "cron,ssh,netsy,nstance-agent,nstance-recv-watch,containerd,kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,zot",
+    ),
+    ("TELEMETRY_OTLP_ENDPOINT", ""),
+    ("TELEMETRY_S3_ACCESS_KEY_ID", ""),
+    ("TELEMETRY_S3_ASSUME_ROLE", ""),
+    ("TELEMETRY_S3_BUCKET", ""),
+    ("TELEMETRY_S3_ENDPOINT", ""),
+    ("TELEMETRY_S3_REGION", ""),
+    ("TELEMETRY_S3_SECRET_ACCESS_KEY", ""),
+];
+
+/// The default mutable.env, as bootstrap seeds it: `KEY='value'` lines, sorted.
+pub fn default_mutable_env() -> String {
+    MUTABLE_DEFAULTS
+        .iter()
+        .map(|(k, v)| format!("{k}='{v}'\n"))
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    EnvFile(#[from] EnvFileError),
+    #[error("{} is missing; first boot writes it (vmagent bootstrap) before configure can run", path.display())]
+    Missing { path: PathBuf },
+    #[error(
+        "{} exists but {} is missing or empty; bootstrap ran before and will not silently run again: restore the file or remove {} to re-detect",
+        done.display(), path.display(), done.display()
+    )]
+    BootstrapIncomplete { done: PathBuf, path: PathBuf },
+    #[error("{key} is {value:?}; it must be exactly true or false")]
+    NotBool { key: String, value: String },
+    #[error("{key} is empty; {why}")]
+    Required { key: String, why: String },
+    #[error("{key} is {value:?}; {why}")]
+    Invalid {
+        key: String,
+        value: String,
+        why: String,
+    },
+}
+
+/// Merged settings. Missing keys read as empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// Layers in order (later wins), over the mutable defaults.
+    pub fn from_layers<'a>(layers: impl IntoIterator<Item = &'a BTreeMap<String, String>>) -> Settings {
+        let mut values: BTreeMap<String, String> = MUTABLE_DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for layer in layers {
+            for (k, v) in layer {
+                values.insert(k.clone(), v.clone());
+            }
+        }
+        Settings { values }
+    }
+
+    /// Read the three layers below `root`. user-data.env is required; detected.env and
+    /// mutable.env are required once bootstrap is done.
+    pub fn load(root: &Path) -> Result<Settings, SettingsError> {
+        let ud_path = under_root(root, USER_DATA_ENV);
+        let ud = envfile::read(&ud_path)?.ok_or(SettingsError::Missing { path: ud_path })?;
+        let done = under_root(root, BOOTSTRAP_DONE);
+        let mut layers = vec![ud];
+        for f in [DETECTED_ENV, MUTABLE_ENV] {
+            let path = under_root(root, f);
+            match envfile::read(&path)? {
+                Some(m) if !m.is_empty() => layers.push(m),
+                _ if done.exists() => {
+                    return Err(SettingsError::BootstrapIncomplete { done, path });
+                }
+                _ => {}
+            }
+        }
+        Ok(Settings::from_layers(layers.iter()))
+    }
+
+    /// The value, or "" when unset.
+    pub fn get(&self, key: &str) -> &str {
+        self.values.get(key).map(String::as_str).unwrap_or("")
+    }
+
+    /// The value, or `default` when unset or empty (upstream's `${X:-default}`).
+    pub fn get_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
+        match self.get(key) {
+            "" => default,
+            v => v,
+        }
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.values.insert(key.to_string(), value.to_string());
+    }
+
+    /// A boolean that must be exactly `true` or `false` (empty: `default`).
+    pub fn bool(&self, key: &str, default: bool) -> Result<bool, SettingsError> {
+        match self.get(key) {
+            "" => Ok(default),
+            "true" => Ok(true),
+            "false" => Ok(false),
+            v => Err(SettingsError::NotBool {
+                key: key.into(),
+                value: v.into(),
+            }),
+        }
+    }
+
+    /// A non-empty value, or an error that says why it is needed.
+    pub fn require(&self, key: &str, why: &str) -> Result<&str, SettingsError> {
+        match self.get(key) {
+            "" => Err(SettingsError::Required {
+                key: key.into(),
+                why: why.into(),
+            }),
+            v => Ok(v),
+        }
+    }
+
+    /// A non-negative integer (empty: `default`), at most `max`.
+    pub fn number(&self, key: &str, default: u32, max: u32) -> Result<u32, SettingsError> {
+        let v = self.get(key);
+        if v.is_empty() {
+            return Ok(default);
+        }
+        match v.parse::<u32>() {
+            Ok(n) if n <= max && v.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+            _ => Err(SettingsError::Invalid {
+                key: key.into(),
+                value: v.into(),
+                why: format!("it must be a whole number from 0 to {max}"),
+            }),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn layers_override_in_order_over_defaults() {
+        let s = Settings::from_layers([
+            &m(&[("INSTANCE_ID", "i-1"), ("KUBE_LOG_LEVEL", "3")]),
+            &m(&[("INSTANCE_IPV4", "10.0.0.5")]),
+            &m(&[("KUBE_LOG_LEVEL", "4")]),
+        ]);
+        assert_eq!(s.get("INSTANCE_ID"), "i-1");
+        assert_eq!(s.get("KUBE_LOG_LEVEL"), "4");
+        assert_eq!(s.get("KUBE_API_PORT"), "6443");
+        assert_eq!(s.get("NOPE"), "");
+        assert_eq!(s.get_or("NETSY_REGION", "eu-west-1"), "eu-west-1");
+    }
+
+    #[test]
+    fn typed_accessors_name_the_key() {
+        let s = Settings::from_layers([&m(&[
+            ("REGISTRY_ENABLED", "yes"),
+            ("KUBE_NODE_CIDR_MASK_SIZE_IPV4", "33"),
+            ("KUBE_API_PORT", "+1"),
+        ])]);
+        let e = s.bool("REGISTRY_ENABLED", true).unwrap_err();
+        assert_eq!(e.to_string(), "REGISTRY_ENABLED is \"yes\"; it must be exactly true or false");
+        assert!(s.bool("TELEMETRY_LOG_CLOUDINIT", false).unwrap());
+        assert!(s.number("KUBE_NODE_CIDR_MASK_SIZE_IPV4", 24, 32).is_err());
+        assert!(s.number("KUBE_API_PORT", 6443, 65535).is_err());
+        assert_eq!(s.number("KUBE_NODE_CIDR_MASK_SIZE_IPV6", 64, 128).unwrap(), 64);
+        let e = s.require("CLUSTER_ID", "AWS nodes need it").unwrap_err();
+        assert_eq!(e.to_string(), "CLUSTER_ID is empty; AWS nodes need it");
+    }
+
+    #[test]
+    fn load_requires_user_data_and_consistent_bootstrap() {
+        let root = tempfile::tempdir().unwrap();
+        let err = Settings::load(root.path()).unwrap_err();
+        assert!(err.to_string().contains("user-data.env is missing"), "{err}");
+        let etc = root.path().join("opt/podplane/etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("user-data.env"), "INSTANCE_ID='i-9'\n").unwrap();
+        assert_eq!(Settings::load(root.path()).unwrap().get("INSTANCE_ID"), "i-9");
+        std::fs::write(root.path().join("opt/podplane/bootstrap.done"), "completed_at=x\n").unwrap();
+        let err = Settings::load(root.path()).unwrap_err();
+        assert!(matches!(err, SettingsError::BootstrapIncomplete { .. }), "{err}");
+        assert!(err.to_string().contains("detected.env"), "{err}");
+    }
+
+    #[test]
+    fn default_mutable_env_is_sorted_and_parses_back() {
+        let text = default_mutable_env();
+        let keys: Vec<_> = MUTABLE_DEFAULTS.iter().map(|(k, _)| *k).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        let parsed = envfile::parse(&text, Path::new("mutable.env")).unwrap();
+        assert_eq!(parsed.len(), MUTABLE_DEFAULTS.len());
+        assert_eq!(parsed["KUBE_CLUSTER_DNS"], "198.19.255.254,fdc6::ffff");
+    }
+}
