@@ -3,13 +3,17 @@
 //! The binary in `main.rs` is a thin layer of argument parsing over these modules.
 
 pub mod accounts;
+pub mod apply;
+pub mod configure;
 pub mod envfile;
+pub mod facts;
 pub mod fetch;
 pub mod fsutil;
 pub mod host;
 pub mod install;
 pub mod logging;
 pub mod manifest;
+pub mod plan;
 pub mod render;
 pub mod settings;
 pub mod userdb;

@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
+use vmagent::apply::Services;
+use vmagent::configure;
 use vmagent::fetch::{self, FetchOptions, RetryPolicy, Target};
 use vmagent::fsutil::under_root;
 use vmagent::host::SystemHost;
@@ -36,6 +38,18 @@ enum Command {
     /// Install the verified artifacts (debs, tarballs, binaries), then users, groups and
     /// directories. Running it again changes nothing.
     Install(InstallArgs),
+    /// Show every file that would be created, changed or removed and every service action,
+    /// with reasons. Exit 0: nothing to do; 2: changes pending; 1: error.
+    Plan,
+    /// Write the node's configuration and enable/restart only the services whose inputs changed.
+    Apply(ApplyArgs),
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    /// `systemd`: run service actions; `none`: only write files.
+    #[arg(long, value_name = "MODE", default_value = "systemd", value_parser = ["systemd", "none"])]
+    services: String,
 }
 
 #[derive(Args)]
@@ -124,8 +138,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     vmagent::logging::init(cli.verbose);
-    if let Command::Install(a) = &cli.command {
-        return install_cmd(&cli.root, a);
+    match &cli.command {
+        Command::Install(a) => return install_cmd(&cli.root, a),
+        Command::Plan => return plan_cmd(&cli.root),
+        Command::Apply(a) => return apply_cmd(&cli.root, a),
+        Command::Fetch(_) => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -174,7 +191,9 @@ async fn interrupted() -> &'static str {
 async fn run(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Fetch(args) => fetch_cmd(&cli.root, args).await,
-        Command::Install(_) => unreachable!("install runs without the async runtime"),
+        Command::Install(_) | Command::Plan | Command::Apply(_) => {
+            unreachable!("these commands run without the async runtime")
+        }
     }
 }
 
@@ -299,6 +318,50 @@ fn install_cmd(root: &Path, a: &InstallArgs) -> ExitCode {
                 libc::SIGINT => ExitCode::from(130),
                 _ => ExitCode::FAILURE,
             }
+        }
+    }
+}
+
+fn plan_cmd(root: &Path) -> ExitCode {
+    let overrides = configure::overrides_from_env();
+    match configure::plan(root, &SystemHost, &overrides, &Default::default()) {
+        Ok((_, plan)) => {
+            print!("{plan}");
+            if plan.is_empty() {
+                println!("no changes");
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn apply_cmd(root: &Path, a: &ApplyArgs) -> ExitCode {
+    let services = if a.services == "none" {
+        Services::None
+    } else {
+        Services::Systemd
+    };
+    let overrides = configure::overrides_from_env();
+    match configure::apply(root, &SystemHost, &overrides, services, &Default::default()) {
+        Ok((plan, report)) => {
+            for n in &plan.notes {
+                log::warn!("{n}");
+            }
+            log::info!(written = report.written.len(), removed = report.removed.len(), actions = report.actions.len();
+                "applied: {} files written, {} removed, {} service actions{}",
+                report.written.len(), report.removed.len(), report.actions.len(),
+                if report.actions.is_empty() { String::new() } else { format!(" ({})", report.actions.join(", ")) });
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

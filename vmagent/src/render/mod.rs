@@ -62,6 +62,9 @@ pub struct Desired {
     pub files: BTreeMap<String, FileSpec>,
     /// Paths that must not exist (e.g. a registry hosts.toml once the registry is disabled).
     pub absent: BTreeSet<String>,
+    /// Directories created (when missing) with this mode and owner before the files; most
+    /// directories come from the permissions table instead.
+    pub dirs: BTreeMap<String, (u32, String, String)>,
     pub services: BTreeMap<String, ServiceSpec>,
     /// Things worth telling the operator that are not errors (e.g. the registry is enabled but
     /// has no hostname yet, so zot stays off and the sandbox image is not mirrored).
@@ -108,7 +111,9 @@ impl Desired {
 pub enum RenderError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    #[error("the manifest has {0} pause images (registry.k8s.io/pause:*); exactly one is needed to pin containerd's sandbox image")]
+    #[error(
+        "the manifest has {0} pause images (registry.k8s.io/pause:*); exactly one is needed to pin containerd's sandbox image"
+    )]
     PauseImages(usize),
     #[error("{0}")]
     Invalid(String),
@@ -130,7 +135,9 @@ impl Features {
         s.bool("TELEMETRY_LOG_CLOUDINIT", true)?;
         Ok(Features {
             fluent_bit: s.bool("TELEMETRY_ENABLED", false)?,
-            zot: registry && !s.get("REGISTRY_HOSTNAME").is_empty() && !s.get("REGISTRY_BUCKET").is_empty(),
+            zot: registry
+                && !s.get("REGISTRY_HOSTNAME").is_empty()
+                && !s.get("REGISTRY_BUCKET").is_empty(),
             netsy: kind == Kind::Knc && !s.get("NETSY_BUCKET").is_empty(),
             kube2iam: s.get("PROVIDER_KIND") == "aws",
             registry,
@@ -167,7 +174,11 @@ pub fn base64_setting(s: &Settings, key: &str) -> Result<Vec<u8>, RenderError> {
     let v: String = s.get(key).chars().filter(|c| !c.is_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
         .decode(v.as_bytes())
-        .map_err(|e| RenderError::Invalid(format!("{key} is not valid base64 ({e}); it must be a base64-encoded PEM")))
+        .map_err(|e| {
+            RenderError::Invalid(format!(
+                "{key} is not valid base64 ({e}); it must be a base64-encoded PEM"
+            ))
+        })
 }
 
 /// A kubeconfig for one client certificate.
@@ -224,6 +235,6 @@ pub fn render(inp: &Inputs) -> Result<Desired, RenderError> {
 }
 
 #[cfg(test)]
-pub(crate) mod testutil;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;

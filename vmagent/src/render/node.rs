@@ -14,10 +14,15 @@ pub const SUBID_LINE: &str = "kubelet:65536:7208960";
 
 pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderError> {
     nstance_agent(inp, d)?;
+    identity_and_ssh(inp, d)?;
     kube2iam(inp, f, d)?;
     delivery_and_reconcile_units(d);
     for path in ["/etc/subuid", "/etc/subgid"] {
-        let current = if path == "/etc/subuid" { inp.subuid } else { inp.subgid };
+        let current = if path == "/etc/subuid" {
+            inp.subuid
+        } else {
+            inp.subgid
+        };
         d.file(path, 0o644, "root:root", merge_subid(current));
     }
     Ok(())
@@ -79,7 +84,12 @@ fn nstance_agent(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
         NSTANCE_RUN,
         0o755,
         "root:root",
-        wrapper("nstance-agent", NSTANCE_ENV, &exports, "exec /opt/nstance-agent/bin/nstance-agent"),
+        wrapper(
+            "nstance-agent",
+            NSTANCE_ENV,
+            &exports,
+            "exec /opt/nstance-agent/bin/nstance-agent",
+        ),
     );
     d.file(
         "/etc/systemd/system/nstance-agent.service",
@@ -193,6 +203,46 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
          [Install]\nWantedBy=timers.target\n",
     );
     d.service("hosts-refresh.timer", true, &[svc]);
+}
+
+/// The Nstance CA as PEM (user-data carries it base64-encoded), and admin's authorized_keys:
+/// the immutable keys of user-data.env, then those of mutable.env, blank lines and duplicates
+/// dropped; no keys, no file.
+fn identity_and_ssh(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
+    let s = inp.settings;
+    if !s.get("NSTANCE_CA_CERT").is_empty() {
+        let pem = super::base64_setting(s, "NSTANCE_CA_CERT")?;
+        d.file(
+            "/opt/nstance-agent/identity/ca.crt",
+            0o600,
+            "nstance-agent:nstance-agent",
+            pem,
+        );
+    }
+    let mut keys: Vec<&str> = Vec::new();
+    for k in [
+        s.get("IMMUTABLE_SSH_AUTHORIZED_KEYS"),
+        s.get("SSH_AUTHORIZED_KEYS"),
+    ] {
+        for line in k.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if !keys.contains(&line) {
+                keys.push(line);
+            }
+        }
+    }
+    const KEYS: &str = "/home/admin/.ssh/authorized_keys";
+    if keys.is_empty() {
+        d.absent.insert(KEYS.into());
+    } else {
+        d.dirs.insert(
+            "/home/admin/.ssh".into(),
+            (0o700, "admin".into(), "admin".into()),
+        );
+        let mut text = keys.join("\n");
+        text.push('\n');
+        d.file(KEYS, 0o600, "admin:admin", text);
+    }
+    Ok(())
 }
 
 /// A run wrapper: source the env file, export `exports`, log, then `exec_line`.

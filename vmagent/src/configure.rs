@@ -1,0 +1,243 @@
+//! `vmagent plan` and `vmagent apply`: check the preconditions, run the one-shot bootstrap
+//! detection when it is pending, read the three env layers, render the desired state, diff it
+//! against the disk and (for apply) carry it out, restarting only what changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::ToSocketAddrs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::accounts::{self, Kind};
+use crate::apply::{self, ApplyReport, Services};
+use crate::envfile;
+use crate::facts::{self, FactsError};
+use crate::fsutil::{DirLock, under_root};
+use crate::host::Host;
+use crate::install::{INSTALLED, MANIFEST, STATE_DIR};
+use crate::manifest::Manifest;
+use crate::plan::{self, Plan};
+use crate::render::{self, Desired, Inputs, RenderError};
+use crate::settings::{self, Settings, SettingsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigureError {
+    #[error("install has not finished ({} still exists): run `vmagent install` first", under_root(root, MANIFEST).display())]
+    InstallIncomplete { root: std::path::PathBuf },
+    #[error("the node is not installed ({} is missing): run `vmagent install` first", under_root(root, INSTALLED).display())]
+    NotInstalled { root: std::path::PathBuf },
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestFileError),
+    #[error("{0}: the installed manifest's kind must be knd or knc")]
+    Kind(String),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    EnvFile(#[from] envfile::EnvFileError),
+    #[error(transparent)]
+    Facts(#[from] FactsError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    #[error(transparent)]
+    Accounts(#[from] accounts::AccountsError),
+    #[error("cannot take the agent lock: {0}")]
+    Lock(std::io::Error),
+    #[error("cannot record the apply in {path}: {source}")]
+    Record {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Everything needed to plan: the desired state and what it came from.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub kind: Kind,
+    pub manifest: Manifest,
+    pub settings: Settings,
+    pub desired: Desired,
+    /// Facts detected now because bootstrap has not run yet (apply writes them first).
+    pub pending_bootstrap: Option<BTreeMap<String, String>>,
+}
+
+/// Environment values that replace detection (`INSTANCE_IPV4=…`), from the process environment.
+pub fn overrides_from_env() -> BTreeMap<String, String> {
+    facts::DETECTED_KEYS
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+pub fn prepare(
+    root: &Path,
+    host: &dyn Host,
+    overrides: &BTreeMap<String, String>,
+) -> Result<Prepared, ConfigureError> {
+    if under_root(root, MANIFEST).exists() {
+        return Err(ConfigureError::InstallIncomplete { root: root.into() });
+    }
+    let marker = under_root(root, INSTALLED);
+    if !marker.exists() {
+        return Err(ConfigureError::NotInstalled { root: root.into() });
+    }
+    let manifest = Manifest::load(&marker)?;
+    let kind = Kind::parse(&manifest.vmconfig.kind)
+        .ok_or_else(|| ConfigureError::Kind(marker.display().to_string()))?;
+    let done = under_root(root, settings::BOOTSTRAP_DONE).exists();
+    let (settings, pending_bootstrap) = if done {
+        (Settings::load(root)?, None)
+    } else {
+        let ud_path = under_root(root, settings::USER_DATA_ENV);
+        let ud = envfile::read(&ud_path)?.ok_or(SettingsError::Missing { path: ud_path })?;
+        let ud_settings = Settings::from_layers([&ud]);
+        let facts = facts::detect(root, host, &manifest.vmconfig.kind, &ud_settings, overrides)?;
+        let mutable = envfile::read(&under_root(root, settings::MUTABLE_ENV))?.unwrap_or_default();
+        (Settings::from_layers([&ud, &facts, &mutable]), Some(facts))
+    };
+    let read = |p: &str| std::fs::read_to_string(under_root(root, p)).unwrap_or_default();
+    let (etc_hosts, subuid, subgid) =
+        (read("/etc/hosts"), read("/etc/subuid"), read("/etc/subgid"));
+    let lb = settings.get("KUBE_API_INTERNAL_LB_HOSTNAME");
+    let api_lb_addrs = if kind == Kind::Knd && !lb.is_empty() {
+        (lb, 0)
+            .to_socket_addrs()
+            .map(|it| it.map(|a| a.ip()).collect())
+            .unwrap_or_default()
+    } else {
+        vec![]
+    };
+    let desired = render::render(&Inputs {
+        kind,
+        settings: &settings,
+        manifest: &manifest,
+        etc_hosts: &etc_hosts,
+        subuid: &subuid,
+        subgid: &subgid,
+        api_lb_addrs,
+    })?;
+    Ok(Prepared {
+        kind,
+        manifest,
+        settings,
+        desired,
+        pending_bootstrap,
+    })
+}
+
+/// What `apply` would do. Writes nothing.
+pub fn plan(
+    root: &Path,
+    host: &dyn Host,
+    overrides: &BTreeMap<String, String>,
+    changed_elsewhere: &BTreeSet<String>,
+) -> Result<(Prepared, Plan), ConfigureError> {
+    let p = prepare(root, host, overrides)?;
+    let mut pl = plan::plan(root, &p.desired, changed_elsewhere)?;
+    if p.pending_bootstrap.is_some() {
+        pl.notes.insert(
+            0,
+            "bootstrap has not run: apply first writes detected.env, mutable.env (defaults) and bootstrap.done".into(),
+        );
+    }
+    Ok((p, pl))
+}
+
+/// Bootstrap if pending, converge permissions, then plan and apply.
+pub fn apply(
+    root: &Path,
+    host: &dyn Host,
+    overrides: &BTreeMap<String, String>,
+    services: Services,
+    changed_elsewhere: &BTreeSet<String>,
+) -> Result<(Plan, ApplyReport), ConfigureError> {
+    let state = under_root(root, STATE_DIR);
+    std::fs::create_dir_all(&state).map_err(ConfigureError::Lock)?;
+    let _lock =
+        DirLock::acquire(&state, "lock", Duration::from_secs(300)).map_err(ConfigureError::Lock)?;
+    let p = prepare(root, host, overrides)?;
+    if let Some(facts) = &p.pending_bootstrap {
+        facts::write_bootstrap(root, facts, &now_utc())?;
+    }
+    let admin = accounts::ssh_keys_configured(root)?;
+    let spec = accounts::spec(
+        p.kind,
+        admin,
+        accounts::lib_dir(&p.manifest.vmconfig.os.arch),
+    );
+    for c in accounts::ensure(root, &spec, host)? {
+        log::info!("permissions: {c}");
+    }
+    // Bootstrap just wrote the settings files: render again from disk.
+    let p = if p.pending_bootstrap.is_some() {
+        prepare(root, host, overrides)?
+    } else {
+        p
+    };
+    let pl = plan::plan(root, &p.desired, changed_elsewhere)?;
+    let report = apply::apply(root, &p.desired, &pl, host, services)?;
+    record(root, &p.desired, &report)?;
+    Ok((pl, report))
+}
+
+fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // Civil date from days since the epoch (proleptic Gregorian).
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `/var/lib/vmagent/last-apply.json`: when, what was written, which service actions ran, and
+/// the content hash of every managed file (for `status`).
+fn record(root: &Path, desired: &Desired, report: &ApplyReport) -> Result<(), ConfigureError> {
+    let path = under_root(root, &format!("{STATE_DIR}/last-apply.json"));
+    let doc = serde_json::json!({
+        "applied_at": now_utc(),
+        "written": report.written,
+        "removed": report.removed,
+        "actions": report.actions,
+        "files": plan::content_hashes(desired),
+    });
+    let err = |source| ConfigureError::Record {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut t = crate::fsutil::TempFile::create_for(&path).map_err(err)?;
+    std::io::Write::write_all(
+        t.file(),
+        serde_json::to_string_pretty(&doc)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .map_err(err)?;
+    t.persist(&path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_timestamps() {
+        let t = super::now_utc();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
+    }
+}

@@ -1,0 +1,386 @@
+//! Diff the desired state against the disk below `--root`: which files to create, change or
+//! remove (content, mode, owner; secret contents redacted) and which services to enable,
+//! disable, restart or stop, each with its reason. Restarts are derived: a service restarts when
+//! one of its declared inputs changes in this plan (or is named as changed by the caller, like
+//! certificates delivered by Nstance).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::fsutil::under_root;
+use crate::render::{Desired, FileSpec};
+use crate::userdb::{UserDb, UserDbError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileChange {
+    Create,
+    /// What differs; `content_diff` is `None` for secrets.
+    Update {
+        content: bool,
+        mode: Option<(u32, u32)>,
+        owner: Option<(String, String)>,
+    },
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePlan {
+    pub path: String,
+    pub change: FileChange,
+    /// Changed lines (`-old` / `+new`), for non-secret files.
+    pub diff: Option<String>,
+    pub secret: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    Enable,
+    Disable,
+    Restart,
+    Stop,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Enable => "enable",
+            Action::Disable => "disable",
+            Action::Restart => "restart",
+            Action::Stop => "stop",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePlan {
+    pub unit: String,
+    pub actions: Vec<Action>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub dirs: Vec<String>,
+    pub files: Vec<FilePlan>,
+    pub daemon_reload: bool,
+    pub services: Vec<ServicePlan>,
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty() && self.files.is_empty() && self.services.is_empty()
+    }
+
+    /// The restart set of this plan, for tests and reports.
+    pub fn restarts(&self) -> BTreeSet<String> {
+        self.services
+            .iter()
+            .filter(|s| s.actions.contains(&Action::Restart))
+            .map(|s| s.unit.clone())
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    UserDb(#[from] UserDbError),
+    #[error(
+        "{path} should be owned by {user}:{group}, but that {what} does not exist in the root's account database (run `vmagent install`, which creates the service accounts)"
+    )]
+    UnknownOwner {
+        path: String,
+        user: String,
+        group: String,
+        what: &'static str,
+    },
+    #[error(
+        "{path} is a directory or a symlink; vmagent manages it as a file and never follows links: remove it"
+    )]
+    NotAFile { path: String },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Is `unit` enabled below `root`? (Its `[Install] WantedBy=` target has the symlink.)
+pub fn is_enabled(root: &Path, unit: &str, unit_content: Option<&[u8]>) -> bool {
+    let targets: Vec<String> = unit_content
+        .map(|c| {
+            String::from_utf8_lossy(c)
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("WantedBy="))
+                .flat_map(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>())
+                .collect()
+        })
+        .unwrap_or_default();
+    let targets = if targets.is_empty() {
+        vec!["multi-user.target".to_string()]
+    } else {
+        targets
+    };
+    targets.iter().any(|t| {
+        std::fs::symlink_metadata(under_root(
+            root,
+            &format!("/etc/systemd/system/{t}.wants/{unit}"),
+        ))
+        .is_ok()
+    })
+}
+
+/// Diff `desired` against the disk below `root`. `changed_elsewhere`: files changed outside this
+/// plan that services read (certificates just installed by a delivery).
+pub fn plan(
+    root: &Path,
+    desired: &Desired,
+    changed_elsewhere: &BTreeSet<String>,
+) -> Result<Plan, PlanError> {
+    let db = UserDb::load(root)?;
+    let mut p = Plan {
+        notes: desired.notes.clone(),
+        ..Plan::default()
+    };
+    for d in desired.dirs.keys() {
+        if std::fs::symlink_metadata(under_root(root, d)).is_err() {
+            p.dirs.push(d.clone());
+        }
+    }
+    for (path, spec) in &desired.files {
+        if let Some(fp) = diff_file(root, path, spec, &db)? {
+            p.files.push(fp);
+        }
+    }
+    for path in &desired.absent {
+        if std::fs::symlink_metadata(under_root(root, path)).is_ok() {
+            p.files.push(FilePlan {
+                path: path.clone(),
+                change: FileChange::Remove,
+                diff: None,
+                secret: false,
+            });
+        }
+    }
+    let changed: BTreeSet<&str> = p
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(changed_elsewhere.iter().map(String::as_str))
+        .collect();
+    p.daemon_reload = p
+        .files
+        .iter()
+        .any(|f| f.path.starts_with("/etc/systemd/system/"));
+    for svc in desired.services.values() {
+        let content = desired
+            .files
+            .get(&format!("/etc/systemd/system/{}", svc.unit))
+            .map(|f| f.content.as_slice());
+        let enabled_now = is_enabled(root, &svc.unit, content);
+        let touched: Vec<&str> = svc
+            .inputs
+            .iter()
+            .map(String::as_str)
+            .filter(|i| changed.contains(i))
+            .collect();
+        let (actions, reason) = match (svc.enabled, enabled_now) {
+            (true, false) => (
+                vec![Action::Enable, Action::Restart],
+                "newly enabled".to_string(),
+            ),
+            (true, true) if !touched.is_empty() => (
+                vec![Action::Restart],
+                format!("inputs changed: {}", touched.join(", ")),
+            ),
+            (false, true) => (vec![Action::Disable, Action::Stop], "disabled".to_string()),
+            _ => continue,
+        };
+        p.services.push(ServicePlan {
+            unit: svc.unit.clone(),
+            actions,
+            reason,
+        });
+    }
+    Ok(p)
+}
+
+fn diff_file(
+    root: &Path,
+    path: &str,
+    spec: &FileSpec,
+    db: &UserDb,
+) -> Result<Option<FilePlan>, PlanError> {
+    let (Some(uid), Some(gid)) = (db.uid(&spec.user), db.gid(&spec.group)) else {
+        return Err(PlanError::UnknownOwner {
+            path: path.into(),
+            user: spec.user.clone(),
+            group: spec.group.clone(),
+            what: if db.uid(&spec.user).is_none() {
+                "user"
+            } else {
+                "group"
+            },
+        });
+    };
+    let full = under_root(root, path);
+    let md = match std::fs::symlink_metadata(&full) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Some(FilePlan {
+                path: path.into(),
+                change: FileChange::Create,
+                diff: (!spec.secret)
+                    .then(|| line_diff("", &String::from_utf8_lossy(&spec.content))),
+                secret: spec.secret,
+            }));
+        }
+        Err(source) => {
+            return Err(PlanError::Read {
+                path: path.into(),
+                source,
+            });
+        }
+    };
+    if !md.is_file() {
+        return Err(PlanError::NotAFile { path: path.into() });
+    }
+    let current = std::fs::read(&full).map_err(|source| PlanError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let content = current != spec.content;
+    let mode = (md.mode() & 0o7777 != spec.mode).then_some((md.mode() & 0o7777, spec.mode));
+    let owner = (md.uid() != uid || md.gid() != gid).then(|| {
+        (
+            format!("{}:{}", md.uid(), md.gid()),
+            format!("{}:{}", spec.user, spec.group),
+        )
+    });
+    if !content && mode.is_none() && owner.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(FilePlan {
+        path: path.into(),
+        diff: (content && !spec.secret).then(|| {
+            line_diff(
+                &String::from_utf8_lossy(&current),
+                &String::from_utf8_lossy(&spec.content),
+            )
+        }),
+        change: FileChange::Update {
+            content,
+            mode,
+            owner,
+        },
+        secret: spec.secret,
+    }))
+}
+
+/// Changed lines between two texts (longest common subsequence), `-` removed, `+` added.
+pub fn line_diff(old: &str, new: &str) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    // Files here are small; an O(n·m) table is fine and exact.
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push_str(&format!("-{}\n", a[i]));
+            i += 1;
+        } else {
+            out.push_str(&format!("+{}\n", b[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.dirs {
+            writeln!(f, "create directory {d}")?;
+        }
+        for fp in &self.files {
+            match &fp.change {
+                FileChange::Create => writeln!(f, "create {}", fp.path)?,
+                FileChange::Remove => writeln!(f, "remove {}", fp.path)?,
+                FileChange::Update {
+                    content,
+                    mode,
+                    owner,
+                } => {
+                    let mut what = Vec::new();
+                    if *content {
+                        what.push("content".to_string());
+                    }
+                    if let Some((a, b)) = mode {
+                        what.push(format!("mode {a:04o} -> {b:04o}"));
+                    }
+                    if let Some((a, b)) = owner {
+                        what.push(format!("owner {a} -> {b}"));
+                    }
+                    writeln!(f, "change {} ({})", fp.path, what.join(", "))?;
+                }
+            }
+            if fp.secret && fp.change != FileChange::Remove {
+                writeln!(f, "    (secret content not shown)")?;
+            } else if let Some(d) = &fp.diff {
+                for line in d.lines() {
+                    writeln!(f, "    {line}")?;
+                }
+            }
+        }
+        if self.daemon_reload {
+            writeln!(f, "systemctl daemon-reload")?;
+        }
+        for s in &self.services {
+            let acts: Vec<String> = s.actions.iter().map(ToString::to_string).collect();
+            writeln!(f, "{} {} ({})", acts.join("+"), s.unit, s.reason)?;
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-path content hashes, recorded after an apply (for `status`).
+pub fn content_hashes(desired: &Desired) -> BTreeMap<String, String> {
+    desired
+        .files
+        .iter()
+        .map(|(p, f)| {
+            let mut h = crate::fetch::hash::Hasher::new(crate::manifest::Algorithm::Sha256);
+            h.update(&f.content);
+            (p.clone(), h.finish().hex)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_diff_shows_only_changes() {
+        assert_eq!(line_diff("a\nb\nc\n", "a\nB\nc\nd\n"), "-b\n+B\n+d\n");
+        assert_eq!(line_diff("", "x\n"), "+x\n");
+        assert_eq!(line_diff("same\n", "same\n"), "");
+    }
+}

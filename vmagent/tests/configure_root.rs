@@ -1,0 +1,456 @@
+//! `vmagent plan` / `vmagent apply` on a temp root: bootstrap detection (facts given through
+//! overrides), every file written atomically with its mode and owner, units enabled offline with
+//! the real `systemctl --root`, a second apply that does nothing, restart sets derived from
+//! single-key changes, and bad inputs that fail with nothing written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vmagent::accounts::{self, Kind};
+use vmagent::apply::Services;
+use vmagent::configure;
+use vmagent::host::{Output, RecordingHost, SystemHost};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/manifests");
+
+const USERS: &[&str] = &[
+    "root",
+    "podplane",
+    "nstance-agent",
+    "fluent-bit",
+    "kube2iam",
+    "containerd",
+    "kubelet",
+    "zot",
+    "netsy",
+    "kube-apiserver",
+    "kube-scheduler",
+    "kube-controller-manager",
+    "admin",
+];
+
+/// A root that looks installed: accounts (all mapped to this process's ids, so no privilege is
+/// needed), the installed marker, user-data.env and the cloud instance ID.
+fn node(kind: &str, provider: &str) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let w = |p: &str, c: &str| {
+        let full = r.join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, c).unwrap();
+    };
+    // Accounts exactly as the permissions step wants them, so it changes nothing here.
+    let k = if kind == "knc" { Kind::Knc } else { Kind::Knd };
+    let spec = accounts::spec(k, true, "/usr/lib/x86_64-linux-gnu");
+    let mut passwd = format!("root:x:{uid}:{gid}:root:/root:/bin/bash\n");
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    groups.insert("root", vec![]);
+    for u in &spec.users {
+        passwd.push_str(&format!(
+            "{}:x:{uid}:{gid}::{}:{}\n",
+            u.name,
+            u.home.unwrap_or("/nonexistent"),
+            u.shell
+        ));
+        groups.entry(u.name).or_default();
+        for g in &u.groups {
+            groups.entry(g).or_default().push(u.name);
+        }
+    }
+    for name in USERS {
+        groups.entry(name).or_default();
+    }
+    let group: String = groups
+        .iter()
+        .map(|(g, members)| format!("{g}:x:{gid}:{}\n", members.join(",")))
+        .collect();
+    w("/etc/passwd", &passwd);
+    w("/etc/group", &group);
+    w("/etc/hosts", "127.0.0.1 localhost\n");
+    w("/etc/subuid", "debian:100000:65536\n");
+    w("/etc/subgid", "debian:100000:65536\n");
+    let mut m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(FIXTURES).join(format!("{kind}.debian-13.amd64.json"))).unwrap(),
+    )
+    .unwrap();
+    m["vmconfig"]["version"] = "test".into();
+    w(
+        "/opt/podplane/share/vmconfig-installed.json",
+        &m.to_string(),
+    );
+    let aws = provider == "aws";
+    w(
+        "/opt/podplane/etc/user-data.env",
+        &format!(
+            "INSTANCE_ID='i-0abc123'\nCLUSTER_ID='c1'\nPROVIDER_KIND='{provider}'\nPROVIDER_REGION='{}'\nPROVIDER_ZONE='{}'\nPROVIDER_INSTANCE_TYPE='m7i.large'\nAWS_ACCOUNT_ID='{}'\nNSTANCE_CA_CERT='LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=='\nNSTANCE_SERVER_REGISTRATION_ADDR='10.0.0.5:8990'\nNSTANCE_SERVER_AGENT_ADDR='10.0.0.5:8991'\nIMMUTABLE_SSH_AUTHORIZED_KEYS='ssh-ed25519 AAAAC3 ops@example'\n",
+            if aws { "eu-west-1" } else { "local" },
+            if aws { "eu-west-1a" } else { "local" },
+            if aws { "123456789012" } else { "" },
+        ),
+    );
+    w("/var/lib/cloud/data/instance-id", "i-0abc123\n");
+    root
+}
+
+fn facts(provider: &str) -> BTreeMap<String, String> {
+    let mut f: BTreeMap<String, String> = [
+        ("INSTANCE_NETDEV", "ens5"),
+        ("INSTANCE_IPV4", "10.0.1.23"),
+        ("INSTANCE_IPV6", ""),
+        ("INSTANCE_HOSTNAME", "i-0abc123"),
+        ("INSTANCE_FQDN", "i-0abc123.localdomain"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if provider == "aws" {
+        f.insert(
+            "INSTANCE_PROVIDER_ID".into(),
+            "aws:///eu-west-1a/i-0abc123".into(),
+        );
+    }
+    f
+}
+
+fn apply(root: &Path, provider: &str) -> (vmagent::plan::Plan, vmagent::apply::ApplyReport) {
+    configure::apply(
+        root,
+        &SystemHost,
+        &facts(provider),
+        Services::Systemd,
+        &BTreeSet::new(),
+    )
+    .unwrap_or_else(|e| panic!("apply: {e}"))
+}
+
+fn plan(root: &Path, provider: &str) -> vmagent::plan::Plan {
+    configure::plan(root, &SystemHost, &facts(provider), &BTreeSet::new())
+        .unwrap_or_else(|e| panic!("plan: {e}"))
+        .1
+}
+
+/// Every path below `root`, for "nothing was written" checks.
+fn tree(root: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&p) {
+            for e in rd.flatten() {
+                stack.push(e.path());
+            }
+        }
+        out.insert(p);
+    }
+    out
+}
+
+/// Set one mutable.env key (the file stays otherwise as bootstrap seeded it).
+fn set_mutable(root: &Path, key: &str, value: &str) {
+    let path = root.join("opt/podplane/etc/mutable.env");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut found = false;
+    let mut out: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("{key}=")) {
+                found = true;
+                format!("{key}='{value}'\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    if !found {
+        out.push_str(&format!("{key}='{value}'\n"));
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn first_apply_bootstraps_writes_and_enables_then_a_second_apply_does_nothing() {
+    if Command::new("systemctl").arg("--version").output().is_err() {
+        eprintln!("SKIP: no systemctl binary");
+        return;
+    }
+    let root = node("knc", "aws");
+    let r = root.path();
+    let before = plan(r, "aws");
+    assert!(!before.is_empty());
+    assert!(
+        before.notes[0].contains("bootstrap has not run"),
+        "{:?}",
+        before.notes
+    );
+    assert!(
+        !r.join("opt/podplane/bootstrap.done").exists(),
+        "plan writes nothing"
+    );
+
+    let (p, report) = apply(r, "aws");
+    assert!(!report.written.is_empty());
+    // Bootstrap ran once, done last.
+    let det = std::fs::read_to_string(r.join("opt/podplane/etc/detected.env")).unwrap();
+    assert!(
+        det.contains("INSTANCE_PROVIDER_ID='aws:///eu-west-1a/i-0abc123'"),
+        "{det}"
+    );
+    assert!(r.join("opt/podplane/bootstrap.done").exists());
+    // Files with their modes.
+    for (path, mode) in [
+        ("/opt/env/nstance-agent.env", 0o640),
+        ("/etc/containerd/config.toml", 0o644),
+        ("/etc/systemd/system/containerd.service", 0o644),
+        ("/opt/nstance-agent/bin/run-nstance-agent.sh", 0o755),
+        ("/opt/nstance-agent/identity/ca.crt", 0o600),
+        ("/home/admin/.ssh/authorized_keys", 0o600),
+    ] {
+        let md = std::fs::metadata(r.join(&path[1..])).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(md.mode() & 0o7777, mode, "{path}");
+    }
+    assert_eq!(
+        std::fs::metadata(r.join("home/admin/.ssh")).unwrap().mode() & 0o7777,
+        0o700
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.join("opt/nstance-agent/identity/ca.crt")).unwrap(),
+        "-----BEGIN CERTIFICATE-----\n"
+    );
+    // The managed hosts block and merged subuid.
+    let hosts = std::fs::read_to_string(r.join("etc/hosts")).unwrap();
+    assert!(hosts.starts_with("127.0.0.1 localhost\n# BEGIN podplane managed kube-apiserver\n127.0.0.1 kube-apiserver.podplane.internal\n"), "{hosts}");
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/subuid")).unwrap(),
+        "debian:100000:65536\nkubelet:65536:7208960\n"
+    );
+    // Enabled offline by the real systemctl.
+    for unit in [
+        "containerd.service",
+        "nstance-agent.service",
+        "kube2iam.service",
+    ] {
+        assert!(
+            std::fs::symlink_metadata(
+                r.join("etc/systemd/system/multi-user.target.wants")
+                    .join(unit)
+            )
+            .is_ok(),
+            "{unit} enabled"
+        );
+    }
+    assert!(
+        r.join("etc/systemd/system/timers.target.wants/hosts-refresh.timer")
+            .exists()
+            || std::fs::symlink_metadata(
+                r.join("etc/systemd/system/timers.target.wants/hosts-refresh.timer")
+            )
+            .is_ok()
+    );
+    assert!(
+        p.services.iter().all(|s| s.reason == "newly enabled"),
+        "{p}"
+    );
+    assert!(r.join("var/lib/vmagent/last-apply.json").exists());
+
+    // Again: nothing to write, nothing to run.
+    let again = plan(r, "aws");
+    assert!(again.is_empty(), "{again}");
+    let (p2, report2) = apply(r, "aws");
+    assert!(p2.is_empty());
+    assert!(
+        report2.written.is_empty() && report2.actions.is_empty(),
+        "{report2:?}"
+    );
+}
+
+#[test]
+fn single_key_changes_restart_exactly_the_services_that_read_them() {
+    if Command::new("systemctl").arg("--version").output().is_err() {
+        eprintln!("SKIP: no systemctl binary");
+        return;
+    }
+    let root = node("knc", "aws");
+    let r = root.path();
+    apply(r, "aws");
+    let set = |names: &[&str]| -> BTreeSet<String> {
+        names.iter().map(|n| format!("{n}.service")).collect()
+    };
+    let cases: Vec<(&str, &str, BTreeSet<String>)> = vec![
+        (
+            "KUBE_LOG_LEVEL",
+            "4",
+            set(&[
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+            ]),
+        ),
+        ("KUBE_CLUSTER_DNS", "198.19.255.253", set(&["kubelet"])),
+        (
+            "SSH_AUTHORIZED_KEYS",
+            "ssh-ed25519 BBBB second@example",
+            set(&[]),
+        ),
+        ("KUBE_API_INTERNAL_LB_HOSTNAME", "lb.example.com", set(&[])),
+    ];
+    for (key, value, want) in cases {
+        let saved = std::fs::read_to_string(r.join("opt/podplane/etc/mutable.env")).unwrap();
+        set_mutable(r, key, value);
+        let p = plan(r, "aws");
+        assert_eq!(p.restarts(), want, "{key}: {p}");
+        std::fs::write(r.join("opt/podplane/etc/mutable.env"), saved).unwrap();
+    }
+    // A containerd config change (the sandbox image follows the registry) restarts containerd
+    // and kubelet; a registry that goes away disables zot.
+    set_mutable(r, "REGISTRY_HOSTNAME", "registry.c1.example.com");
+    set_mutable(r, "REGISTRY_BUCKET", "c1-registry");
+    apply(r, "aws");
+    let config = std::fs::read_to_string(r.join("etc/containerd/config.toml")).unwrap();
+    assert!(
+        config
+            .contains("sandbox = \"registry.c1.example.com/mirror/registry.k8s.io/pause:3.10.2\""),
+        "{config}"
+    );
+    set_mutable(r, "REGISTRY_ENABLED", "false");
+    let p = plan(r, "aws");
+    let restarts = p.restarts();
+    assert!(
+        restarts.contains("containerd.service") && restarts.contains("kubelet.service"),
+        "{p}"
+    );
+    let zot = p
+        .services
+        .iter()
+        .find(|s| s.unit == "zot.service")
+        .expect("zot planned");
+    assert_eq!(
+        zot.actions,
+        [vmagent::plan::Action::Disable, vmagent::plan::Action::Stop],
+        "{p}"
+    );
+}
+
+#[test]
+fn bad_inputs_fail_with_nothing_written() {
+    // No user-data.env.
+    let root = node("knd", "local");
+    let r = root.path();
+    std::fs::remove_file(r.join("opt/podplane/etc/user-data.env")).unwrap();
+    let before = tree(r);
+    let err = configure::apply(
+        r,
+        &SystemHost,
+        &facts("local"),
+        Services::None,
+        &BTreeSet::new(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("user-data.env is missing"),
+        "{err}"
+    );
+    let mut after = tree(r);
+    // The agent's lock is the only thing created.
+    after.retain(|p| !p.starts_with(r.join("var/lib/vmagent")));
+    assert_eq!(
+        after,
+        before
+            .into_iter()
+            .filter(|p| !p.starts_with(r.join("var/lib/vmagent")))
+            .collect()
+    );
+
+    // bootstrap.done without detected.env.
+    let root = node("knd", "local");
+    let r = root.path();
+    std::fs::write(r.join("opt/podplane/bootstrap.done"), "completed_at=x\n").unwrap();
+    let err = configure::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("will not silently run again"),
+        "{err}"
+    );
+
+    // No default route / no IPv4 / no cloud identity: detection fails, naming the override.
+    let root = node("knd", "aws");
+    let r = root.path();
+    let silent = RecordingHost::with_responder(|_| Ok(Output::default()));
+    let err = configure::plan(r, &silent, &BTreeMap::new(), &BTreeSet::new()).unwrap_err();
+    assert!(err.to_string().contains("INSTANCE_PROVIDER_ID"), "{err}");
+    let mut f = facts("aws");
+    f.remove("INSTANCE_NETDEV");
+    f.remove("INSTANCE_IPV4");
+    let err = configure::plan(r, &silent, &f, &BTreeSet::new()).unwrap_err();
+    assert!(err.to_string().contains("no default route"), "{err}");
+    let no_v4 = RecordingHost::with_responder(|c| {
+        Ok(Output {
+            stdout: if c.display() == "ip -o route get 1" {
+                "1.0.0.0 dev ens5 src x".into()
+            } else {
+                String::new()
+            },
+            stderr: String::new(),
+        })
+    });
+    let err = configure::plan(r, &no_v4, &f, &BTreeSet::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("ens5 has no IPv4 address"),
+        "{err}"
+    );
+
+    // Not installed / install incomplete.
+    let root = node("knd", "local");
+    let r = root.path();
+    std::fs::rename(
+        r.join("opt/podplane/share/vmconfig-installed.json"),
+        r.join("opt/podplane/share/vmconfig-manifest.json"),
+    )
+    .unwrap();
+    let err = configure::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("install has not finished"),
+        "{err}"
+    );
+    std::fs::remove_file(r.join("opt/podplane/share/vmconfig-manifest.json")).unwrap();
+    let err = configure::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
+    assert!(err.to_string().contains("not installed"), "{err}");
+}
+
+#[test]
+fn pause_image_count_must_be_one() {
+    for images in [
+        serde_json::json!([]),
+        serde_json::json!([
+            {"image": "registry.k8s.io/pause:3.10.2", "digest": "sha256:1", "size": 1},
+            {"image": "registry.k8s.io/pause:3.9", "digest": "sha256:2", "size": 1}
+        ]),
+    ] {
+        let root = node("knd", "local");
+        let r = root.path();
+        let path = r.join("opt/podplane/share/vmconfig-installed.json");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let n = images.as_array().unwrap().len();
+        m["vmconfig"]["images"] = images;
+        std::fs::write(&path, m.to_string()).unwrap();
+        let before = tree(r);
+        let err = configure::apply(
+            r,
+            &SystemHost,
+            &facts("local"),
+            Services::None,
+            &BTreeSet::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("has {n} pause images")),
+            "{err}"
+        );
+        let after: BTreeSet<_> = tree(r)
+            .into_iter()
+            .filter(|p| !p.starts_with(r.join("var/lib/vmagent")))
+            .collect();
+        assert_eq!(after, before, "nothing written");
+    }
+}
