@@ -104,7 +104,9 @@ pub struct Settings {
 
 impl Settings {
     /// Layers in order (later wins), over the mutable defaults.
-    pub fn from_layers<'a>(layers: impl IntoIterator<Item = &'a BTreeMap<String, String>>) -> Settings {
+    pub fn from_layers<'a>(
+        layers: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
+    ) -> Settings {
         let mut values: BTreeMap<String, String> = MUTABLE_DEFAULTS
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -204,7 +206,10 @@ mod tests {
     use super::*;
 
     fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -229,11 +234,17 @@ mod tests {
             ("KUBE_API_PORT", "+1"),
         ])]);
         let e = s.bool("REGISTRY_ENABLED", true).unwrap_err();
-        assert_eq!(e.to_string(), "REGISTRY_ENABLED is \"yes\"; it must be exactly true or false");
+        assert_eq!(
+            e.to_string(),
+            "REGISTRY_ENABLED is \"yes\"; it must be exactly true or false"
+        );
         assert!(s.bool("TELEMETRY_LOG_CLOUDINIT", false).unwrap());
         assert!(s.number("KUBE_NODE_CIDR_MASK_SIZE_IPV4", 24, 32).is_err());
         assert!(s.number("KUBE_API_PORT", 6443, 65535).is_err());
-        assert_eq!(s.number("KUBE_NODE_CIDR_MASK_SIZE_IPV6", 64, 128).unwrap(), 64);
+        assert_eq!(
+            s.number("KUBE_NODE_CIDR_MASK_SIZE_IPV6", 64, 128).unwrap(),
+            64
+        );
         let e = s.require("CLUSTER_ID", "AWS nodes need it").unwrap_err();
         assert_eq!(e.to_string(), "CLUSTER_ID is empty; AWS nodes need it");
     }
@@ -242,14 +253,27 @@ mod tests {
     fn load_requires_user_data_and_consistent_bootstrap() {
         let root = tempfile::tempdir().unwrap();
         let err = Settings::load(root.path()).unwrap_err();
-        assert!(err.to_string().contains("user-data.env is missing"), "{err}");
+        assert!(
+            err.to_string().contains("user-data.env is missing"),
+            "{err}"
+        );
         let etc = root.path().join("opt/podplane/etc");
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(etc.join("user-data.env"), "INSTANCE_ID='i-9'\n").unwrap();
-        assert_eq!(Settings::load(root.path()).unwrap().get("INSTANCE_ID"), "i-9");
-        std::fs::write(root.path().join("opt/podplane/bootstrap.done"), "completed_at=x\n").unwrap();
+        assert_eq!(
+            Settings::load(root.path()).unwrap().get("INSTANCE_ID"),
+            "i-9"
+        );
+        std::fs::write(
+            root.path().join("opt/podplane/bootstrap.done"),
+            "completed_at=x\n",
+        )
+        .unwrap();
         let err = Settings::load(root.path()).unwrap_err();
-        assert!(matches!(err, SettingsError::BootstrapIncomplete { .. }), "{err}");
+        assert!(
+            matches!(err, SettingsError::BootstrapIncomplete { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("detected.env"), "{err}");
     }
 

@@ -8,7 +8,7 @@ pub const CONFIG: &str = "/etc/containerd/config.toml";
 const PAUSE_PREFIX: &str = "registry.k8s.io/pause:";
 
 /// The sandbox image: the manifest's one pause image, through `<REGISTRY_HOSTNAME>/mirror/`
-/// when the registry is enabled and named.
+/// when the cluster registry (zot) runs.
 pub fn sandbox_image(inp: &Inputs, f: &Features) -> Result<String, RenderError> {
     let mut pauses: Vec<&str> = inp
         .manifest
@@ -23,8 +23,10 @@ pub fn sandbox_image(inp: &Inputs, f: &Features) -> Result<String, RenderError> 
     if pauses.len() != 1 {
         return Err(RenderError::PauseImages(pauses.len()));
     }
+    // Mirrored only when the local registry actually runs (enabled, named and with a bucket):
+    // otherwise there is no hosts.toml and the name would be pulled from directly.
     let host = inp.settings.get("REGISTRY_HOSTNAME");
-    Ok(if f.registry && !host.is_empty() {
+    Ok(if f.zot {
         format!("{host}/mirror/{}", pauses[0])
     } else {
         pauses[0].to_string()

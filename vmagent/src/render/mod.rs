@@ -235,6 +235,8 @@ pub fn render(inp: &Inputs) -> Result<Desired, RenderError> {
 }
 
 #[cfg(test)]
+mod golden;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -22,6 +22,9 @@ fn renders_are_deterministic() {
     assert_eq!(a, b);
     // Every service's unit file is rendered.
     for unit in a.services.keys() {
-        assert!(a.files.contains_key(&format!("/etc/systemd/system/{unit}")), "{unit}");
+        assert!(
+            a.files.contains_key(&format!("/etc/systemd/system/{unit}")),
+            "{unit}"
+        );
     }
 }

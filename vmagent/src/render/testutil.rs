@@ -8,12 +8,16 @@ use crate::manifest::Manifest;
 use crate::settings::Settings;
 
 pub fn manifest() -> Manifest {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/knc.debian-13.amd64.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/manifests/knc.debian-13.amd64.json");
     Manifest::load(&path).unwrap()
 }
 
 fn layer(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// user-data.env + detected.env + a delivered mutable.env for `provider` ("aws" or "local").
@@ -26,19 +30,32 @@ pub fn settings(kind: Kind, provider: &str) -> Settings {
         ("PROVIDER_KIND", provider),
         ("PROVIDER_REGION", if aws { "eu-west-1" } else { "local" }),
         ("PROVIDER_ZONE", if aws { "eu-west-1a" } else { "local" }),
-        ("PROVIDER_INSTANCE_TYPE", if aws { "m7i.large" } else { "local" }),
+        (
+            "PROVIDER_INSTANCE_TYPE",
+            if aws { "m7i.large" } else { "local" },
+        ),
         ("AWS_ACCOUNT_ID", if aws { "123456789012" } else { "" }),
         ("GOOGLE_PROJECT_ID", ""),
-        ("NSTANCE_CA_CERT", "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="),
+        (
+            "NSTANCE_CA_CERT",
+            "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=",
+        ),
         ("NSTANCE_SERVER_REGISTRATION_ADDR", "10.0.0.5:8990"),
         ("NSTANCE_SERVER_AGENT_ADDR", "10.0.0.5:8991"),
     ]);
     let detected = layer(&[
-        ("VMCONFIG_KIND", if kind == Kind::Knc { "knc" } else { "knd" }),
+        (
+            "VMCONFIG_KIND",
+            if kind == Kind::Knc { "knc" } else { "knd" },
+        ),
         ("VMCONFIG_BASE_KIND", "node"),
         (
             "INSTANCE_PROVIDER_ID",
-            if aws { "aws:///eu-west-1a/i-0abc123" } else { "i-0abc123" },
+            if aws {
+                "aws:///eu-west-1a/i-0abc123"
+            } else {
+                "i-0abc123"
+            },
         ),
         ("INSTANCE_IPV4", "10.0.1.23"),
         ("INSTANCE_IPV6", if aws { "2a05:d018::23" } else { "" }),
@@ -48,12 +65,21 @@ pub fn settings(kind: Kind, provider: &str) -> Settings {
     ]);
     let mutable = layer(&[
         ("KUBE_API_PUBLIC_HOSTNAME", "api.c1.example.com"),
-        ("KUBE_SERVICE_ACCOUNT_ISSUER", "https://api.c1.example.com:6443"),
+        (
+            "KUBE_SERVICE_ACCOUNT_ISSUER",
+            "https://api.c1.example.com:6443",
+        ),
         ("OIDC_ISSUER", "https://auth.example.com"),
         ("NETSY_BUCKET", "c1-netsy"),
-        ("NETSY_ENDPOINT", if aws { "" } else { "http://10.0.2.2:9000" }),
+        (
+            "NETSY_ENDPOINT",
+            if aws { "" } else { "http://10.0.2.2:9000" },
+        ),
         ("NETSY_ACCESS_KEY_ID", if aws { "" } else { "AKLOCAL" }),
-        ("NETSY_SECRET_ACCESS_KEY", if aws { "" } else { "local-secret" }),
+        (
+            "NETSY_SECRET_ACCESS_KEY",
+            if aws { "" } else { "local-secret" },
+        ),
         ("REGISTRY_HOSTNAME", "registry.c1.example.com"),
         ("REGISTRY_BUCKET", "c1-registry"),
         ("TELEMETRY_ENABLED", "true"),
