@@ -454,3 +454,103 @@ fn pause_image_count_must_be_one() {
         assert_eq!(after, before, "nothing written");
     }
 }
+
+fn vmagent_cmd(root: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmagent"));
+    c.env_remove("JOURNAL_STREAM")
+        .arg("--root")
+        .arg(root)
+        .args(args);
+    for (k, v) in facts("aws") {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn plan_command_exit_codes_diffs_and_redaction() {
+    if Command::new("systemctl").arg("--version").output().is_err() {
+        eprintln!("SKIP: no systemctl binary");
+        return;
+    }
+    let root = node("knc", "aws");
+    let r = root.path();
+    let (code, out, _) = vmagent_cmd(r, &["plan"]);
+    assert_eq!(code, 2, "changes pending: {out}");
+    assert!(out.contains("create /etc/containerd/config.toml"), "{out}");
+    let (code, _, err) = vmagent_cmd(r, &["apply"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("service actions (enable containerd.service"),
+        "{err}"
+    );
+    let (code, out, _) = vmagent_cmd(r, &["plan"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.ends_with("no changes\n"), "{out}");
+    // Not errors, but said: the seeded settings have no registry name yet.
+    assert!(
+        out.contains(
+            "note: the registry is enabled but REGISTRY_HOSTNAME and REGISTRY_BUCKET are empty"
+        ),
+        "{out}"
+    );
+
+    set_mutable(r, "KUBE_LOG_LEVEL", "4");
+    set_mutable(r, "NETSY_BUCKET", "c1-netsy");
+    set_mutable(r, "NETSY_SECRET_ACCESS_KEY", "s3cr3t-value");
+    let (code, out, _) = vmagent_cmd(r, &["plan"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("change /opt/env/kube-apiserver.env (content)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    -KUBE_LOG_LEVEL='2'\n    +KUBE_LOG_LEVEL='4'\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("create /opt/env/netsy.env\n    (secret content not shown)"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cr3t-value"), "secrets never shown: {out}");
+    assert!(out.contains("restart kube-scheduler.service (inputs changed: /etc/systemd/system/kube-scheduler.service)"), "{out}");
+    assert!(
+        out.contains("enable+restart netsy.service (newly enabled)"),
+        "{out}"
+    );
+
+    std::fs::remove_file(r.join("opt/podplane/etc/user-data.env")).unwrap();
+    let (code, _, err) = vmagent_cmd(r, &["plan"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("user-data.env is missing"), "{err}");
+}
+
+#[test]
+fn a_bad_otlp_endpoint_fails_the_apply_with_nothing_written() {
+    if Command::new("systemctl").arg("--version").output().is_err() {
+        eprintln!("SKIP: no systemctl binary");
+        return;
+    }
+    let root = node("knd", "aws");
+    let r = root.path();
+    apply(r, "aws");
+    set_mutable(r, "TELEMETRY_ENABLED", "true");
+    set_mutable(r, "TELEMETRY_OTLP_ENDPOINT", "collector.example.com:4318");
+    let before = tree(r);
+    let err = configure::apply(
+        r,
+        &SystemHost,
+        &facts("aws"),
+        Services::Systemd,
+        &BTreeSet::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("TELEMETRY_OTLP_ENDPOINT"), "{err}");
+    assert_eq!(tree(r), before, "nothing written");
+    assert!(!r.join("opt/fluent-bit/etc/fluent-bit.yml").exists());
+}
