@@ -384,6 +384,15 @@ mod tests {
             root.path(),
             &silent,
             "knd",
+            &user_data("google"),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("Google provider ID"), "{err}");
+        let err = detect(
+            root.path(),
+            &silent,
+            "knd",
             &user_data("local"),
             &BTreeMap::new(),
         )

@@ -67,6 +67,7 @@ oom_score = -999
         "[Unit]\nDescription=containerd container runtime\nAfter=network.target local-fs.target dbus.service\n\n\
          [Service]\nType=notify\nEnvironment=CONTAINERD_CONFIG=/etc/containerd/config.toml\n\
          ExecStartPre=-/sbin/modprobe overlay\nExecStart=/usr/local/bin/containerd --config ${CONTAINERD_CONFIG}\n\
+         ExecStartPost=-/bin/chgrp containerd /run/containerd/containerd.sock\n\
          Restart=always\nRestartSec=5\nDelegate=yes\nKillMode=process\nLimitNPROC=infinity\nLimitCORE=infinity\n\
          TasksMax=infinity\nOOMScoreAdjust=-999\n\n\
          [Install]\nWantedBy=multi-user.target\n",
