@@ -153,10 +153,25 @@ pub fn apply(
     services: Services,
     changed_elsewhere: &BTreeSet<String>,
 ) -> Result<(Plan, ApplyReport), ConfigureError> {
+    let _lock = lock(root)?;
+    apply_locked(root, host, overrides, services, changed_elsewhere)
+}
+
+/// Take the agent lock (install, apply and recv serialise on it), waiting up to 5 minutes.
+pub fn lock(root: &Path) -> Result<DirLock, ConfigureError> {
     let state = under_root(root, STATE_DIR);
     std::fs::create_dir_all(&state).map_err(ConfigureError::Lock)?;
-    let _lock =
-        DirLock::acquire(&state, "lock", Duration::from_secs(300)).map_err(ConfigureError::Lock)?;
+    DirLock::acquire(&state, "lock", Duration::from_secs(300)).map_err(ConfigureError::Lock)
+}
+
+/// [`apply`] for a caller that holds the agent lock.
+pub fn apply_locked(
+    root: &Path,
+    host: &dyn Host,
+    overrides: &BTreeMap<String, String>,
+    services: Services,
+    changed_elsewhere: &BTreeSet<String>,
+) -> Result<(Plan, ApplyReport), ConfigureError> {
     let p = prepare(root, host, overrides)?;
     if let Some(facts) = &p.pending_bootstrap {
         facts::write_bootstrap(root, facts, &now_utc())?;
@@ -176,13 +191,53 @@ pub fn apply(
     } else {
         p
     };
+    identity_files(root, host)?;
     let pl = plan::plan(root, &p.desired, changed_elsewhere)?;
     let report = apply::apply(root, &p.desired, &pl, host, services)?;
     record(root, &p.desired, &report)?;
     Ok((pl, report))
 }
 
-fn now_utc() -> String {
+/// The Nstance nonce stays private to the agent. Without a nonce and without an identity
+/// certificate the agent can neither register nor authenticate: said, not fatal (the operator
+/// may be about to provide one).
+fn identity_files(root: &Path, host: &dyn Host) -> Result<(), ConfigureError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let nonce = under_root(root, "/opt/nstance-agent/identity/nonce.jwt");
+    let io = |source| ConfigureError::Record {
+        path: nonce.display().to_string(),
+        source,
+    };
+    match std::fs::symlink_metadata(&nonce) {
+        Ok(md) if md.is_file() => {
+            if md.mode() & 0o7777 != 0o600 {
+                std::fs::set_permissions(&nonce, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
+            }
+            let db = crate::userdb::UserDb::load(root).map_err(|e| ConfigureError::Record {
+                path: e.path.display().to_string(),
+                source: e.source,
+            })?;
+            if db.uid("nstance-agent") != Some(md.uid())
+                || db.gid("nstance-agent") != Some(md.gid())
+            {
+                host.chown(root, &nonce, "nstance-agent", "nstance-agent")
+                    .map_err(|e| ConfigureError::Apply(e.into()))?;
+            }
+        }
+        _ => {
+            if !under_root(root, "/opt/nstance-agent/identity/identity.crt").exists() {
+                log::warn!(
+                    "neither identity/nonce.jwt nor identity/identity.crt exists: nstance-agent can neither register nor authenticate"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Now as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn now_utc() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

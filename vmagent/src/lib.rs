@@ -14,6 +14,7 @@ pub mod install;
 pub mod logging;
 pub mod manifest;
 pub mod plan;
+pub mod recv;
 pub mod render;
 pub mod settings;
 pub mod userdb;

@@ -43,6 +43,21 @@ enum Command {
     Plan,
     /// Write the node's configuration and enable/restart only the services whose inputs changed.
     Apply(ApplyArgs),
+    /// Apply what Nstance delivered to /opt/nstance-agent/recv (certificates, keys, mutable.env),
+    /// then reconfigure, restarting only the affected services.
+    Recv(RecvArgs),
+    /// The boot pass: pending deliveries, then the configuration (recv without the wait).
+    Reconcile(ApplyArgs),
+}
+
+#[derive(Args)]
+struct RecvArgs {
+    /// Wait this long after taking the trigger, so a burst of deliveries is one pass.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    debounce: Duration,
+    /// `systemd`: run service actions; `none`: only write files.
+    #[arg(long, value_name = "MODE", default_value = "systemd", value_parser = ["systemd", "none"])]
+    services: String,
 }
 
 #[derive(Args)]
@@ -142,6 +157,8 @@ fn main() -> ExitCode {
         Command::Install(a) => return install_cmd(&cli.root, a),
         Command::Plan => return plan_cmd(&cli.root),
         Command::Apply(a) => return apply_cmd(&cli.root, a),
+        Command::Recv(a) => return recv_cmd(&cli.root, a.debounce, &a.services),
+        Command::Reconcile(a) => return recv_cmd(&cli.root, Duration::ZERO, &a.services),
         Command::Fetch(_) => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -191,7 +208,11 @@ async fn interrupted() -> &'static str {
 async fn run(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Fetch(args) => fetch_cmd(&cli.root, args).await,
-        Command::Install(_) | Command::Plan | Command::Apply(_) => {
+        Command::Install(_)
+        | Command::Plan
+        | Command::Apply(_)
+        | Command::Recv(_)
+        | Command::Reconcile(_) => {
             unreachable!("these commands run without the async runtime")
         }
     }
@@ -341,12 +362,53 @@ fn plan_cmd(root: &Path) -> ExitCode {
     }
 }
 
-fn apply_cmd(root: &Path, a: &ApplyArgs) -> ExitCode {
-    let services = if a.services == "none" {
+fn services_mode(s: &str) -> Services {
+    if s == "none" {
         Services::None
     } else {
         Services::Systemd
+    }
+}
+
+fn recv_cmd(root: &Path, debounce: Duration, services: &str) -> ExitCode {
+    let opts = vmagent::recv::RecvOptions {
+        debounce,
+        services: services_mode(services),
     };
+    match vmagent::recv::recv(root, &SystemHost, &configure::overrides_from_env(), &opts) {
+        Ok(r) => {
+            let applied = match &r.applied {
+                Some((_, a)) => format!(
+                    "{} files written, {} service actions{}",
+                    a.written.len(),
+                    a.actions.len(),
+                    if a.actions.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", a.actions.join(", "))
+                    }
+                ),
+                None => "reconfigure deferred to the next delivery".into(),
+            };
+            log::info!(installed = r.installed.len(), skipped = r.skipped.len();
+                "delivery: {} files installed, {} skipped; {applied}", r.installed.len(), r.skipped.len());
+            if let vmagent::recv::MutableOutcome::Refused(e) = &r.mutable {
+                log::error!(
+                    "the delivered mutable.env was refused and the current settings kept: {e}"
+                );
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn apply_cmd(root: &Path, a: &ApplyArgs) -> ExitCode {
+    let services = services_mode(&a.services);
     let overrides = configure::overrides_from_env();
     match configure::apply(root, &SystemHost, &overrides, services, &Default::default()) {
         Ok((plan, report)) => {

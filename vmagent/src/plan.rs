@@ -188,6 +188,8 @@ pub fn plan(
             .filter(|i| changed.contains(i))
             .collect();
         let (actions, reason) = match (svc.enabled, enabled_now) {
+            (true, false) if svc.enable_only => (vec![Action::Enable], "newly enabled".to_string()),
+            (true, true) if svc.enable_only => continue,
             (true, false) => (
                 vec![Action::Enable, Action::Restart],
                 "newly enabled".to_string(),

@@ -55,6 +55,9 @@ pub struct ServiceSpec {
     /// Files it reads (its unit file, wrapper, env file, configs, certificates): a change to any
     /// of them restarts it.
     pub inputs: BTreeSet<String>,
+    /// Enable it, but never restart it on a change (the boot reconcile unit runs vmagent
+    /// itself: restarting it from an apply would wait on that apply's own lock).
+    pub enable_only: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,8 +105,18 @@ impl Desired {
                 unit: unit.to_string(),
                 enabled,
                 inputs: set,
+                enable_only: false,
             },
         );
+    }
+
+    /// Declare a unit that is enabled but never started or restarted by an apply.
+    pub fn enable_only(&mut self, unit: &str) {
+        self.service(unit, true, &[]);
+        self.services
+            .get_mut(unit)
+            .expect("just inserted")
+            .enable_only = true;
     }
 }
 

@@ -76,6 +76,8 @@ fn nstance_agent(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
         ("NSTANCE_INSTANCE_IPV4", s.get("INSTANCE_IPV4")),
         ("NSTANCE_INSTANCE_IPV6", s.get("INSTANCE_IPV6")),
         ("NSTANCE_METRICS_INTERVAL", "60s"),
+        // Newer agents read this name; older ones the one above. Both are set.
+        ("NSTANCE_REPORT_INTERVAL", "60s"),
         ("NSTANCE_SPOT_POLL_INTERVAL", "2s"),
     ];
     d.file(NSTANCE_ENV, 0o640, "root:nstance-agent", env_file(&pairs));
@@ -203,6 +205,18 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
          [Install]\nWantedBy=timers.target\n",
     );
     d.service("hosts-refresh.timer", true, &[svc]);
+
+    // Upstream had no per-boot hook: nothing re-ran after a reboot.
+    d.file(
+        "/etc/systemd/system/vmagent-reconcile.service",
+        0o644,
+        "root:root",
+        "[Unit]\nDescription=Reconcile the node at boot: pending Nstance deliveries, then configuration\n\
+         ConditionPathExists=/opt/podplane/share/vmconfig-installed.json\nWants=network-online.target\nAfter=network-online.target\n\n\
+         [Service]\nType=oneshot\nExecStart=/usr/bin/vmagent reconcile\nRemainAfterExit=yes\n\n\
+         [Install]\nWantedBy=multi-user.target\n",
+    );
+    d.enable_only("vmagent-reconcile.service");
 }
 
 /// The Nstance CA as PEM (user-data carries it base64-encoded), and admin's authorized_keys:
