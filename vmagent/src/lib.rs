@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod apply;
+pub mod bootstrap;
 pub mod configure;
 pub mod envfile;
 pub mod facts;

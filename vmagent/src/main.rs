@@ -33,6 +33,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// First boot, as VM userdata runs it: record the instance facts, wait for Nstance, then
+    /// fetch, install and configure the node.
+    Bootstrap(BootstrapArgs),
     /// Download every install item of the manifest into the artifacts directory, verified.
     Fetch(FetchArgs),
     /// Install the verified artifacts (debs, tarballs, binaries), then users, groups and
@@ -48,6 +51,59 @@ enum Command {
     Recv(RecvArgs),
     /// The boot pass: pending deliveries, then the configuration (recv without the wait).
     Reconcile(ApplyArgs),
+}
+
+#[derive(Args)]
+struct BootstrapArgs {
+    /// The pinned manifest (userdata carries it).
+    #[arg(long, value_name = "FILE")]
+    manifest: PathBuf,
+    /// Nstance instance ID; also the host name.
+    #[arg(long)]
+    instance_id: String,
+    #[arg(long)]
+    cluster_id: String,
+    /// local, aws, google or proxmox.
+    #[arg(long)]
+    provider: String,
+    #[arg(long, default_value = "")]
+    region: String,
+    #[arg(long, default_value = "")]
+    zone: String,
+    #[arg(long, default_value = "")]
+    instance_type: String,
+    #[arg(long, default_value = "")]
+    aws_account_id: String,
+    #[arg(long, default_value = "")]
+    google_project_id: String,
+    /// Base64 of the Nstance CA's PEM.
+    #[arg(long, default_value = "")]
+    nstance_ca_cert: String,
+    /// Nstance registration address (HOST:PORT); waited for before downloading.
+    #[arg(long, default_value = "")]
+    registration_addr: String,
+    /// Nstance agent address (HOST:PORT).
+    #[arg(long, default_value = "")]
+    agent_addr: String,
+    /// The registration nonce (a JWT).
+    #[arg(long, default_value = "")]
+    nonce: String,
+    /// SSH public keys for the admin user, one per line.
+    #[arg(long, default_value = "")]
+    ssh_authorized_keys: String,
+    /// Download from this deps mirror instead of upstream URLs.
+    #[arg(long, value_name = "URL")]
+    mirror: Option<String>,
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Do not wait for the registration address.
+    #[arg(long)]
+    no_wait: bool,
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    wait_timeout: Duration,
+    /// `systemd`: run service actions; `none`: only write files.
+    #[arg(long, value_name = "MODE", default_value = "systemd", value_parser = ["systemd", "none"])]
+    services: String,
 }
 
 #[derive(Args)]
@@ -154,6 +210,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     vmagent::logging::init(cli.verbose);
     match &cli.command {
+        Command::Bootstrap(a) => return bootstrap_cmd(&cli.root, a),
         Command::Install(a) => return install_cmd(&cli.root, a),
         Command::Plan => return plan_cmd(&cli.root),
         Command::Apply(a) => return apply_cmd(&cli.root, a),
@@ -208,7 +265,8 @@ async fn interrupted() -> &'static str {
 async fn run(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Fetch(args) => fetch_cmd(&cli.root, args).await,
-        Command::Install(_)
+        Command::Bootstrap(_)
+        | Command::Install(_)
         | Command::Plan
         | Command::Apply(_)
         | Command::Recv(_)
@@ -367,6 +425,64 @@ fn services_mode(s: &str) -> Services {
         Services::None
     } else {
         Services::Systemd
+    }
+}
+
+fn bootstrap_cmd(root: &Path, a: &BootstrapArgs) -> ExitCode {
+    stop_on_signals();
+    let opts = vmagent::bootstrap::BootstrapOptions {
+        root: root.to_path_buf(),
+        facts: vmagent::bootstrap::InstanceFacts {
+            instance_id: a.instance_id.clone(),
+            cluster_id: a.cluster_id.clone(),
+            provider: a.provider.clone(),
+            region: a.region.clone(),
+            zone: a.zone.clone(),
+            instance_type: a.instance_type.clone(),
+            aws_account_id: a.aws_account_id.clone(),
+            google_project_id: a.google_project_id.clone(),
+            nstance_ca_cert: a.nstance_ca_cert.clone(),
+            registration_addr: a.registration_addr.clone(),
+            agent_addr: a.agent_addr.clone(),
+            nonce: a.nonce.clone(),
+            ssh_authorized_keys: a.ssh_authorized_keys.clone(),
+        },
+        manifest: a.manifest.clone(),
+        mirror: a.mirror.clone(),
+        cache: a.cache.clone(),
+        no_wait: a.no_wait,
+        wait_timeout: a.wait_timeout,
+        services: services_mode(&a.services),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = vmagent::bootstrap::bootstrap(&opts, &SystemHost, &STOP) => r.map_err(|e| e.to_string()),
+            _ = async { while !STOP.load(Ordering::SeqCst) { tokio::time::sleep(Duration::from_millis(100)).await } } => {
+                Err("interrupted; partial downloads removed".to_string())
+            }
+        }
+    });
+    drop(runtime);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("bootstrap: {e}");
+            match STOP_SIGNAL.load(Ordering::SeqCst) {
+                libc::SIGTERM => ExitCode::from(143),
+                libc::SIGINT => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
     }
 }
 

@@ -821,3 +821,145 @@ fn sigterm_stops_at_the_next_step_and_leaves_no_temp_files() {
     let (code, err) = install(&o.root());
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn bootstrap_takes_a_fresh_root_from_userdata_facts_to_a_configured_node() {
+    let Some((base, debs)) = base() else { return };
+    let (art, manifest) = artifacts(&debs, 0);
+    // The deps mirror: every artifact at vmconfig/artifacts/<key>/<version>/<basename(url)>.
+    let mirror = podplane_testkit::Mirror::start();
+    for (key, dep) in manifest["vmconfig"]["dependencies"].as_object().unwrap() {
+        let url = dep["url"].as_str().unwrap();
+        if url.is_empty() {
+            continue;
+        }
+        let ext = match dep["type"].as_str().unwrap() {
+            "deb" => ".deb",
+            "tar.gz" => ".tar.gz",
+            _ => "",
+        };
+        let path =
+            podplane_testkit::fixtures::mirror_path(key, dep["version"].as_str().unwrap(), url);
+        mirror
+            .add_file(
+                &format!("/{path}"),
+                &art.path().join("a").join(format!("{key}{ext}")),
+            )
+            .unwrap();
+    }
+    let manifest_file = art.path().join("pinned.json");
+    std::fs::write(&manifest_file, manifest.to_string()).unwrap();
+    let o = Overlay::new(&base);
+    let root = o.root();
+    let bootstrap = || {
+        let mut c = vmagent(&root);
+        c.arg("bootstrap")
+            .arg("--manifest")
+            .arg(&manifest_file)
+            .args([
+                "--instance-id",
+                "i-0abc123",
+                "--cluster-id",
+                "c1",
+                "--provider",
+                "aws",
+            ])
+            .args([
+                "--region",
+                "eu-west-1",
+                "--zone",
+                "eu-west-1a",
+                "--instance-type",
+                "m7i.large",
+            ])
+            .args(["--aws-account-id", "123456789012"])
+            .args([
+                "--nstance-ca-cert",
+                "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==",
+            ])
+            .args(["--registration-addr", &mirror.addr().to_string()])
+            .args(["--agent-addr", &mirror.addr().to_string()])
+            .args(["--nonce", "eyJhbGciOiJFUzI1NiJ9.e30.sig"])
+            .args(["--ssh-authorized-keys", "ssh-ed25519 AAAAC3Nza ops@example"])
+            .args(["--mirror", &mirror.base_url()])
+            // Facts cloud-init would give on a real instance.
+            .env("INSTANCE_PROVIDER_ID", "aws:///eu-west-1a/i-0abc123")
+            .env("INSTANCE_NETDEV", "ens5")
+            .env("INSTANCE_IPV4", "10.0.1.23")
+            .env("INSTANCE_IPV6", "")
+            .env("INSTANCE_HOSTNAME", "i-0abc123")
+            .env("INSTANCE_FQDN", "i-0abc123.eu-west-1.compute.internal");
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = bootstrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("is reachable"),
+        "waited for the registration address: {err}"
+    );
+    assert!(err.contains(": 4 debs, "), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(o.path("/etc/hostname")).unwrap(),
+        "i-0abc123\n"
+    );
+    let ud = std::fs::read_to_string(o.path("/opt/podplane/etc/user-data.env")).unwrap();
+    assert!(
+        ud.contains("PROVIDER_KIND='aws'\n") && ud.contains("INSTANCE_ID='i-0abc123'\n"),
+        "{ud}"
+    );
+    assert_eq!(mode(&o.path("/opt/podplane/etc/user-data.env")), 0o600);
+    assert!(o.path("/opt/podplane/bootstrap.done").exists());
+    assert!(
+        o.path("/opt/podplane/share/vmconfig-installed.json")
+            .exists()
+    );
+    assert!(o.path("/usr/bin/kubelet").exists());
+    let db = UserDb::load(&root).unwrap();
+    let nonce = std::fs::metadata(o.path("/opt/nstance-agent/identity/nonce.jwt")).unwrap();
+    assert_eq!(
+        (nonce.mode() & 0o777, Some(nonce.uid())),
+        (0o600, db.uid("nstance-agent"))
+    );
+    let keys = std::fs::metadata(o.path("/home/admin/.ssh/authorized_keys")).unwrap();
+    assert_eq!(
+        (keys.mode() & 0o777, Some(keys.uid())),
+        (0o600, db.uid("admin"))
+    );
+    assert_eq!(
+        std::fs::read_to_string(o.path("/opt/nstance-agent/identity/ca.crt")).unwrap(),
+        "-----BEGIN CERTIFICATE-----\n"
+    );
+    for unit in [
+        "containerd",
+        "kubelet",
+        "nstance-agent",
+        "kube-apiserver",
+        "kube2iam",
+        "vmagent-reconcile",
+    ] {
+        assert!(
+            std::fs::symlink_metadata(o.path(&format!(
+                "/etc/systemd/system/multi-user.target.wants/{unit}.service"
+            )))
+            .is_ok(),
+            "{unit} enabled"
+        );
+    }
+    // Userdata runs again (cloud-init re-run, an operator): nothing to do.
+    let requests = mirror.requests().len();
+    let (code, err) = bootstrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("node configured (0 files, 0 service actions)"),
+        "{err}"
+    );
+    assert_eq!(
+        mirror.requests().len(),
+        requests,
+        "nothing downloaded again"
+    );
+}
