@@ -35,7 +35,7 @@ struct Cli {
 enum Command {
     /// First boot, as VM userdata runs it: record the instance facts, wait for Nstance, then
     /// fetch, install and configure the node.
-    Bootstrap(BootstrapArgs),
+    Bootstrap(Box<BootstrapArgs>),
     /// Download every install item of the manifest into the artifacts directory, verified.
     Fetch(FetchArgs),
     /// Install the verified artifacts (debs, tarballs, binaries), then users, groups and
