@@ -963,3 +963,81 @@ fn bootstrap_takes_a_fresh_root_from_userdata_facts_to_a_configured_node() {
         "nothing downloaded again"
     );
 }
+
+/// The package built by packaging/build-deb (tests/run-all builds it first).
+fn built_deb() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debian");
+    let found = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmagent_"))
+                && p.extension().is_some_and(|e| e == "deb")
+        });
+    if found.is_none() {
+        eprintln!("SKIP: no target/debian/vmagent_*.deb (run packaging/build-deb)");
+    }
+    found
+}
+
+#[test]
+fn the_deb_installs_in_a_chroot_and_its_postinst_respects_systemd_and_policy_rc() {
+    let Some((base, _)) = base() else { return };
+    let Some(deb) = built_deb() else { return };
+    let o = Overlay::new(&base);
+    let root = o.root();
+    std::fs::copy(&deb, o.path("/tmp/vmagent.deb")).unwrap();
+    let dpkg_i = |root: &Path| {
+        let out = Command::new("chroot")
+            .arg(root)
+            .args(["dpkg", "-i", "/tmp/vmagent.deb"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Image build: a chroot, no systemd running, nothing installed yet.
+    dpkg_i(&root);
+    let version = chroot(&root, &["vmagent", "--version"]);
+    assert!(version.starts_with("vmagent "), "{version}");
+    assert_eq!(
+        chroot(&root, &["dpkg-query", "-W", "-f", "${Status}", "vmagent"]),
+        "install ok installed"
+    );
+
+    // Upgrade of an installed node with systemd running: postinst re-applies, and without
+    // service actions while policy-rc.d forbids starts. A recording stand-in takes vmagent's
+    // place earlier in PATH to see the call.
+    std::fs::create_dir_all(o.path("/run/systemd/system")).unwrap();
+    std::fs::create_dir_all(o.path("/opt/podplane/share")).unwrap();
+    std::fs::write(o.path("/opt/podplane/share/vmconfig-installed.json"), "{}").unwrap();
+    let record = "#!/bin/sh\necho \"$@\" >> /tmp/vmagent-calls\n";
+    std::fs::write(o.path("/usr/local/bin/vmagent"), record).unwrap();
+    std::fs::set_permissions(
+        o.path("/usr/local/bin/vmagent"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(o.path("/usr/sbin/policy-rc.d"), "#!/bin/sh\nexit 101\n").unwrap();
+    std::fs::set_permissions(
+        o.path("/usr/sbin/policy-rc.d"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    dpkg_i(&root);
+    assert_eq!(
+        std::fs::read_to_string(o.path("/tmp/vmagent-calls")).unwrap(),
+        "apply --services none\n"
+    );
+    std::fs::remove_file(o.path("/usr/sbin/policy-rc.d")).unwrap();
+    dpkg_i(&root);
+    assert_eq!(
+        std::fs::read_to_string(o.path("/tmp/vmagent-calls")).unwrap(),
+        "apply --services none\napply --services systemd\n"
+    );
+}
