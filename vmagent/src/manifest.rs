@@ -332,9 +332,10 @@ pub fn provider_matches(providers: &[String], provider: &str) -> bool {
 }
 
 impl Dependency {
-    /// Upstream's "unreleased stub": the vmconfig entry with no url and no digest.
+    /// The "unreleased stub": the agent's own entry (`vmconfig` upstream, `vmagent` here) with
+    /// no url and no digest, as embedded in its own tarball.
     pub fn is_unreleased_stub(&self, key: &str) -> bool {
-        key == "vmconfig" && self.url.is_empty() && self.digest.is_empty()
+        matches!(key, "vmconfig" | "vmagent") && self.url.is_empty() && self.digest.is_empty()
     }
 }
 
