@@ -177,8 +177,11 @@ pub fn record_facts(root: &Path, f: &InstanceFacts, host: &dyn Host) -> Result<(
         0o644,
         format!("{}\n", f.instance_id).as_bytes(),
     )?;
-    if root == Path::new("/") {
-        host.run(&crate::host::Cmd::new("hostname").arg(&f.instance_id))?;
+    if root == Path::new("/")
+        && let Err(e) = host.run(&crate::host::Cmd::new("hostname").arg(&f.instance_id))
+    {
+        // /etc/hostname holds it for the next boot either way.
+        log::warn!("cannot set the running host name: {e}");
     }
     // The admin user first, so a failure later can be debugged over SSH.
     let keys: Vec<&str> = f

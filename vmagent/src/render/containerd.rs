@@ -1,6 +1,6 @@
-//! containerd: `/etc/containerd/config.toml` (v3 schema for containerd 2.x, systemd cgroups, the
-//! manifest's single pause image as the pinned sandbox, mirrored through the cluster registry
-//! when it is enabled) and its unit.
+//! containerd: `/etc/containerd/config.toml` (the v3 schema for containerd 2.x, v2 for 1.x;
+//! systemd cgroups; the manifest's single pause image as the pinned sandbox, mirrored through the
+//! cluster registry when zot runs) and its unit.
 
 use super::{Desired, Features, Inputs, RenderError};
 
@@ -33,12 +33,49 @@ pub fn sandbox_image(inp: &Inputs, f: &Features) -> Result<String, RenderError> 
     })
 }
 
+/// The config schema the pinned containerd reads: version 3 for containerd 2.x (the CRI plugin
+/// split into images and runtime), version 2 for 1.x (Debian's containerd 1.7, for one).
+pub fn config_version(inp: &Inputs) -> u8 {
+    let v = inp
+        .manifest
+        .vmconfig
+        .dependencies
+        .get("containerd")
+        .map(|d| d.version.as_str())
+        .unwrap_or("2");
+    match v
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok())
+    {
+        Some(major) if major < 2 => 2,
+        _ => 3,
+    }
+}
+
 pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderError> {
     let sandbox = sandbox_image(inp, f)?;
-    d.file(
-        CONFIG,
-        0o644,
-        "root:root",
+    let config = if config_version(inp) == 2 {
+        format!(
+            r#"# Rendered by vmagent; changes are overwritten.
+version = 2
+oom_score = -999
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{sandbox}"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "/etc/containerd/certs.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        BinaryName = "/usr/local/sbin/runc"
+        SystemdCgroup = true
+"#
+        )
+    } else {
         format!(
             r#"# Rendered by vmagent; changes are overwritten.
 version = 3
@@ -58,8 +95,9 @@ oom_score = -999
       BinaryName = "/usr/local/sbin/runc"
       SystemdCgroup = true
 "#
-        ),
-    );
+        )
+    };
+    d.file(CONFIG, 0o644, "root:root", config);
     d.file(
         "/etc/systemd/system/containerd.service",
         0o644,
@@ -74,4 +112,51 @@ oom_score = -999
     );
     d.service("containerd.service", true, &[CONFIG]);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::Kind;
+    use crate::render::testutil::*;
+
+    #[test]
+    fn schema_follows_the_pinned_containerd() {
+        let s = settings(Kind::Knd, "local");
+        let mut m = manifest();
+        let inputs = |m: &crate::manifest::Manifest| {
+            let f = crate::render::Features::of(Kind::Knd, &s).unwrap();
+            let inp = Inputs {
+                kind: Kind::Knd,
+                settings: &s,
+                manifest: m,
+                etc_hosts: ETC_HOSTS,
+                subuid: SUBUID,
+                subgid: SUBUID,
+                api_lb_addrs: vec![],
+            };
+            let mut d = Desired::default();
+            render(&inp, &f, &mut d).unwrap();
+            String::from_utf8(d.files[CONFIG].content.clone()).unwrap()
+        };
+        let v3 = inputs(&m);
+        assert!(
+            v3.contains("version = 3\n") && v3.contains("pinned_images"),
+            "{v3}"
+        );
+        m.vmconfig
+            .dependencies
+            .get_mut("containerd")
+            .unwrap()
+            .version = "1.7.24".into();
+        let v2 = inputs(&m);
+        assert!(v2.contains("version = 2\n"), "{v2}");
+        assert!(
+            v2.contains(
+                "sandbox_image = \"registry.c1.example.com/mirror/registry.k8s.io/pause:3.10.2\""
+            ),
+            "{v2}"
+        );
+        assert!(v2.contains("SystemdCgroup = true"));
+    }
 }
