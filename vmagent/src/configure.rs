@@ -63,6 +63,19 @@ pub struct Prepared {
     pub pending_bootstrap: Option<BTreeMap<String, String>>,
 }
 
+/// Is CAP_SYS_RESOURCE (24) in this process's bounding set? Without it nothing on the host can
+/// lower an OOM score (unprivileged containers, some sandboxes).
+pub fn can_lower_oom_scores() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_none_or(|bnd| bnd & (1 << 24) != 0)
+}
+
 /// Environment values that replace detection (`INSTANCE_IPV4=…`), from the process environment.
 pub fn overrides_from_env() -> BTreeMap<String, String> {
     facts::DETECTED_KEYS
@@ -117,6 +130,7 @@ pub fn prepare(
         subuid: &subuid,
         subgid: &subgid,
         api_lb_addrs,
+        oom_adjust: can_lower_oom_scores(),
     })?;
     Ok(Prepared {
         kind,

@@ -56,12 +56,19 @@ pub fn config_version(inp: &Inputs) -> u8 {
 
 pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderError> {
     let sandbox = sandbox_image(inp, f)?;
+    let oom = if inp.oom_adjust {
+        "oom_score = -999\n"
+    } else {
+        d.notes.push(
+            "this host cannot lower OOM scores (no CAP_SYS_RESOURCE): containerd keeps the default OOM score".into(),
+        );
+        ""
+    };
     let config = if config_version(inp) == 2 {
         format!(
             r#"# Rendered by vmagent; changes are overwritten.
 version = 2
-oom_score = -999
-
+{oom}
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{sandbox}"
   [plugins."io.containerd.grpc.v1.cri".registry]
@@ -79,8 +86,7 @@ oom_score = -999
         format!(
             r#"# Rendered by vmagent; changes are overwritten.
 version = 3
-oom_score = -999
-
+{oom}
 [plugins."io.containerd.cri.v1.images"]
   [plugins."io.containerd.cri.v1.images".pinned_images]
     sandbox = "{sandbox}"
@@ -102,13 +108,15 @@ oom_score = -999
         "/etc/systemd/system/containerd.service",
         0o644,
         "root:root",
-        "[Unit]\nDescription=containerd container runtime\nAfter=network.target local-fs.target dbus.service\n\n\
+        format!("[Unit]\nDescription=containerd container runtime\nAfter=network.target local-fs.target dbus.service\n\n\
          [Service]\nType=notify\nEnvironment=CONTAINERD_CONFIG=/etc/containerd/config.toml\n\
-         ExecStartPre=-/sbin/modprobe overlay\nExecStart=/usr/local/bin/containerd --config ${CONTAINERD_CONFIG}\n\
+         ExecStartPre=-/sbin/modprobe overlay\nExecStart=/usr/local/bin/containerd --config ${{CONTAINERD_CONFIG}}\n\
          ExecStartPost=-/bin/chgrp containerd /run/containerd/containerd.sock\n\
          Restart=always\nRestartSec=5\nDelegate=yes\nKillMode=process\nLimitNPROC=infinity\nLimitCORE=infinity\n\
-         TasksMax=infinity\nOOMScoreAdjust=-999\n\n\
+         TasksMax=infinity\n{}\n\
          [Install]\nWantedBy=multi-user.target\n",
+            if inp.oom_adjust { "OOMScoreAdjust=-999\n" } else { "" }
+        ),
     );
     d.service("containerd.service", true, &[CONFIG]);
     Ok(())
@@ -134,6 +142,8 @@ mod tests {
                 subuid: SUBUID,
                 subgid: SUBUID,
                 api_lb_addrs: vec![],
+
+                oom_adjust: true,
             };
             let mut d = Desired::default();
             render(&inp, &f, &mut d).unwrap();
@@ -158,5 +168,45 @@ mod tests {
             "{v2}"
         );
         assert!(v2.contains("SystemdCgroup = true"));
+    }
+}
+
+#[cfg(test)]
+mod oom_tests {
+    use super::*;
+    use crate::accounts::Kind;
+    use crate::render::testutil::*;
+
+    #[test]
+    fn without_cap_sys_resource_no_oom_adjustment_and_a_note() {
+        let s = settings(Kind::Knd, "local");
+        let m = manifest();
+        let f = crate::render::Features::of(Kind::Knd, &s).unwrap();
+        let inp = Inputs {
+            kind: Kind::Knd,
+            settings: &s,
+            manifest: &m,
+            etc_hosts: ETC_HOSTS,
+            subuid: SUBUID,
+            subgid: SUBUID,
+            api_lb_addrs: vec![],
+            oom_adjust: false,
+        };
+        let mut d = Desired::default();
+        render(&inp, &f, &mut d).unwrap();
+        let config = String::from_utf8(d.files[CONFIG].content.clone()).unwrap();
+        let unit = String::from_utf8(
+            d.files["/etc/systemd/system/containerd.service"]
+                .content
+                .clone(),
+        )
+        .unwrap();
+        assert!(!config.contains("oom_score"), "{config}");
+        assert!(!unit.contains("OOMScoreAdjust"), "{unit}");
+        assert!(
+            d.notes.iter().any(|n| n.contains("CAP_SYS_RESOURCE")),
+            "{:?}",
+            d.notes
+        );
     }
 }

@@ -60,6 +60,8 @@ fn check(kind: Kind, provider: &str) {
         subuid: SUBUID,
         subgid: SUBUID,
         api_lb_addrs: vec!["10.0.9.9".parse().unwrap()],
+
+        oom_adjust: true,
     })
     .unwrap();
     let name = format!(

@@ -33,6 +33,9 @@ pub struct Inputs<'a> {
     pub subgid: &'a str,
     /// Addresses of `KUBE_API_INTERNAL_LB_HOSTNAME`, resolved by the caller (knd only).
     pub api_lb_addrs: Vec<IpAddr>,
+    /// The host can lower OOM scores (CAP_SYS_RESOURCE in the bounding set). Without it,
+    /// containerd's -999 makes every container's init fail, so it is left out.
+    pub oom_adjust: bool,
 }
 
 /// One managed file.

@@ -435,6 +435,8 @@ mod tests {
             subuid: SUBUID,
             subgid: SUBUID,
             api_lb_addrs: vec![],
+
+            oom_adjust: true,
         }
     }
 

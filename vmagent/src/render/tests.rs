@@ -10,6 +10,8 @@ fn inputs<'a>(kind: Kind, s: &'a Settings, m: &'a Manifest) -> Inputs<'a> {
         subuid: SUBUID,
         subgid: SUBUID,
         api_lb_addrs: vec![],
+
+        oom_adjust: true,
     }
 }
 
