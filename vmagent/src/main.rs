@@ -218,15 +218,9 @@ fn main() -> ExitCode {
         Command::Reconcile(a) => return recv_cmd(&cli.root, Duration::ZERO, &a.services),
         Command::Fetch(_) => {}
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            log::error!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let code = runtime.block_on(async {
         tokio::select! {
@@ -358,6 +352,26 @@ extern "C" fn on_signal(sig: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
+/// The exit code of a failed synchronous command: 143/130 when a signal stopped it, else 1.
+fn failure_code() -> ExitCode {
+    match STOP_SIGNAL.load(Ordering::SeqCst) {
+        libc::SIGTERM => ExitCode::from(143),
+        libc::SIGINT => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// The multi-threaded runtime for commands that download.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            log::error!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 fn stop_on_signals() {
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
     // SAFETY: the handler only stores to atomics, which is async-signal-safe.
@@ -392,11 +406,7 @@ fn install_cmd(root: &Path, a: &InstallArgs) -> ExitCode {
         }
         Err(e) => {
             log::error!("{e}");
-            match STOP_SIGNAL.load(Ordering::SeqCst) {
-                libc::SIGTERM => ExitCode::from(143),
-                libc::SIGINT => ExitCode::from(130),
-                _ => ExitCode::FAILURE,
-            }
+            failure_code()
         }
     }
 }
@@ -454,15 +464,9 @@ fn bootstrap_cmd(root: &Path, a: &BootstrapArgs) -> ExitCode {
         wait_timeout: a.wait_timeout,
         services: services_mode(&a.services),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            log::error!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         tokio::select! {
@@ -477,11 +481,7 @@ fn bootstrap_cmd(root: &Path, a: &BootstrapArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("bootstrap: {e}");
-            match STOP_SIGNAL.load(Ordering::SeqCst) {
-                libc::SIGTERM => ExitCode::from(143),
-                libc::SIGINT => ExitCode::from(130),
-                _ => ExitCode::FAILURE,
-            }
+            failure_code()
         }
     }
 }

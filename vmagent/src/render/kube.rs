@@ -558,28 +558,13 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::manifest::Manifest;
-    use crate::render::testutil::{ETC_HOSTS, SUBUID, manifest, settings};
+    use crate::render::testutil::*;
 
     const CP_UNITS: [&str; 3] = [
         "kube-apiserver.service",
         "kube-controller-manager.service",
         "kube-scheduler.service",
     ];
-
-    fn inputs<'a>(kind: Kind, s: &'a Settings, m: &'a Manifest) -> Inputs<'a> {
-        Inputs {
-            kind,
-            settings: s,
-            manifest: m,
-            etc_hosts: ETC_HOSTS,
-            subuid: SUBUID,
-            subgid: SUBUID,
-            api_lb_addrs: vec![],
-
-            oom_adjust: true,
-        }
-    }
 
     fn try_render(kind: Kind, s: &Settings) -> Result<Desired, RenderError> {
         let m = manifest();

@@ -208,24 +208,9 @@ fn unit() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Manifest;
-    use crate::render::testutil::{ETC_HOSTS, SUBUID, manifest, settings};
+    use crate::render::testutil::*;
     use crate::settings::Settings;
     use serde_json::json;
-
-    fn inputs<'a>(kind: Kind, s: &'a Settings, m: &'a Manifest) -> Inputs<'a> {
-        Inputs {
-            kind,
-            settings: s,
-            manifest: m,
-            etc_hosts: ETC_HOSTS,
-            subuid: SUBUID,
-            subgid: SUBUID,
-            api_lb_addrs: vec![],
-
-            oom_adjust: true,
-        }
-    }
 
     fn run(kind: Kind, s: &Settings) -> Result<Desired, RenderError> {
         let m = manifest();
@@ -233,10 +218,6 @@ mod tests {
         let f = Features::of(kind, s).unwrap();
         let mut d = Desired::default();
         render(&inp, &f, &mut d).map(|_| d)
-    }
-
-    fn text(d: &Desired, path: &str) -> String {
-        String::from_utf8(d.files[path].content.clone()).unwrap()
     }
 
     fn env(d: &Desired) -> std::collections::BTreeMap<String, String> {

@@ -1,20 +1,6 @@
 use super::testutil::*;
 use super::*;
 
-fn inputs<'a>(kind: Kind, s: &'a Settings, m: &'a Manifest) -> Inputs<'a> {
-    Inputs {
-        kind,
-        settings: s,
-        manifest: m,
-        etc_hosts: ETC_HOSTS,
-        subuid: SUBUID,
-        subgid: SUBUID,
-        api_lb_addrs: vec![],
-
-        oom_adjust: true,
-    }
-}
-
 #[test]
 fn renders_are_deterministic() {
     let m = manifest();

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::accounts::Kind;
 use crate::manifest::Manifest;
+use crate::render::{Desired, Inputs};
 use crate::settings::Settings;
 
 pub fn manifest() -> Manifest {
@@ -90,3 +91,23 @@ pub fn settings(kind: Kind, provider: &str) -> Settings {
 
 pub const ETC_HOSTS: &str = "127.0.0.1 localhost\n::1 localhost ip6-localhost\n";
 pub const SUBUID: &str = "debian:100000:65536\n";
+
+/// Render inputs for a node of `kind` with these settings: the hosts and subid files above, no
+/// load balancer, OOM adjustment possible.
+pub fn inputs<'a>(kind: Kind, s: &'a Settings, m: &'a Manifest) -> Inputs<'a> {
+    Inputs {
+        kind,
+        settings: s,
+        manifest: m,
+        etc_hosts: ETC_HOSTS,
+        subuid: SUBUID,
+        subgid: SUBUID,
+        api_lb_addrs: vec![],
+        oom_adjust: true,
+    }
+}
+
+/// A rendered file's content as text.
+pub fn text(d: &Desired, path: &str) -> String {
+    String::from_utf8(d.files[path].content.clone()).unwrap()
+}
