@@ -5,7 +5,10 @@
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use podplane::config;
 
 /// Commit of this build, when the build injects it (`PODPLANE_COMMIT=<hash> cargo build`).
 const COMMIT: &str = match option_env!("PODPLANE_COMMIT") {
@@ -34,6 +37,38 @@ struct Cli {
 enum Command {
     /// Print the version and commit of this build.
     Version,
+    /// Work with the cluster config file.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Load and fully validate a cluster config, printing the first problem found.
+    ///
+    /// Not part of the upstream CLI (which validated only inside `cluster create`): added so
+    /// a config can be checked without generating anything.
+    Validate {
+        /// Cluster config file.
+        #[arg(short = 'f', long = "file", default_value = config::DEFAULT_CONFIG_FILE)]
+        file: PathBuf,
+    },
+    /// Print the JSON schema of the cluster config file.
+    Schema,
+}
+
+/// Runs a `cluster` subcommand; the error is the user-facing message.
+fn run_cluster(command: ClusterCommand) -> Result<(), String> {
+    match command {
+        ClusterCommand::Validate { file } => {
+            config::load_and_validate(&file).map_err(|e| e.to_string())?;
+            println!("{} is valid", file.display());
+        }
+        ClusterCommand::Schema => print!("{}", config::schema_json()),
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -41,6 +76,12 @@ fn main() -> ExitCode {
     let version = env!("CARGO_PKG_VERSION");
     match cli.command {
         Some(Command::Version) => println!("Version: {version} ({COMMIT})"),
+        Some(Command::Cluster { command }) => {
+            if let Err(message) = run_cluster(command) {
+                eprintln!("Error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
         None if cli.version => {
             println!("podplane CLI {version}");
             if cli.verbose {

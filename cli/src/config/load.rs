@@ -1,0 +1,121 @@
+//! Reading, parsing and light validation of `podplane.cluster.jsonc`.
+
+use std::path::Path;
+
+use thiserror::Error;
+
+use super::jsonc::{self, JsoncError};
+use super::types::ClusterConfig;
+use super::validate::{
+    ComponentsError, IdError, SeedError, ValidationError, check_cluster_id, check_components,
+    check_seed, validate_for_terraform,
+};
+
+/// Why the JSONC text could not be turned into a [`ClusterConfig`].
+#[derive(Debug, Error)]
+pub enum ParseError {
+    #[error(transparent)]
+    Jsonc(#[from] JsoncError),
+    /// A JSON syntax or type error; `at` is the field path (`cluster.pools.main.size`)
+    /// when the error is inside the document.
+    #[error("{}{message}", at.as_deref().map(|a| format!("at {a}: ")).unwrap_or_default())]
+    Json { at: Option<String>, message: String },
+}
+
+/// A failed light check (§2.1 order after parsing).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LoadProblem {
+    #[error("missing cluster.id")]
+    MissingId,
+    #[error("invalid cluster.id: {0}")]
+    Id(IdError),
+    #[error("missing cluster.oidc.issuer_url")]
+    MissingIssuerUrl,
+    #[error("invalid cluster.seed: {0}")]
+    Seed(SeedError),
+    #[error("invalid cluster.components: {0}")]
+    Components(ComponentsError),
+}
+
+/// Any failure to load a cluster config. `Display` is the user-facing message.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("read cluster config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("parse cluster config {path}: {source}")]
+    Parse { path: String, source: ParseError },
+    /// Light-load check failures.
+    #[error("cluster config {path}: {problem}")]
+    Invalid { path: String, problem: LoadProblem },
+    /// Full validation failures.
+    #[error("cluster config {path}: {source}")]
+    Validation {
+        path: String,
+        source: ValidationError,
+    },
+}
+
+/// Parses JSONC text into the model (no validation). Unknown keys, duplicate keys and type
+/// mismatches are errors naming the field path.
+pub fn parse_str(text: &str) -> Result<ClusterConfig, ParseError> {
+    let json = jsonc::to_json(text)?;
+    let mut de = serde_json::Deserializer::from_str(&json);
+    let cfg: ClusterConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        ParseError::Json {
+            at: (path != ".").then_some(path),
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    de.end().map_err(|e| ParseError::Json {
+        at: None,
+        message: e.to_string(),
+    })?;
+    Ok(cfg)
+}
+
+/// Light checks used by every command that reads the file: id, issuer, seed, components.
+pub fn light_check(cfg: &ClusterConfig) -> Result<(), LoadProblem> {
+    let c = &cfg.cluster;
+    if c.id.is_empty() {
+        return Err(LoadProblem::MissingId);
+    }
+    check_cluster_id(&c.id).map_err(LoadProblem::Id)?;
+    if c.oidc.issuer_url.is_empty() {
+        return Err(LoadProblem::MissingIssuerUrl);
+    }
+    check_seed(&c.seed).map_err(LoadProblem::Seed)?;
+    check_components(&c.components).map_err(LoadProblem::Components)?;
+    Ok(())
+}
+
+/// Reads, parses and light-checks the file at `path` (the light load of §2.1).
+pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let cfg = parse_str(&text).map_err(|source| ConfigError::Parse {
+        path: shown.clone(),
+        source,
+    })?;
+    light_check(&cfg).map_err(|problem| ConfigError::Invalid {
+        path: shown,
+        problem,
+    })?;
+    Ok(cfg)
+}
+
+/// [`load`] followed by full validation including the Terraform-generation-only rules.
+pub fn load_and_validate(path: &Path) -> Result<ClusterConfig, ConfigError> {
+    let cfg = load(path)?;
+    validate_for_terraform(&cfg).map_err(|source| ConfigError::Validation {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(cfg)
+}

@@ -1,0 +1,49 @@
+//! The cluster config file `podplane.cluster.jsonc`: model, JSONC loader, validation and
+//! JSON schema.
+//!
+//! # Strictness
+//!
+//! The upstream CLI ignored unknown keys, matched keys case-insensitively and let the last
+//! of two duplicate keys win. This implementation is deliberately stricter:
+//!
+//! * keys are case-sensitive;
+//! * an unknown key anywhere is a parse error naming its path, e.g.
+//!   `parse cluster config podplane.cluster.jsonc: at cluster.pools.main: unknown field …`;
+//! * a key repeated in the same object is a parse error naming the object, e.g.
+//!   `… at cluster.pools: duplicate key "main" …` (`… duplicate field …` for fixed fields);
+//! * a value of the wrong JSON type is a parse error naming its path.
+//!
+//! Missing fields are not parse errors: they default, and the light load / full validation
+//! report them with the spec's messages (`missing cluster.id`, `… is required`).
+//!
+//! Light load ([`load`]) runs the checks every command needs (id, issuer, seed, components);
+//! full validation ([`validate`]) runs every rule in a fixed order and reports the first
+//! failure, iterating maps in sorted key order so that failure is deterministic.
+
+mod jsonc;
+mod load;
+mod schema;
+mod service_network;
+mod types;
+mod validate;
+
+pub use jsonc::{JsoncError, to_json as jsonc_to_json};
+pub use load::{
+    ConfigError, LoadProblem, ParseError, light_check, load, load_and_validate, parse_str,
+};
+pub use schema::{SCHEMA_ID, schema_json};
+pub use service_network::{
+    DEFAULT_SERVICE_CIDRS, Family, IpPrefix, ServiceCidrError, ServiceNetwork, api_service_ip,
+    dns_service_ip, service_network,
+};
+pub use types::*;
+pub use validate::{
+    ComponentsError, DnsNameError, IdError, SeedError, ValidationError, check_cluster_id,
+    check_components, check_dns_name, check_seed, is_aws_region, is_zone_in_region, validate,
+    validate_for_terraform,
+};
+
+/// Default file name of the cluster config.
+pub const DEFAULT_CONFIG_FILE: &str = "podplane.cluster.jsonc";
+/// File name of the schema written next to the config.
+pub const SCHEMA_FILE: &str = "podplane.cluster.schema.json";

@@ -1,0 +1,333 @@
+//! Kubernetes service networks (`cluster.kubernetes.service_cidr`) and the addresses
+//! reserved in them: the API service IP (network + 1) and the CoreDNS IP (IPv4: the last
+//! usable address, network + 2^(32−bits) − 2; IPv6: network + 0xffff).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use thiserror::Error;
+
+/// Service networks used when `service_cidr` is empty.
+pub const DEFAULT_SERVICE_CIDRS: &[&str] = &["198.18.0.0/15", "fdc6::/108"];
+
+/// Offset of the CoreDNS address inside an IPv6 service network.
+const IPV6_DNS_OFFSET: u128 = 0xffff;
+
+/// An IP network: address plus prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpPrefix {
+    pub addr: IpAddr,
+    pub bits: u8,
+}
+
+impl fmt::Display for IpPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.bits)
+    }
+}
+
+impl IpPrefix {
+    /// Parses `addr/bits` strictly: no zone, decimal prefix length without leading zeros.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let Some((addr, bits)) = s.rsplit_once('/') else {
+            return Err("missing \"/\" and prefix length".into());
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("invalid IP address {addr:?}"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let valid_digits = !bits.is_empty()
+            && bits.bytes().all(|b| b.is_ascii_digit())
+            && (bits == "0" || !bits.starts_with('0'));
+        match bits.parse::<u8>() {
+            Ok(n) if valid_digits && n <= max => Ok(Self { addr, bits: n }),
+            _ => Err(format!("invalid prefix length {bits:?}")),
+        }
+    }
+
+    /// Number of bits in an address of this family.
+    fn width(&self) -> u32 {
+        if self.addr.is_ipv4() { 32 } else { 128 }
+    }
+
+    /// The address as an integer of its family's width.
+    fn value(&self) -> u128 {
+        to_u128(self.addr)
+    }
+
+    fn mask(&self) -> u128 {
+        let width = self.width();
+        let all = if width == 32 {
+            u128::from(u32::MAX)
+        } else {
+            u128::MAX
+        };
+        let host_bits = width - u32::from(self.bits);
+        if host_bits >= 128 {
+            0
+        } else {
+            all & !((1u128 << host_bits) - 1)
+        }
+    }
+
+    /// The prefix with its host bits cleared.
+    pub fn masked(&self) -> Self {
+        Self {
+            addr: from_u128(self.addr, self.value() & self.mask()),
+            bits: self.bits,
+        }
+    }
+
+    /// Whether `self` has no host bits set.
+    pub fn is_canonical(&self) -> bool {
+        self.masked() == *self
+    }
+
+    /// Whether `addr` (of the same family) lies inside the prefix.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        addr.is_ipv4() == self.addr.is_ipv4() && to_u128(addr) & self.mask() == self.value()
+    }
+}
+
+fn to_u128(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// Builds an address of `like`'s family; `None` when `v` does not fit.
+fn checked_from_u128(like: IpAddr, v: u128) -> Option<IpAddr> {
+    match like {
+        IpAddr::V4(_) => u32::try_from(v).ok().map(|v| IpAddr::V4(Ipv4Addr::from(v))),
+        IpAddr::V6(_) => Some(IpAddr::V6(Ipv6Addr::from(v))),
+    }
+}
+
+fn from_u128(like: IpAddr, v: u128) -> IpAddr {
+    checked_from_u128(like, v).unwrap_or(like)
+}
+
+/// Address family, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
+/// Why a `service_cidr` list is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ServiceCidrError {
+    #[error("service_cidr supports at most two networks")]
+    TooMany,
+    #[error("service_cidr[{index}] {raw:?} is invalid: {reason}")]
+    Invalid {
+        index: usize,
+        raw: String,
+        reason: String,
+    },
+    #[error("service_cidr[{index}] {raw:?} is not canonical (use \"{canonical}\")")]
+    NotCanonical {
+        index: usize,
+        raw: String,
+        canonical: IpPrefix,
+    },
+    #[error("service_cidr contains duplicate {0} networks")]
+    DuplicateFamily(Family),
+    #[error("service_cidr must be IPv4-primary; IPv6-primary configurations are unsupported")]
+    Ipv6Primary,
+    #[error(
+        "service_cidr {raw:?} has insufficient capacity for the Kubernetes API and DNS services"
+    )]
+    InsufficientCapacity { raw: String },
+}
+
+/// Validated service networks with their reserved addresses, index-aligned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceNetwork {
+    pub cidrs: Vec<IpPrefix>,
+    /// `kubernetes.default` service IP per network.
+    pub api: Vec<IpAddr>,
+    /// CoreDNS service IP per network.
+    pub dns: Vec<IpAddr>,
+}
+
+/// API service IP of a canonical prefix: network + 1.
+pub fn api_service_ip(prefix: IpPrefix) -> Option<IpAddr> {
+    prefix
+        .value()
+        .checked_add(1)
+        .and_then(|v| checked_from_u128(prefix.addr, v))
+        .filter(|a| prefix.contains(*a))
+}
+
+/// CoreDNS service IP of a canonical prefix (see the module docs); `None` when the prefix
+/// is too small to hold it above the API address.
+pub fn dns_service_ip(prefix: IpPrefix) -> Option<IpAddr> {
+    let offset = match prefix.addr {
+        IpAddr::V4(_) => {
+            let host_bits = 32 - u32::from(prefix.bits);
+            if host_bits < 2 {
+                return None;
+            }
+            (1u128 << host_bits) - 2
+        }
+        IpAddr::V6(_) => IPV6_DNS_OFFSET,
+    };
+    let dns = checked_from_u128(prefix.addr, prefix.value().checked_add(offset)?)?;
+    let api = api_service_ip(prefix)?;
+    (prefix.contains(dns) && to_u128(dns) > to_u128(api)).then_some(dns)
+}
+
+/// Validates `cidrs` (empty means [`DEFAULT_SERVICE_CIDRS`]) and computes the reserved
+/// service addresses. Rules, first failure wins: at most two entries; each parses and is
+/// canonical; at most one per family; the first is IPv4; each has room for both addresses.
+pub fn service_network<S: AsRef<str>>(cidrs: &[S]) -> Result<ServiceNetwork, ServiceCidrError> {
+    let list: Vec<&str> = if cidrs.is_empty() {
+        DEFAULT_SERVICE_CIDRS.to_vec()
+    } else {
+        cidrs.iter().map(AsRef::as_ref).collect()
+    };
+    if list.len() > 2 {
+        return Err(ServiceCidrError::TooMany);
+    }
+    let mut out = ServiceNetwork {
+        cidrs: Vec::new(),
+        api: Vec::new(),
+        dns: Vec::new(),
+    };
+    let (mut seen4, mut seen6) = (false, false);
+    for (index, raw) in list.into_iter().enumerate() {
+        let prefix = IpPrefix::parse(raw).map_err(|reason| ServiceCidrError::Invalid {
+            index,
+            raw: raw.to_string(),
+            reason,
+        })?;
+        if !prefix.is_canonical() {
+            return Err(ServiceCidrError::NotCanonical {
+                index,
+                raw: raw.to_string(),
+                canonical: prefix.masked(),
+            });
+        }
+        let is4 = prefix.addr.is_ipv4();
+        if (is4 && seen4) || (!is4 && seen6) {
+            let family = if is4 { Family::V4 } else { Family::V6 };
+            return Err(ServiceCidrError::DuplicateFamily(family));
+        }
+        if index == 0 && !is4 {
+            return Err(ServiceCidrError::Ipv6Primary);
+        }
+        seen4 |= is4;
+        seen6 |= !is4;
+        let insufficient = || ServiceCidrError::InsufficientCapacity {
+            raw: raw.to_string(),
+        };
+        let dns = dns_service_ip(prefix).ok_or_else(insufficient)?;
+        let api = api_service_ip(prefix).ok_or_else(insufficient)?;
+        out.cidrs.push(prefix);
+        out.api.push(api);
+        out.dns.push(dns);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ips(v: &[IpAddr]) -> Vec<String> {
+        v.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn golden_default_networks() {
+        let net = service_network::<&str>(&[]).unwrap();
+        assert_eq!(ips(&net.api), ["198.18.0.1", "fdc6::1"]);
+        assert_eq!(ips(&net.dns), ["198.19.255.254", "fdc6::ffff"]);
+        assert_eq!(net.cidrs[0].to_string(), "198.18.0.0/15");
+        assert_eq!(net.cidrs[1].to_string(), "fdc6::/108");
+    }
+
+    #[test]
+    fn golden_custom_networks() {
+        let net = service_network(&["10.96.0.0/12", "fd00:1234::/108"]).unwrap();
+        assert_eq!(ips(&net.api), ["10.96.0.1", "fd00:1234::1"]);
+        assert_eq!(ips(&net.dns), ["10.111.255.254", "fd00:1234::ffff"]);
+    }
+
+    #[test]
+    fn smallest_networks_that_fit() {
+        let net = service_network(&["10.0.0.0/30", "fd00::/112"]).unwrap();
+        assert_eq!(ips(&net.api), ["10.0.0.1", "fd00::1"]);
+        assert_eq!(ips(&net.dns), ["10.0.0.2", "fd00::ffff"]);
+        let whole = service_network(&["0.0.0.0/0"]).unwrap();
+        assert_eq!(ips(&whole.dns), ["255.255.255.254"]);
+    }
+
+    fn err(cidrs: &[&str]) -> String {
+        service_network(cidrs).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rejections() {
+        assert_eq!(
+            err(&["10.0.0.0/16", "fd00::/108", "10.1.0.0/16"]),
+            "service_cidr supports at most two networks"
+        );
+        assert_eq!(
+            err(&["10.96.0.1/12"]),
+            "service_cidr[0] \"10.96.0.1/12\" is not canonical (use \"10.96.0.0/12\")"
+        );
+        assert_eq!(
+            err(&["x"]),
+            "service_cidr[0] \"x\" is invalid: missing \"/\" and prefix length"
+        );
+        assert_eq!(
+            err(&["10.0.0.0/16", "10.0.0.0/33"]),
+            "service_cidr[1] \"10.0.0.0/33\" is invalid: invalid prefix length \"33\""
+        );
+        assert_eq!(
+            err(&["10.0.0.0/016"]),
+            "service_cidr[0] \"10.0.0.0/016\" is invalid: invalid prefix length \"016\""
+        );
+        assert_eq!(
+            err(&["10.0.0/16"]),
+            "service_cidr[0] \"10.0.0/16\" is invalid: invalid IP address \"10.0.0\""
+        );
+        assert_eq!(
+            err(&["10.0.0.0/16", "10.1.0.0/16"]),
+            "service_cidr contains duplicate IPv4 networks"
+        );
+        assert_eq!(
+            err(&["fd00::/108"]),
+            "service_cidr must be IPv4-primary; IPv6-primary configurations are unsupported"
+        );
+        // Two IPv6 networks: the IPv4-primary rule fires on the first entry.
+        assert_eq!(
+            err(&["fd00::/108", "fd01::/108"]),
+            "service_cidr must be IPv4-primary; IPv6-primary configurations are unsupported"
+        );
+        assert_eq!(
+            err(&["10.0.0.0/31"]),
+            "service_cidr \"10.0.0.0/31\" has insufficient capacity for the Kubernetes API and DNS services"
+        );
+        assert_eq!(
+            err(&["10.0.0.0/32"]),
+            "service_cidr \"10.0.0.0/32\" has insufficient capacity for the Kubernetes API and DNS services"
+        );
+        assert_eq!(
+            err(&["10.0.0.0/16", "fd00::/113"]),
+            "service_cidr \"fd00::/113\" has insufficient capacity for the Kubernetes API and DNS services"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Library side of the `podplane` CLI: the pieces the binary's commands are built from.
+
+pub mod config;
