@@ -1,3 +1,4 @@
 //! Library side of the `podplane` CLI: the pieces the binary's commands are built from.
 
 pub mod config;
+pub mod userdata;

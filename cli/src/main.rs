@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use podplane::config;
+use podplane::userdata;
 
 /// Commit of this build, when the build injects it (`PODPLANE_COMMIT=<hash> cargo build`).
 const COMMIT: &str = match option_env!("PODPLANE_COMMIT") {
@@ -42,6 +43,79 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Print a node's first-boot userdata for a pinned release manifest.
+    ///
+    /// Without --instance-id the per-instance values are Nstance placeholders
+    /// (`{{ .Instance.ID }}` …) for nstance-server to fill in, as production uses it. Upstream
+    /// rendered userdata only inside Terraform; this command shows and tests the same output.
+    Userdata(UserdataArgs),
+}
+
+#[derive(clap::Args)]
+struct UserdataArgs {
+    /// The standalone release manifest (its vmagent entry pins the agent's tarball).
+    #[arg(long, value_name = "FILE")]
+    manifest: PathBuf,
+    /// local, aws, google or proxmox.
+    #[arg(long)]
+    provider: String,
+    /// Download from this deps mirror instead of upstream URLs.
+    #[arg(long, value_name = "URL")]
+    mirror: Option<String>,
+    #[arg(long, default_value = "")]
+    aws_account_id: String,
+    #[arg(long, default_value = "")]
+    google_project_id: String,
+    /// File of SSH public keys for the admin user (immutable: changing them replaces VMs).
+    #[arg(long, value_name = "FILE")]
+    ssh_authorized_keys_file: Option<PathBuf>,
+    /// Concrete instance values instead of Nstance placeholders (local VMs, tests):
+    /// ID,CLUSTER,REGION,ZONE,TYPE,REGISTRATION_ADDR,AGENT_ADDR,NONCE,CA_CERT_BASE64.
+    #[arg(long, value_name = "VALUES")]
+    instance: Option<String>,
+}
+
+fn run_userdata(a: UserdataArgs) -> Result<(), String> {
+    let manifest = vmagent::manifest::Manifest::load(&a.manifest).map_err(|e| e.to_string())?;
+    let mut facts = match &a.instance {
+        None => userdata::Facts::nstance_placeholders(&a.provider),
+        Some(v) => {
+            let f: Vec<&str> = v.split(',').collect();
+            if f.len() != 9 {
+                return Err(format!(
+                    "--instance needs 9 comma-separated values (ID,CLUSTER,REGION,ZONE,TYPE,REGISTRATION_ADDR,AGENT_ADDR,NONCE,CA_CERT_BASE64), got {}",
+                    f.len()
+                ));
+            }
+            userdata::Facts {
+                instance_id: f[0].into(),
+                cluster_id: f[1].into(),
+                provider_kind: a.provider.clone(),
+                region: f[2].into(),
+                zone: f[3].into(),
+                instance_type: f[4].into(),
+                registration_addr: f[5].into(),
+                agent_addr: f[6].into(),
+                nonce: f[7].into(),
+                cluster_ca_cert: f[8].into(),
+                aws_account_id: String::new(),
+                google_project_id: String::new(),
+                ssh_authorized_keys: String::new(),
+            }
+        }
+    };
+    facts.aws_account_id = a.aws_account_id;
+    facts.google_project_id = a.google_project_id;
+    if let Some(path) = &a.ssh_authorized_keys_file {
+        facts.ssh_authorized_keys = std::fs::read_to_string(path)
+            .map_err(|e| format!("read {}: {e}", path.display()))?
+            .trim_end()
+            .to_string();
+    }
+    let script =
+        userdata::render(&manifest, &facts, a.mirror.as_deref()).map_err(|e| e.to_string())?;
+    print!("{script}");
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -78,6 +152,12 @@ fn main() -> ExitCode {
         Some(Command::Version) => println!("Version: {version} ({COMMIT})"),
         Some(Command::Cluster { command }) => {
             if let Err(message) = run_cluster(command) {
+                eprintln!("Error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Some(Command::Userdata(a)) => {
+            if let Err(message) = run_userdata(a) {
                 eprintln!("Error: {message}");
                 return ExitCode::FAILURE;
             }

@@ -1,0 +1,141 @@
+use super::*;
+use std::path::Path;
+
+/// The knc amd64 release manifest as packaging/release writes it: the vmagent entry pinned.
+fn release_manifest() -> Manifest {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/manifests/knc.debian-13.amd64.json");
+    let mut m = Manifest::load(&path).unwrap();
+    let e = m.vmconfig.dependencies.get_mut("vmagent").unwrap();
+    e.version = "0.1.0".into();
+    e.url = "https://github.com/podplane/podplane-rs/releases/download/v0.1.0/vmagent_0.1.0_knc_debian-13_amd64.tar.gz".into();
+    e.digest = format!("sha256:{}", "ab".repeat(32));
+    e.size = 2_138_531;
+    m
+}
+
+fn production() -> Facts {
+    let mut f = Facts::nstance_placeholders("aws");
+    f.aws_account_id = "123456789012".into();
+    f.ssh_authorized_keys =
+        "ssh-ed25519 AAAAC3Nza ops@example\nssh-rsa AAAAB3 it's-me@example".into();
+    f
+}
+
+#[test]
+fn production_userdata_keeps_the_nstance_placeholders_and_fits_ec2() {
+    let m = release_manifest();
+    let s = render(&m, &production(), Some("https://deps.podplane.dev")).unwrap();
+    for p in [
+        "--instance-id '{{ .Instance.ID }}'",
+        "--cluster-id '{{ .Cluster.ID }}'",
+        "--nstance-ca-cert '{{ .Cluster.CACert }}'",
+        "--registration-addr '{{ .Server.RegistrationAddr }}'",
+        "--agent-addr '{{ .Server.AgentAddr }}'",
+        "--nonce '{{ .Nonce }}'",
+        "--region '{{ .Provider.Region }}'",
+        "--provider 'aws'",
+        "--aws-account-id '123456789012'",
+        "--mirror 'https://deps.podplane.dev'",
+    ] {
+        assert!(s.contains(p), "missing {p}:\n{s}");
+    }
+    // Only the intended placeholders: nstance-server runs the whole script through Go templates.
+    assert_eq!(s.matches("{{").count(), 9, "{s}");
+    assert!(s.contains("'https://deps.podplane.dev/vmconfig/artifacts/vmagent/0.1.0/vmagent_0.1.0_knc_debian-13_amd64.tar.gz'"));
+    assert!(s.contains(&format!(
+        "echo '{}  /opt/podplane/artifacts/vmagent.tar.gz.part' | sha256sum -c",
+        "ab".repeat(32)
+    )));
+    assert!(
+        s.contains("it'\\''s-me@example"),
+        "keys quoted for the shell"
+    );
+    assert!(s.len() <= MAX_BYTES, "{} bytes", s.len());
+    assert!(!s.contains("<no value>"));
+    // Byte-stable.
+    assert_eq!(
+        s,
+        render(&m, &production(), Some("https://deps.podplane.dev")).unwrap()
+    );
+}
+
+#[test]
+fn the_embedded_manifest_is_the_pinned_one() {
+    let m = release_manifest();
+    let s = render(&m, &production(), None).unwrap();
+    let start = s.find("<<'PODPLANE_MANIFEST'\n").unwrap() + "<<'PODPLANE_MANIFEST'\n".len();
+    let end = s.find("\nPODPLANE_MANIFEST\n").unwrap();
+    let back = Manifest::from_slice(&s.as_bytes()[start..end], Path::new("embedded")).unwrap();
+    assert_eq!(back, m);
+    // Without a mirror the tarball comes from the manifest's URL.
+    assert!(s.contains("'https://github.com/podplane/podplane-rs/releases/download/v0.1.0/vmagent_0.1.0_knc_debian-13_amd64.tar.gz'"));
+}
+
+#[test]
+fn the_script_is_valid_bash() {
+    let s = render(
+        &release_manifest(),
+        &production(),
+        Some("https://deps.podplane.dev"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("userdata.sh");
+    std::fs::write(&p, &s).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn interpolated_values_are_validated() {
+    let m = release_manifest();
+    let mut f = production();
+    f.region = "eu-west-1'; reboot; '".into();
+    assert_eq!(
+        render(&m, &f, None).unwrap_err(),
+        UserdataError::Unsafe {
+            field: "provider region"
+        }
+    );
+    let mut f = production();
+    f.nonce = "a\nb".into();
+    assert_eq!(
+        render(&m, &f, None).unwrap_err(),
+        UserdataError::Unsafe { field: "nonce" }
+    );
+    let mut f = production();
+    f.ssh_authorized_keys = "ssh-ed25519 AAAA\r".into();
+    assert_eq!(render(&m, &f, None).unwrap_err(), UserdataError::UnsafeKeys);
+    let f = Facts::nstance_placeholders("azure");
+    assert_eq!(
+        render(&m, &f, None).unwrap_err(),
+        UserdataError::Provider("azure".into())
+    );
+    let mut f = production();
+    f.instance_id.clear();
+    assert_eq!(
+        render(&m, &f, None).unwrap_err(),
+        UserdataError::Required {
+            field: "instance id"
+        }
+    );
+}
+
+#[test]
+fn a_manifest_without_a_released_vmagent_is_refused() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/manifests/knd.debian-13.amd64.json");
+    let m = Manifest::load(&path).unwrap();
+    let e = render(&m, &production(), None).unwrap_err();
+    assert_eq!(e, UserdataError::NoVmagent);
+    assert!(e.to_string().contains("packaging/release"));
+}
