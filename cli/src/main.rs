@@ -49,6 +49,11 @@ enum Command {
     /// (`{{ .Instance.ID }}` …) for nstance-server to fill in, as production uses it. Upstream
     /// rendered userdata only inside Terraform; this command shows and tests the same output.
     Userdata(UserdataArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(clap::Args)]
@@ -155,6 +160,15 @@ fn main() -> ExitCode {
                 eprintln!("Error: {message}");
                 return ExitCode::FAILURE;
             }
+        }
+        Some(Command::Completion { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "podplane",
+                &mut std::io::stdout(),
+            );
         }
         Some(Command::Userdata(a)) => {
             if let Err(message) = run_userdata(a) {

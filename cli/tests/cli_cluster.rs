@@ -223,3 +223,37 @@ fn version_still_works() {
         format!("podplane CLI {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn completion_scripts_name_the_commands() {
+    for (shell, needle) in [
+        ("bash", "_podplane()"),
+        ("zsh", "#compdef podplane"),
+        ("fish", "complete -c podplane"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_podplane"))
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains(needle),
+            "{shell}: {}",
+            &text[..text.len().min(200)]
+        );
+        assert!(
+            text.contains("userdata") && text.contains("cluster"),
+            "{shell}"
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podplane"))
+        .args(["completion", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "unknown shells are a usage error"
+    );
+}
