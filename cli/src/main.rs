@@ -49,11 +49,92 @@ enum Command {
     /// (`{{ .Instance.ID }}` …) for nstance-server to fill in, as production uses it. Upstream
     /// rendered userdata only inside Terraform; this command shows and tests the same output.
     Userdata(UserdataArgs),
+    /// The dependency cache: the published node manifest and the artifacts it pins.
+    Deps {
+        #[command(subcommand)]
+        command: DepsCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Subcommand)]
+enum DepsCommand {
+    /// Download and verify the node manifest and its artifacts into the cache.
+    Download {
+        /// Comma-separated: amd64, arm64 [default: this machine's, or PODPLANE_ARCH].
+        #[arg(long, value_delimiter = ',')]
+        arch: Vec<String>,
+        /// Provider-specific artifacts to include too (comma-separated, or all).
+        #[arg(long, value_delimiter = ',')]
+        providers: Vec<String>,
+        /// Use this manifest file instead of the published one.
+        #[arg(long, value_name = "FILE")]
+        vmconfig: Option<PathBuf>,
+        /// Say what would be downloaded; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Compare the published node manifest with the cached one (always exits 0).
+    Status,
+}
+
+fn run_deps(command: DepsCommand) -> ExitCode {
+    let deps = podplane::deps::Deps::from_env();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match command {
+        DepsCommand::Status => {
+            println!("Fetching latest dependency manifest...");
+            let msg = runtime.block_on(podplane::deps::status(
+                &deps,
+                "knc",
+                &podplane::deps::host_arch(),
+            ));
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        DepsCommand::Download {
+            arch,
+            providers,
+            vmconfig,
+            dry_run,
+        } => {
+            let arches = if arch.is_empty() {
+                vec![podplane::deps::host_arch()]
+            } else {
+                arch
+            };
+            let mut out = std::io::stdout();
+            for a in &arches {
+                let r = runtime.block_on(podplane::deps::download(
+                    &deps,
+                    "knc",
+                    a,
+                    vmconfig.as_deref(),
+                    &providers,
+                    dry_run,
+                    &mut out,
+                ));
+                if let Err(e) = r {
+                    eprintln!("Error downloading the latest dependency files: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -161,6 +242,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+        Some(Command::Deps { command }) => return run_deps(command),
         Some(Command::Completion { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(

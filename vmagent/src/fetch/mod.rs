@@ -540,3 +540,55 @@ pub(crate) fn store_in_cache(cache: &Path, d: &Digest, verified: &Path) -> Resul
     std::io::copy(&mut src, t.file()).map_err(err)?;
     t.persist(&entry).map_err(err)
 }
+
+/// Why a document could not be fetched with [`get_document`].
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    #[error("unexpected status {status} fetching {url}")]
+    Status { url: String, status: u16 },
+    #[error("fetching {url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error(transparent)]
+    Client(#[from] FetchError),
+}
+
+/// GET a small document (a manifest) into memory: up to `attempts` tries, waiting 1 s, 2 s,
+/// 4 s … between them, on transport errors and HTTP 408/429/5xx; any other non-200 answer fails
+/// at once.
+pub async fn get_document(url: &str, attempts: u32) -> Result<Vec<u8>, GetError> {
+    let client = download::client(&RetryPolicy::default())?;
+    let mut delay = Duration::from_secs(1);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let retryable = match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => match r.bytes().await {
+                Ok(b) => return Ok(b.to_vec()),
+                Err(e) => GetError::Transport {
+                    url: url.into(),
+                    reason: e.to_string(),
+                },
+            },
+            Ok(r) => {
+                let s = r.status();
+                let err = GetError::Status {
+                    url: url.into(),
+                    status: s.as_u16(),
+                };
+                if !(s.as_u16() == 408 || s.as_u16() == 429 || s.is_server_error()) {
+                    return Err(err);
+                }
+                err
+            }
+            Err(e) => GetError::Transport {
+                url: url.into(),
+                reason: e.to_string(),
+            },
+        };
+        if tries >= attempts {
+            return Err(retryable);
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+}

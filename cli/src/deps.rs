@@ -1,0 +1,327 @@
+//! The dependency cache (`podplane deps`), vmconfig part: the published node manifest and the
+//! artifacts it pins, downloaded with vmagent's engine (parallel, verified by digest, resumable)
+//! into the cache layout other commands read:
+//!
+//! ```text
+//! <deps>/vmconfig/manifests/vmconfig_<kind>_debian-13_<arch>.json              latest, annotated
+//! <deps>/vmconfig/manifests/vmconfig_<kind>_debian-13_<arch>_<UTC>_<sha12>.json   history
+//! <deps>/vmconfig/artifacts/<name>/<version>/<basename(url)>                 (OS image: "os-image")
+//! ```
+//! `<deps>` is `$PODPLANE_DEPS_CACHE_DIR`, else `$XDG_CACHE_HOME/podplane/deps`, else
+//! `~/.cache/podplane/deps`; the published manifests come from `$PODPLANE_DEPS_URL`
+//! (default `https://deps.podplane.dev`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use vmagent::fetch::{self, FetchOptions, GetError, Target};
+use vmagent::manifest::{Dependency, Digest, Manifest, url_basename};
+
+pub const DEFAULT_DEPS_URL: &str = "https://deps.podplane.dev";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DepsError {
+    #[error("unsupported arch {0:?} (use amd64 or arm64)")]
+    Arch(String),
+    #[error(transparent)]
+    Get(#[from] GetError),
+    #[error(transparent)]
+    Manifest(#[from] vmagent::manifest::ManifestFileError),
+    #[error("published vmconfig manifest contains unreleased vmconfig stub")]
+    Stub,
+    #[error("{what} for {name}")]
+    Item { name: String, what: &'static str },
+    #[error(transparent)]
+    Download(#[from] fetch::FetchError),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where the cache is and where published manifests come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deps {
+    pub base_url: String,
+    pub dir: PathBuf,
+}
+
+impl Deps {
+    pub fn from_env() -> Deps {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let dir = env("PODPLANE_DEPS_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                env("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| env("HOME").map(|h| Path::new(&h).join(".cache")))
+                    .unwrap_or_else(|| PathBuf::from(".cache"))
+                    .join("podplane/deps")
+            });
+        Deps {
+            base_url: env("PODPLANE_DEPS_URL").unwrap_or_else(|| DEFAULT_DEPS_URL.into()),
+            dir,
+        }
+    }
+
+    pub fn manifest_url(&self, kind: &str, arch: &str) -> String {
+        format!(
+            "{}/manifests/vmconfig_{kind}_debian-13_{arch}.json",
+            self.base_url.trim_end_matches('/')
+        )
+    }
+
+    pub fn manifest_path(&self, kind: &str, arch: &str) -> PathBuf {
+        self.dir.join(format!(
+            "vmconfig/manifests/vmconfig_{kind}_debian-13_{arch}.json"
+        ))
+    }
+
+    pub fn artifact_path(&self, name: &str, dep: &Dependency) -> PathBuf {
+        self.dir.join(format!(
+            "vmconfig/artifacts/{name}/{}/{}",
+            dep.version,
+            url_basename(&dep.url)
+        ))
+    }
+}
+
+/// The host's arch in Debian's names (`PODPLANE_ARCH` wins).
+pub fn host_arch() -> String {
+    std::env::var("PODPLANE_ARCH")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            match std::env::consts::ARCH {
+                "aarch64" => "arm64",
+                _ => "amd64",
+            }
+            .into()
+        })
+}
+
+pub fn check_arch(a: &str) -> Result<(), DepsError> {
+    match a {
+        "amd64" | "arm64" => Ok(()),
+        _ => Err(DepsError::Arch(a.into())),
+    }
+}
+
+/// What the cache keeps: the OS image (as `os-image`) and every dependency but the unreleased
+/// stub, provider-neutral ones always, provider-specific ones when selected (`all` = every one).
+pub fn download_items(
+    m: &Manifest,
+    providers: &[String],
+) -> Result<Vec<(String, Dependency)>, DepsError> {
+    let all = providers.iter().any(|p| p == "all");
+    let mut out = Vec::new();
+    if let Some(img) = &m.vmconfig.os.image {
+        out.push(("os-image".to_string(), img.clone()));
+    }
+    for (name, dep) in &m.vmconfig.dependencies {
+        if dep.is_unreleased_stub(name) {
+            continue;
+        }
+        let neutral = dep.providers.iter().all(|p| p.trim().is_empty());
+        let wanted = neutral
+            || all
+            || providers
+                .iter()
+                .any(|p| vmagent::manifest::provider_matches(&dep.providers, p));
+        if wanted {
+            out.push((name.clone(), dep.clone()));
+        }
+    }
+    for (name, dep) in &out {
+        let item = |what| DepsError::Item {
+            name: name.clone(),
+            what,
+        };
+        if dep.url.is_empty() {
+            return Err(item("missing URL"));
+        }
+        if Digest::parse(&dep.digest).is_err() {
+            return Err(item("invalid digest"));
+        }
+        if dep.size == 0 {
+            return Err(item("missing size"));
+        }
+    }
+    Ok(out)
+}
+
+fn in_cache(path: &Path, dep: &Dependency) -> bool {
+    let Ok(d) = Digest::parse(&dep.digest) else {
+        return false;
+    };
+    fetch::hash::hash_file(path, d.algorithm).is_ok_and(|(got, len)| got == d && len == dep.size)
+}
+
+async fn load(
+    deps: &Deps,
+    kind: &str,
+    arch: &str,
+    file: Option<&Path>,
+) -> Result<(Manifest, String), DepsError> {
+    match file {
+        Some(f) => Ok((Manifest::load(f)?, f.display().to_string())),
+        None => {
+            let url = deps.manifest_url(kind, arch);
+            let bytes = fetch::get_document(&url, 4).await?;
+            let m = Manifest::from_slice(&bytes, Path::new(&url))?;
+            if m.vmconfig
+                .dependencies
+                .iter()
+                .any(|(k, d)| d.is_unreleased_stub(k))
+            {
+                return Err(DepsError::Stub);
+            }
+            Ok((m, url))
+        }
+    }
+}
+
+/// `podplane deps download` for one arch (the vmconfig part). Plain progress on `out`.
+pub async fn download(
+    deps: &Deps,
+    kind: &str,
+    arch: &str,
+    file: Option<&Path>,
+    providers: &[String],
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<(), DepsError> {
+    check_arch(arch)?;
+    let (mut manifest, source) = load(deps, kind, arch, file).await?;
+    let items = download_items(&manifest, providers)?;
+    let missing: Vec<&(String, Dependency)> = items
+        .iter()
+        .filter(|(name, dep)| !in_cache(&deps.artifact_path(name, dep), dep))
+        .collect();
+    if dry_run {
+        let _ = writeln!(out, "VMConfig manifest: {source}");
+        let _ = writeln!(
+            out,
+            "VMConfig cache directory: {}",
+            deps.dir.join("vmconfig").display()
+        );
+        if missing.is_empty() {
+            let _ = writeln!(out, "All dependencies already cached, nothing to download.");
+        } else {
+            let _ = writeln!(out, "VMConfig artifacts that would be downloaded:");
+            for (name, dep) in &missing {
+                let rel = deps.artifact_path(name, dep);
+                let rel = rel.strip_prefix(&deps.dir).unwrap_or(&rel);
+                let _ = writeln!(out, "  • {}", rel.display());
+            }
+        }
+        return Ok(());
+    }
+    for (name, _) in items.iter().filter(|i| !missing.iter().any(|m| m.0 == i.0)) {
+        let _ = writeln!(out, "Found {name} in cache.");
+    }
+    let mut targets = Vec::new();
+    for (name, dep) in &missing {
+        let dest = deps.artifact_path(name, dep);
+        let parent = dest
+            .parent()
+            .expect("artifact paths have a parent")
+            .to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|source| DepsError::Write {
+            path: parent,
+            source,
+        })?;
+        let _ = writeln!(out, "Downloading {name}...");
+        targets.push(Target {
+            key: name.clone(),
+            url: dep.url.clone(),
+            digest: Digest::parse(&dep.digest).expect("checked above"),
+            size: dep.size,
+            dest,
+        });
+    }
+    if !targets.is_empty() {
+        let mut opts = FetchOptions::new(deps.dir.join("vmconfig/artifacts"));
+        opts.concurrency = 4;
+        fetch::fetch(targets, &opts).await?;
+        for (name, _) in &missing {
+            let _ = writeln!(out, "Downloaded {name}.");
+        }
+    }
+    // Annotate: every item is now cached.
+    for (name, _) in &items {
+        if name == "os-image" {
+            if let Some(img) = manifest.vmconfig.os.image.as_mut() {
+                img.cached = Some(true);
+            }
+        } else if let Some(d) = manifest.vmconfig.dependencies.get_mut(name) {
+            d.cached = Some(true);
+        }
+    }
+    write_manifest(deps, kind, arch, &manifest)?;
+    let _ = writeln!(
+        out,
+        "All dependencies for {kind}_debian-13_{arch} are up to date."
+    );
+    Ok(())
+}
+
+fn write_manifest(deps: &Deps, kind: &str, arch: &str, m: &Manifest) -> Result<(), DepsError> {
+    let latest = deps.manifest_path(kind, arch);
+    let text = serde_json::to_string_pretty(m).expect("a manifest serialises") + "\n";
+    let mut h = fetch::hash::Hasher::new(vmagent::manifest::Algorithm::Sha256);
+    h.update(text.as_bytes());
+    let hex = h.finish().hex;
+    let stamp = utc_stamp();
+    let history = latest.with_file_name(format!(
+        "vmconfig_{kind}_debian-13_{arch}_{stamp}_{}.json",
+        &hex[..12]
+    ));
+    for path in [&latest, &history] {
+        let err = |source| DepsError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(err)?;
+        let mut t = vmagent::fsutil::TempFile::create_for(path).map_err(err)?;
+        t.file().write_all(text.as_bytes()).map_err(err)?;
+        t.persist(path).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// `yyyymmddThhmmssZ`
+fn utc_stamp() -> String {
+    vmagent::configure::now_utc().replace(['-', ':'], "")
+}
+
+/// The manifest with its local `cached` annotations cleared, for comparison.
+fn without_annotations(m: &Manifest) -> Manifest {
+    let mut m = m.clone();
+    if let Some(img) = m.vmconfig.os.image.as_mut() {
+        img.cached = None;
+    }
+    for d in m.vmconfig.dependencies.values_mut() {
+        d.cached = None;
+    }
+    for i in &mut m.vmconfig.images {
+        i.cached = None;
+    }
+    m
+}
+
+/// `podplane deps status`: compare the published manifest with the cached one. Never fails.
+pub async fn status(deps: &Deps, kind: &str, arch: &str) -> String {
+    let latest = match load(deps, kind, arch, None).await {
+        Ok((m, _)) => m,
+        Err(e) => return format!("Error checking for new packages: {e}"),
+    };
+    let cached = Manifest::load(&deps.manifest_path(kind, arch)).ok();
+    match cached {
+        Some(c) if without_annotations(&c) == without_annotations(&latest) => {
+            "No new packages available.".into()
+        }
+        _ => "New packages are available to download.".into(),
+    }
+}

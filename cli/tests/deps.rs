@@ -1,0 +1,229 @@
+//! `podplane deps download` / `deps status` against a loopback mirror: the published manifest at
+//! `/manifests/vmconfig_knc_debian-13_<arch>.json`, the artifacts at the URLs inside it.
+
+use std::path::Path;
+use std::process::Command;
+
+use podplane_testkit::{Mirror, fixtures};
+
+const KNC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../vmagent/tests/fixtures/manifests/knc.debian-13.amd64.json"
+);
+
+/// A mirror serving a published knc amd64 manifest (artifacts 1/5000 of their real sizes, an
+/// aws-only kube2iam, no OS image) whose URLs point back at it.
+fn published() -> (Mirror, tempfile::TempDir, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src: serde_json::Value = serde_json::from_slice(&std::fs::read(KNC).unwrap()).unwrap();
+    src["vmconfig"]["os"]
+        .as_object_mut()
+        .unwrap()
+        .remove("image");
+    src["vmconfig"]["dependencies"]
+        .as_object_mut()
+        .unwrap()
+        .remove("vmconfig");
+    src["vmconfig"]["dependencies"]["kube2iam"] = serde_json::json!({
+        "version": "0.12.0", "type": "binary", "providers": ["aws"], "size": 9000,
+        "url": "https://github.com/jtblin/kube2iam/releases/download/0.12.0/kube2iam-linux-amd64",
+        "digest": format!("sha256:{}", "0".repeat(64)),
+    });
+    let mut m = fixtures::generate(&src, dir.path(), 1.0 / 5000.0, 3).unwrap();
+    let mirror = Mirror::start();
+    for (key, dep) in m["vmconfig"]["dependencies"].as_object_mut().unwrap() {
+        let path = fixtures::mirror_path(
+            key,
+            dep["version"].as_str().unwrap(),
+            dep["url"].as_str().unwrap(),
+        );
+        dep["url"] = mirror.url(&format!("/{path}")).into();
+    }
+    publish(dir.path(), &m);
+    mirror.serve_dir(dir.path());
+    (mirror, dir, m)
+}
+
+fn publish(dir: &Path, m: &serde_json::Value) {
+    let p = dir.join("manifests/vmconfig_knc_debian-13_amd64.json");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, serde_json::to_vec_pretty(m).unwrap()).unwrap();
+}
+
+fn podplane(mirror: &Mirror, cache: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_podplane"))
+        .args(args)
+        .env("PODPLANE_DEPS_URL", mirror.base_url())
+        .env("PODPLANE_DEPS_CACHE_DIR", cache)
+        .env("PODPLANE_ARCH", "amd64")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn download_fills_the_cache_then_finds_everything_there() {
+    let (mirror, _d, m) = published();
+    let cache = tempfile::tempdir().unwrap();
+    let (code, out, err) = podplane(&mirror, cache.path(), &["deps", "download"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Downloading kubelet...\n") && out.contains("Downloaded kubelet.\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("kube2iam"),
+        "provider-specific items only when selected: {out}"
+    );
+    assert!(
+        out.ends_with("All dependencies for knc_debian-13_amd64 are up to date.\n"),
+        "{out}"
+    );
+    let kubelet = &m["vmconfig"]["dependencies"]["kubelet"];
+    let path = cache
+        .path()
+        .join("vmconfig/artifacts/kubelet/1.37.0/kubelet");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        format!("sha256:{}", podplane_testkit::sha256_hex(&bytes)),
+        kubelet["digest"].as_str().unwrap()
+    );
+    // The annotated manifest and its history copy.
+    let latest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            cache
+                .path()
+                .join("vmconfig/manifests/vmconfig_knc_debian-13_amd64.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        latest["vmconfig"]["dependencies"]["kubelet"]["cached"],
+        true
+    );
+    assert!(
+        latest["vmconfig"]["dependencies"]["kube2iam"]
+            .get("cached")
+            .is_none()
+    );
+    let history: Vec<_> = std::fs::read_dir(cache.path().join("vmconfig/manifests"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("vmconfig_knc_debian-13_amd64_") && n.ends_with(".json"))
+        .collect();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert!(
+        history[0].contains('T') && history[0].contains("Z_"),
+        "{history:?}"
+    );
+
+    // Again: everything found, no artifact requested.
+    let before = mirror.requests().len();
+    let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "download"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Found kubelet in cache.\n") && !out.contains("Downloading"),
+        "{out}"
+    );
+    assert_eq!(
+        mirror.requests().len(),
+        before + 1,
+        "only the manifest was fetched again"
+    );
+
+    // --providers aws adds kube2iam; a dry run lists it and writes nothing.
+    std::fs::remove_file(&path).unwrap();
+    let (code, out, _) = podplane(
+        &mirror,
+        cache.path(),
+        &["deps", "download", "--providers", "aws", "--dry-run"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("VMConfig artifacts that would be downloaded:\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  • vmconfig/artifacts/kubelet/1.37.0/kubelet\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  • vmconfig/artifacts/kube2iam/0.12.0/kube2iam-linux-amd64\n"),
+        "{out}"
+    );
+    assert!(!path.exists(), "a dry run writes nothing");
+}
+
+#[test]
+fn status_compares_the_published_manifest_with_the_cache() {
+    let (mirror, d, mut m) = published();
+    let cache = tempfile::tempdir().unwrap();
+    let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "Fetching latest dependency manifest...\nNew packages are available to download.\n"
+        )
+    );
+    assert_eq!(podplane(&mirror, cache.path(), &["deps", "download"]).0, 0);
+    let (_, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
+    assert!(out.ends_with("No new packages available.\n"), "{out}");
+    m["vmconfig"]["version"] = "0.2.0".into();
+    publish(d.path(), &m);
+    let (_, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
+    assert!(
+        out.ends_with("New packages are available to download.\n"),
+        "{out}"
+    );
+    // An unreachable server is said, and still exit 0.
+    drop(mirror);
+    let gone = Mirror::start();
+    let (code, out, _) = podplane(&gone, cache.path(), &["deps", "status"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Error checking for new packages: unexpected status 404"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_inputs_are_refused() {
+    let (mirror, d, mut m) = published();
+    let cache = tempfile::tempdir().unwrap();
+    let (code, _, err) = podplane(
+        &mirror,
+        cache.path(),
+        &["deps", "download", "--arch", "riscv64"],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "Error downloading the latest dependency files: unsupported arch \"riscv64\" (use amd64 or arm64)\n"
+    );
+    // A published manifest must not carry the unreleased stub.
+    m["vmconfig"]["dependencies"]["vmagent"] =
+        serde_json::json!({"version": "dev", "url": "", "type": "tar.gz", "digest": "", "size": 0});
+    publish(d.path(), &m);
+    let (code, _, err) = podplane(&mirror, cache.path(), &["deps", "download"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("published vmconfig manifest contains unreleased vmconfig stub"),
+        "{err}"
+    );
+    // Every item needs a size.
+    m["vmconfig"]["dependencies"]
+        .as_object_mut()
+        .unwrap()
+        .remove("vmagent");
+    m["vmconfig"]["dependencies"]["runc"]["size"] = 0.into();
+    publish(d.path(), &m);
+    let (code, _, err) = podplane(&mirror, cache.path(), &["deps", "download"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("missing size for runc"), "{err}");
+}
