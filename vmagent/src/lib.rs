@@ -18,4 +18,5 @@ pub mod plan;
 pub mod recv;
 pub mod render;
 pub mod settings;
+pub mod status;
 pub mod userdb;

@@ -51,6 +51,12 @@ enum Command {
     Recv(RecvArgs),
     /// The boot pass: pending deliveries, then the configuration (recv without the wait).
     Reconcile(ApplyArgs),
+    /// Installed versions, last apply, pending changes and deliveries, unit states.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -216,6 +222,15 @@ fn main() -> ExitCode {
         Command::Apply(a) => return apply_cmd(&cli.root, a),
         Command::Recv(a) => return recv_cmd(&cli.root, a.debounce, &a.services),
         Command::Reconcile(a) => return recv_cmd(&cli.root, Duration::ZERO, &a.services),
+        Command::Status { json } => {
+            let st = vmagent::status::status(&cli.root, &SystemHost);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+            } else {
+                print!("{st}");
+            }
+            return ExitCode::SUCCESS;
+        }
         Command::Fetch(_) => {}
     }
     let runtime = match runtime() {
@@ -264,7 +279,8 @@ async fn run(cli: &Cli) -> Result<(), String> {
         | Command::Plan
         | Command::Apply(_)
         | Command::Recv(_)
-        | Command::Reconcile(_) => {
+        | Command::Reconcile(_)
+        | Command::Status { .. } => {
             unreachable!("these commands run without the async runtime")
         }
     }

@@ -400,3 +400,83 @@ fn a_bad_otlp_endpoint_fails_the_apply_with_nothing_written() {
     assert_eq!(tree(r), before, "nothing written");
     assert!(!r.join("opt/fluent-bit/etc/fluent-bit.yml").exists());
 }
+
+#[test]
+fn status_reports_install_last_apply_pending_changes_and_deliveries() {
+    if Command::new("systemctl").arg("--version").output().is_err() {
+        eprintln!("SKIP: no systemctl binary");
+        return;
+    }
+    let root = node("knc", "aws");
+    let r = root.path();
+    let st = vmagent::status::status(r, &SystemHost);
+    assert_eq!(st.install, "installed");
+    assert_eq!(st.last_apply, None);
+    assert_eq!(
+        st.components.get("kubelet").map(String::as_str),
+        Some("1.37.0")
+    );
+
+    apply(r, "aws");
+    let st = vmagent::status::status(r, &SystemHost);
+    assert!(
+        st.last_apply.as_deref().is_some_and(|t| t.ends_with('Z')),
+        "{st:?}"
+    );
+    // Facts come from detected.env now; nothing pending.
+    assert_eq!(
+        (st.pending_files, st.pending_actions.len()),
+        (Some(0), 0),
+        "{st}"
+    );
+    assert_eq!(
+        st.units.get("containerd.service").map(String::as_str),
+        Some("unknown (not the running system)")
+    );
+
+    set_mutable(r, "KUBE_LOG_LEVEL", "4");
+    std::fs::write(
+        r.join("var/lib/vmagent/pending-changes"),
+        "/opt/crt/ca.crt\n",
+    )
+    .unwrap();
+    let st = vmagent::status::status(r, &SystemHost);
+    assert_eq!(st.pending_files, Some(3), "{st}");
+    assert!(
+        st.pending_actions
+            .contains(&"restart kube-scheduler.service".to_string()),
+        "{st}"
+    );
+    assert_eq!(st.pending_deliveries, ["/opt/crt/ca.crt"]);
+    let text = st.to_string();
+    assert!(
+        text.starts_with("install: installed (knc test)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pending: 3 files, 3 service actions"),
+        "{text}"
+    );
+
+    // The binary, as JSON.
+    let out = Command::new(env!("CARGO_BIN_EXE_vmagent"))
+        .env_remove("JOURNAL_STREAM")
+        .arg("--root")
+        .arg(r)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["install"], "installed");
+    assert_eq!(v["pending_files"], 3);
+    assert_eq!(v["pending_deliveries"][0], "/opt/crt/ca.crt");
+
+    // Not installed.
+    let empty = tempfile::tempdir().unwrap();
+    let st = vmagent::status::status(empty.path(), &SystemHost);
+    assert_eq!(
+        (st.install.as_str(), st.pending_files),
+        ("not installed", None)
+    );
+}
