@@ -283,10 +283,7 @@ fn write_manifest(deps: &Deps, kind: &str, arch: &str, m: &Manifest) -> Result<(
             path: path.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(err)?;
-        let mut t = vmagent::fsutil::TempFile::create_for(path).map_err(err)?;
-        t.file().write_all(text.as_bytes()).map_err(err)?;
-        t.persist(path).map_err(err)?;
+        vmagent::fsutil::write_atomic(path, text.as_bytes(), None).map_err(err)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::accounts::{self, Spec, UserSpec};
 use crate::apply::Services;
-use crate::fsutil::{TempFile, under_root};
+use crate::fsutil::{under_root, write_atomic};
 use crate::host::Host;
 use crate::install::{self, INSTALLED, InstallOptions, MANIFEST};
 use crate::manifest::Manifest;
@@ -152,19 +152,12 @@ pub struct BootstrapOptions {
 }
 
 fn write(root: &Path, path: &str, mode: u32, content: &[u8]) -> Result<(), BootstrapError> {
-    use std::os::unix::fs::PermissionsExt;
-    let full = under_root(root, path);
-    let err = |source| BootstrapError::Write {
-        path: path.into(),
-        source,
-    };
-    std::fs::create_dir_all(full.parent().expect("has a parent")).map_err(err)?;
-    let mut t = TempFile::create_for(&full).map_err(err)?;
-    std::io::Write::write_all(t.file(), content).map_err(err)?;
-    t.file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(err)?;
-    t.persist(&full).map_err(err)
+    write_atomic(&under_root(root, path), content, Some(mode)).map_err(|source| {
+        BootstrapError::Write {
+            path: path.into(),
+            source,
+        }
+    })
 }
 
 /// Record the instance facts (steps that need no download).

@@ -290,15 +290,8 @@ fn record(root: &Path, desired: &Desired, report: &ApplyReport) -> Result<(), Co
         path: path.display().to_string(),
         source,
     };
-    let mut t = crate::fsutil::TempFile::create_for(&path).map_err(err)?;
-    std::io::Write::write_all(
-        t.file(),
-        serde_json::to_string_pretty(&doc)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-    .map_err(err)?;
-    t.persist(&path).map_err(err)
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    crate::fsutil::write_atomic(&path, text.as_bytes(), None).map_err(err)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::fsutil::{TempFile, under_root};
+use crate::fsutil::{under_root, write_atomic};
 use crate::host::{Cmd, Host};
 use crate::settings::{self, Settings};
 
@@ -254,19 +254,12 @@ pub fn write_bootstrap(
 }
 
 fn write_private(root: &Path, path: &str, content: &str) -> Result<(), FactsError> {
-    use std::os::unix::fs::PermissionsExt;
-    let full = under_root(root, path);
-    let err = |source| FactsError::Write {
-        path: path.into(),
-        source,
-    };
-    std::fs::create_dir_all(full.parent().expect("has a parent")).map_err(err)?;
-    let mut t = TempFile::create_for(&full).map_err(err)?;
-    std::io::Write::write_all(t.file(), content.as_bytes()).map_err(err)?;
-    t.file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(err)?;
-    t.persist(&full).map_err(err)
+    write_atomic(&under_root(root, path), content.as_bytes(), Some(0o600)).map_err(|source| {
+        FactsError::Write {
+            path: path.into(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -135,6 +135,22 @@ impl Drop for TempFile {
     }
 }
 
+/// Write `content` to `path` atomically: parent directories created, a temp file beside it
+/// written, given `mode` (else the default), fsynced and renamed into place.
+pub fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut t = TempFile::create_for(path)?;
+    t.file().write_all(content)?;
+    if let Some(m) = mode {
+        t.file().set_permissions(fs::Permissions::from_mode(m))?;
+    }
+    t.persist(path)
+}
+
 /// `<dir>/.<name>.vmagent-<pid>.part`
 pub fn temp_path_for(final_path: &Path) -> PathBuf {
     let name = final_path

@@ -6,7 +6,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::fsutil::{self, TempFile};
+use crate::fsutil;
 use crate::host::{Cmd, Host, HostError, in_root, inside};
 
 pub const POLICY_RC: &str = "/usr/sbin/policy-rc.d";
@@ -43,18 +43,8 @@ impl PolicyRcGuard {
         if std::fs::symlink_metadata(&policy).is_ok() && !is_ours(&policy) {
             std::fs::rename(&policy, &backup).map_err(err(&backup))?;
         }
-        let mut t = TempFile::create_for(&policy).map_err(err(&policy))?;
-        {
-            use std::io::Write;
-            use std::os::unix::fs::PermissionsExt;
-            t.file()
-                .write_all(OUR_POLICY_RC.as_bytes())
-                .map_err(err(&policy))?;
-            t.file()
-                .set_permissions(std::fs::Permissions::from_mode(0o755))
-                .map_err(err(&policy))?;
-        }
-        t.persist(&policy).map_err(err(&policy))?;
+        fsutil::write_atomic(&policy, OUR_POLICY_RC.as_bytes(), Some(0o755))
+            .map_err(err(&policy))?;
         Ok(PolicyRcGuard {
             root: root.to_path_buf(),
             active: true,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::accounts::{self, AccountsError, Changes, Kind};
 use crate::fetch::hash::hash_file;
-use crate::fsutil::{self, DirLock, TempFile};
+use crate::fsutil::{self, DirLock};
 use crate::host::Host;
 use crate::manifest::{Manifest, ManifestFileError};
 use archive::{ArchiveError, Staged};
@@ -452,16 +452,7 @@ fn write_marker(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
         path: path.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(path.parent().expect("marker has a parent")).map_err(err)?;
-    let mut t = TempFile::create_for(path).map_err(err)?;
-    std::io::Write::write_all(t.file(), bytes).map_err(err)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        t.file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(err)?;
-    }
-    t.persist(path).map_err(err)?;
+    fsutil::write_atomic(path, bytes, Some(0o644)).map_err(err)?;
     fsutil::fsync_dir(path.parent().expect("marker has a parent")).map_err(err)
 }
 

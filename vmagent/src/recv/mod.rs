@@ -315,9 +315,7 @@ fn write_pending(root: &Path, set: &BTreeSet<String>) -> Result<(), RecvError> {
         return Ok(());
     }
     let text: String = set.iter().map(|p| format!("{p}\n")).collect();
-    let mut t = TempFile::create_for(&path).map_err(io("write", &path))?;
-    std::io::Write::write_all(t.file(), text.as_bytes()).map_err(io("write", &path))?;
-    t.persist(&path).map_err(io("write", &path))
+    crate::fsutil::write_atomic(&path, text.as_bytes(), None).map_err(io("write", &path))
 }
 
 /// One delivery pass (also the boot reconcile, with no debounce). A refused mutable.env does
