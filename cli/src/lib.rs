@@ -1,5 +1,8 @@
 //! Library side of the `podplane` CLI: the pieces the binary's commands are built from.
 
+pub mod aws;
 pub mod config;
+pub mod delete;
 pub mod deps;
+pub mod tfrun;
 pub mod userdata;
