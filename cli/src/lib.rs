@@ -4,5 +4,6 @@ pub mod aws;
 pub mod config;
 pub mod delete;
 pub mod deps;
+pub mod tfgen;
 pub mod tfrun;
 pub mod userdata;

@@ -35,6 +35,8 @@ pub struct Facts {
     pub google_project_id: String,
     /// One key per line; immutable for the VM's life.
     pub ssh_authorized_keys: String,
+    /// AWS only: install and start the SSM agent.
+    pub enable_ssm: bool,
 }
 
 impl Facts {
@@ -55,6 +57,7 @@ impl Facts {
             aws_account_id: String::new(),
             google_project_id: String::new(),
             ssh_authorized_keys: String::new(),
+            enable_ssm: false,
         }
     }
 }
@@ -122,6 +125,191 @@ fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', "'\\''"))
 }
 
+/// Which output a [`Script`] builds: the finished script, or an OpenTofu/Terraform template
+/// (`templatefile()`) whose values come from the configuration at plan time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Concrete,
+    Template,
+}
+
+/// The script under construction: literal text (escaped for templates) and values.
+struct Script {
+    mode: Mode,
+    out: String,
+}
+
+impl Script {
+    fn lit(&mut self, text: &str) {
+        match self.mode {
+            Mode::Concrete => self.out.push_str(text),
+            Mode::Template => self
+                .out
+                .push_str(&text.replace("${", "$${").replace("%{", "%%{")),
+        }
+    }
+
+    /// A value: `concrete` for the script, `template` (an interpolation) for the template.
+    fn value(&mut self, concrete: &str, template: &str) {
+        match self.mode {
+            Mode::Concrete => self.out.push_str(concrete),
+            Mode::Template => self.out.push_str(template),
+        }
+    }
+
+    /// Lines kept when `concrete` holds, or (template) when `condition` is true at plan time.
+    fn when(&mut self, concrete: bool, condition: &str, body: impl FnOnce(&mut Script)) {
+        match self.mode {
+            Mode::Concrete if concrete => body(self),
+            Mode::Concrete => {}
+            Mode::Template => {
+                let _ = writeln!(self.out, "%{{ if {condition} ~}}");
+                body(self);
+                self.out.push_str("%{ endif ~}\n");
+            }
+        }
+    }
+}
+
+/// A shell-quoted template interpolation of `expr`.
+fn tq(expr: &str) -> String {
+    format!("'${{replace({expr}, \"'\", \"'\\\\''\")}}'")
+}
+
+/// What the script needs from the manifest.
+struct Pinned {
+    json: String,
+    kind: String,
+    version: String,
+    os: String,
+    arch: String,
+    agent_version: String,
+    agent_url: String,
+    agent_sha256: String,
+}
+
+/// Template expressions for the manifest values (`manifest_json` is the pinned file).
+const M: &str = "jsondecode(manifest_json)";
+
+fn build(mode: Mode, p: &Pinned, facts: &Facts, mirror: Option<&str>) -> String {
+    let mut s = Script {
+        mode,
+        out: String::new(),
+    };
+    let agent = format!("{M}.vmconfig.dependencies.vmagent");
+    s.lit("#!/bin/bash\n# Podplane node first boot: ");
+    s.value(
+        &format!("{} {} {} {}", p.kind, p.version, p.os, p.arch),
+        &format!(
+            "${{{M}.vmconfig.kind}} ${{{M}.vmconfig.version}} ${{{M}.vmconfig.os.name}} ${{{M}.vmconfig.os.arch}}"
+        ),
+    );
+    s.lit("; provider ");
+    s.value(&facts.provider_kind, "${provider_kind}");
+    s.when(mirror.is_some(), "deps_mirror_url != \"\"", |s| {
+        s.lit("; deps mirror ");
+        s.value(mirror.unwrap_or_default(), "${deps_mirror_url}");
+    });
+    s.lit("\nset -euo pipefail\nlog() { printf '[userdata] %s\\tts=%s\\n' \"$*\" \"$EPOCHREALTIME\" >&2; }\n");
+    s.when(
+        facts.enable_ssm && facts.provider_kind == "aws",
+        "enable_ssm && provider_kind == \"aws\"",
+        |s| {
+            s.lit("# AWS Systems Manager agent (enable_ssm): started in the background, never fatal.\n(\n  if ! systemctl cat amazon-ssm-agent.service >/dev/null 2>&1; then\n    ssm=/tmp/amazon-ssm-agent.deb\n    curl -fsSL --retry 10 --retry-all-errors -o \"$ssm\" \"https://s3.amazonaws.com/ec2-downloads-windows/SSMAgent/latest/debian_$(dpkg --print-architecture)/amazon-ssm-agent.deb\"\n    dpkg -i \"$ssm\"\n    rm -f \"$ssm\"\n  fi\n  systemctl enable --now amazon-ssm-agent.service\n) || log \"the SSM agent could not be installed or started\" &\n");
+        },
+    );
+    s.lit("mkdir -p /opt/podplane/share /opt/podplane/artifacts\ncat > /opt/podplane/share/vmconfig-pinned.json <<'PODPLANE_MANIFEST'\n");
+    s.value(&p.json, "${trimspace(manifest_json)}");
+    s.lit("\nPODPLANE_MANIFEST\nagent=/opt/podplane/artifacts/vmagent.tar.gz\nlog \"fetching vmagent ");
+    s.value(&p.agent_version, &format!("${{{agent}.version}}"));
+    s.lit("\"\ncurl -fsSL --retry 20 --retry-all-errors --retry-delay 2 --retry-max-time 900 -o \"$agent.part\" ");
+    let url_expr = format!(
+        "deps_mirror_url == \"\" ? {agent}.url : \"${{trimsuffix(deps_mirror_url, \"/\")}}/vmconfig/artifacts/vmagent/${{{agent}.version}}/${{element(split(\"/\", split(\"?\", {agent}.url)[0]), length(split(\"/\", split(\"?\", {agent}.url)[0])) - 1)}}\""
+    );
+    s.value(&quote(&p.agent_url), &tq(&url_expr));
+    s.lit("\necho ");
+    s.value(
+        &quote(&format!(
+            "{}  /opt/podplane/artifacts/vmagent.tar.gz.part",
+            p.agent_sha256
+        )),
+        &tq(&format!(
+            "\"${{trimprefix({agent}.digest, \"sha256:\")}}  /opt/podplane/artifacts/vmagent.tar.gz.part\""
+        )),
+    );
+    s.lit(" | sha256sum -c --quiet - || { log \"vmagent does not match its pinned digest\"; rm -f \"$agent.part\"; exit 1; }\nmv \"$agent.part\" \"$agent\"\ntar -xzf \"$agent\" -C / usr/bin/vmagent\nlog \"starting vmagent bootstrap\"\nexec /usr/bin/vmagent bootstrap \\\n");
+    for (flag, v) in [
+        ("--instance-id", &facts.instance_id),
+        ("--cluster-id", &facts.cluster_id),
+        ("--region", &facts.region),
+        ("--zone", &facts.zone),
+        ("--instance-type", &facts.instance_type),
+        ("--nstance-ca-cert", &facts.cluster_ca_cert),
+        ("--registration-addr", &facts.registration_addr),
+        ("--agent-addr", &facts.agent_addr),
+        ("--nonce", &facts.nonce),
+    ] {
+        s.lit(&format!("  {flag} {} \\\n", quote(v)));
+    }
+    s.lit("  --provider ");
+    s.value(&quote(&facts.provider_kind), &tq("provider_kind"));
+    s.lit(" \\\n");
+    s.when(
+        !facts.aws_account_id.is_empty(),
+        "aws_account_id != \"\"",
+        |s| {
+            s.lit("  --aws-account-id ");
+            s.value(&quote(&facts.aws_account_id), &tq("aws_account_id"));
+            s.lit(" \\\n");
+        },
+    );
+    if mode == Mode::Concrete && !facts.google_project_id.is_empty() {
+        s.lit(&format!(
+            "  --google-project-id {} \\\n",
+            quote(&facts.google_project_id)
+        ));
+    }
+    s.when(
+        !facts.ssh_authorized_keys.is_empty(),
+        "immutable_ssh_authorized_keys != \"\"",
+        |s| {
+            s.lit("  --ssh-authorized-keys ");
+            s.value(
+                &quote(&facts.ssh_authorized_keys),
+                &tq("immutable_ssh_authorized_keys"),
+            );
+            s.lit(" \\\n");
+        },
+    );
+    s.when(mirror.is_some(), "deps_mirror_url != \"\"", |s| {
+        s.lit("  --mirror ");
+        s.value(&quote(mirror.unwrap_or_default()), &tq("deps_mirror_url"));
+        s.lit(" \\\n");
+    });
+    s.lit("  --manifest /opt/podplane/share/vmconfig-pinned.json\n");
+    s.out
+}
+
+/// The OpenTofu/Terraform template of the production userdata, for `templatefile()` with the
+/// variables `manifest_json` (the pinned manifest file's text), `deps_mirror_url`,
+/// `provider_kind`, `aws_account_id`, `immutable_ssh_authorized_keys` and `enable_ssm`.
+/// Rendered with the same values it is byte-for-byte what [`render`] prints (tested), so
+/// editing a pinned manifest copy takes effect at the next plan, as upstream's data source did.
+pub fn tf_template() -> String {
+    let facts = Facts::nstance_placeholders("aws");
+    let pinned = Pinned {
+        json: String::new(),
+        kind: String::new(),
+        version: String::new(),
+        os: String::new(),
+        arch: String::new(),
+        agent_version: String::new(),
+        agent_url: String::new(),
+        agent_sha256: String::new(),
+    };
+    build(Mode::Template, &pinned, &facts, None)
+}
+
 /// Render the userdata for `manifest` (the standalone release manifest, whose `vmagent` entry
 /// carries the tarball's url and digest).
 pub fn render(
@@ -140,86 +328,19 @@ pub fn render(
         .find(|i| i.key == "vmagent" && i.kind == DepType::TarGz)
         .filter(|i| i.digest.algorithm == vmagent::manifest::Algorithm::Sha256)
         .ok_or(UserdataError::NoVmagent)?;
-    let url = agent.source_url(mirror);
-    // Compact JSON: the manifest travels inside the script.
-    let json = serde_json::to_string(manifest).expect("a manifest serialises");
     let v = &manifest.vmconfig;
-    let mut s = String::new();
-    let _ = writeln!(s, "#!/bin/bash");
-    let _ = writeln!(
-        s,
-        "# Podplane node first boot: {} {} {} {}; provider {}{}",
-        v.kind,
-        v.version,
-        v.os.name,
-        v.os.arch,
-        facts.provider_kind,
-        mirror
-            .map(|m| format!("; deps mirror {m}"))
-            .unwrap_or_default()
-    );
-    s.push_str(
-        "set -euo pipefail\nlog() { printf '[userdata] %s\\tts=%s\\n' \"$*\" \"$EPOCHREALTIME\" >&2; }\n",
-    );
-    s.push_str("mkdir -p /opt/podplane/share /opt/podplane/artifacts\n");
-    s.push_str("cat > /opt/podplane/share/vmconfig-pinned.json <<'PODPLANE_MANIFEST'\n");
-    s.push_str(&json);
-    s.push_str("\nPODPLANE_MANIFEST\n");
-    let _ = writeln!(s, "agent=/opt/podplane/artifacts/{}", agent.local_name());
-    let _ = writeln!(s, "log \"fetching vmagent {}\"", agent.version);
-    let _ = writeln!(
-        s,
-        "curl -fsSL --retry 20 --retry-all-errors --retry-delay 2 --retry-max-time 900 -o \"$agent.part\" {}",
-        quote(&url)
-    );
-    let _ = writeln!(
-        s,
-        "echo {} | sha256sum -c --quiet - || {{ log \"vmagent does not match its pinned digest\"; rm -f \"$agent.part\"; exit 1; }}",
-        quote(&format!(
-            "{}  /opt/podplane/artifacts/{}.part",
-            agent.digest.hex,
-            agent.local_name()
-        ))
-    );
-    s.push_str("mv \"$agent.part\" \"$agent\"\n");
-    s.push_str("tar -xzf \"$agent\" -C / usr/bin/vmagent\n");
-    s.push_str("log \"starting vmagent bootstrap\"\n");
-    let mut args = vec![
-        "--manifest /opt/podplane/share/vmconfig-pinned.json".to_string(),
-        format!("--instance-id {}", quote(&facts.instance_id)),
-        format!("--cluster-id {}", quote(&facts.cluster_id)),
-        format!("--provider {}", quote(&facts.provider_kind)),
-        format!("--region {}", quote(&facts.region)),
-        format!("--zone {}", quote(&facts.zone)),
-        format!("--instance-type {}", quote(&facts.instance_type)),
-        format!("--nstance-ca-cert {}", quote(&facts.cluster_ca_cert)),
-        format!("--registration-addr {}", quote(&facts.registration_addr)),
-        format!("--agent-addr {}", quote(&facts.agent_addr)),
-        format!("--nonce {}", quote(&facts.nonce)),
-    ];
-    if !facts.aws_account_id.is_empty() {
-        args.push(format!("--aws-account-id {}", quote(&facts.aws_account_id)));
-    }
-    if !facts.google_project_id.is_empty() {
-        args.push(format!(
-            "--google-project-id {}",
-            quote(&facts.google_project_id)
-        ));
-    }
-    if !facts.ssh_authorized_keys.is_empty() {
-        args.push(format!(
-            "--ssh-authorized-keys {}",
-            quote(&facts.ssh_authorized_keys)
-        ));
-    }
-    if let Some(m) = mirror {
-        args.push(format!("--mirror {}", quote(m)));
-    }
-    s.push_str("exec /usr/bin/vmagent bootstrap \\\n");
-    let n = args.len();
-    for (i, a) in args.into_iter().enumerate() {
-        let _ = writeln!(s, "  {a}{}", if i + 1 < n { " \\" } else { "" });
-    }
+    let pinned = Pinned {
+        // Compact JSON: the manifest travels inside the script.
+        json: serde_json::to_string(manifest).expect("a manifest serialises"),
+        kind: v.kind.clone(),
+        version: v.version.clone(),
+        os: v.os.name.clone(),
+        arch: v.os.arch.clone(),
+        agent_version: agent.version.clone(),
+        agent_url: agent.source_url(mirror),
+        agent_sha256: agent.digest.hex.clone(),
+    };
+    let s = build(Mode::Concrete, &pinned, facts, mirror);
     if s.len() > MAX_BYTES {
         return Err(UserdataError::TooLarge(s.len()));
     }
