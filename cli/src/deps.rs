@@ -33,6 +33,11 @@ pub enum DepsError {
     Item { name: String, what: &'static str },
     #[error(transparent)]
     Download(#[from] fetch::FetchError),
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -180,6 +185,31 @@ async fn load(
             Ok((m, url))
         }
     }
+}
+
+/// The cached manifest's bytes for (kind, arch), fetching and caching the published one
+/// first when the cache has none (`cluster create` pins these bytes).
+pub async fn ensure_manifest(deps: &Deps, kind: &str, arch: &str) -> Result<Vec<u8>, DepsError> {
+    check_arch(arch)?;
+    let path = deps.manifest_path(kind, arch);
+    match std::fs::read(&path) {
+        Ok(bytes) => return Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(DepsError::Read { path, source }),
+    }
+    let url = deps.manifest_url(kind, arch);
+    let bytes = fetch::get_document(&url, 4).await?;
+    let m = Manifest::from_slice(&bytes, Path::new(&url))?;
+    if m.vmconfig
+        .dependencies
+        .iter()
+        .any(|(k, d)| d.is_unreleased_stub(k))
+    {
+        return Err(DepsError::Stub);
+    }
+    vmagent::fsutil::write_atomic(&path, &bytes, None)
+        .map_err(|source| DepsError::Write { path, source })?;
+    Ok(bytes)
 }
 
 /// `podplane deps download` for one arch (the vmconfig part). Plain progress on `out`.

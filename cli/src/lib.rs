@@ -2,8 +2,10 @@
 
 pub mod aws;
 pub mod config;
+pub mod create;
 pub mod delete;
 pub mod deps;
+pub mod dirs;
 pub mod tfgen;
 pub mod tfrun;
 pub mod userdata;

@@ -159,6 +159,9 @@ struct UserdataArgs {
     /// ID,CLUSTER,REGION,ZONE,TYPE,REGISTRATION_ADDR,AGENT_ADDR,NONCE,CA_CERT_BASE64.
     #[arg(long, value_name = "VALUES")]
     instance: Option<String>,
+    /// AWS: install and start the SSM agent on the node.
+    #[arg(long)]
+    enable_ssm: bool,
 }
 
 fn run_userdata(a: UserdataArgs) -> Result<(), String> {
@@ -187,9 +190,11 @@ fn run_userdata(a: UserdataArgs) -> Result<(), String> {
                 aws_account_id: String::new(),
                 google_project_id: String::new(),
                 ssh_authorized_keys: String::new(),
+                enable_ssm: false,
             }
         }
     };
+    facts.enable_ssm = a.enable_ssm;
     facts.aws_account_id = a.aws_account_id;
     facts.google_project_id = a.google_project_id;
     if let Some(path) = &a.ssh_authorized_keys_file {
@@ -217,6 +222,38 @@ enum ClusterCommand {
     },
     /// Print the JSON schema of the cluster config file.
     Schema,
+    /// Generate the cluster's OpenTofu/Terraform files next to the config, then init and apply.
+    ///
+    /// Writes podplane.cluster.*.tf, the pinned node manifests, the userdata template and the
+    /// schema copy; other files in the directory are left alone. The node manifests come from
+    /// the deps cache (fetched when missing). OpenTofu is `$PODPLANE_TF_CMD`, else `tofu`, else
+    /// `terraform`.
+    Create {
+        /// Cluster config file.
+        #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
+        file: PathBuf,
+        /// Generate the files only; do not run OpenTofu/Terraform.
+        #[arg(long)]
+        no_apply: bool,
+        /// Apply without asking.
+        #[arg(short = 'y', long)]
+        auto_approve: bool,
+    },
+    /// Scale the Nstance groups to zero, wait for their VMs to go, then destroy the cluster.
+    ///
+    /// Reads the outputs of the applied configuration; AWS credentials come from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN).
+    Delete {
+        /// Cluster config file.
+        #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
+        file: PathBuf,
+        /// Validate the config only; destroy nothing.
+        #[arg(long)]
+        no_apply: bool,
+        /// Destroy without asking.
+        #[arg(short = 'y', long)]
+        auto_approve: bool,
+    },
 }
 
 /// Runs a `cluster` subcommand; the error is the user-facing message.
@@ -227,13 +264,93 @@ fn run_cluster(command: ClusterCommand) -> Result<(), String> {
             println!("{} is valid", file.display());
         }
         ClusterCommand::Schema => print!("{}", config::schema_json()),
+        ClusterCommand::Create {
+            file,
+            no_apply,
+            auto_approve,
+        } => {
+            let deps = podplane::deps::Deps::from_env();
+            let dir = podplane::create::generate(&file, &deps).map_err(|e| e.to_string())?;
+            println!(
+                "Generated Podplane OpenTofu/Terraform files in {}",
+                dir.display()
+            );
+            if no_apply {
+                return Ok(());
+            }
+            let runner = tf_runner(&dir)?;
+            runner.init().map_err(|e| e.to_string())?;
+            let stdin = std::io::stdin();
+            let ok = podplane::tfrun::confirm(
+                "Apply generated OpenTofu/Terraform changes?",
+                auto_approve,
+                &mut stdin.lock(),
+                &mut std::io::stdout(),
+            )
+            .map_err(|e| format!("read the answer: {e}"))?;
+            if !ok {
+                return Err("apply cancelled".into());
+            }
+            runner.apply(auto_approve).map_err(|e| e.to_string())?;
+        }
+        ClusterCommand::Delete {
+            file,
+            no_apply,
+            auto_approve,
+        } => {
+            let path = std::path::absolute(&file).unwrap_or(file);
+            let cfg = config::load(&path).map_err(|e| e.to_string())?;
+            if no_apply {
+                println!("--no-apply set; cluster config validated and no destroy was run.");
+                return Ok(());
+            }
+            let provider = cfg
+                .cluster
+                .providers
+                .first()
+                .ok_or("cluster delete requires at least one provider")?;
+            if provider.kind != "aws" {
+                return Err("cluster delete currently supports AWS clusters only".into());
+            }
+            let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+            let runner = tf_runner(&dir)?;
+            let mut opts = podplane::delete::DeleteOptions::new(&cfg.cluster.id, &provider.region);
+            opts.auto_approve = auto_approve;
+            let stdin = std::io::stdin();
+            podplane::delete::delete_cluster(
+                &runner,
+                &opts,
+                &mut stdin.lock(),
+                &mut std::io::stdout(),
+            )
+            .map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
+}
+
+/// OpenTofu/Terraform for `dir`: `$PODPLANE_TF_CMD`, else `tofu`, else `terraform`.
+fn tf_runner(dir: &std::path::Path) -> Result<podplane::tfrun::Runner, String> {
+    let over = std::env::var("PODPLANE_TF_CMD")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let exe = podplane::tfrun::locate(over.as_deref(), std::env::var_os("PATH").as_deref())
+        .map_err(|e| e.to_string())?;
+    Ok(podplane::tfrun::Runner::new(exe, dir.to_path_buf()))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let version = env!("CARGO_PKG_VERSION");
+    // Every command but `completion` works against the user's config directory; its
+    // config.json is created on first use and must be version 1.
+    if !matches!(cli.command, Some(Command::Completion { .. })) {
+        let dirs = podplane::dirs::Dirs::from_process_env();
+        if let Err(e) = podplane::dirs::ensure_config_file(&dirs.config) {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match cli.command {
         Some(Command::Version) => println!("Version: {version} ({COMMIT})"),
         Some(Command::Cluster { command }) => {
