@@ -540,3 +540,26 @@ fn the_userdata_template_renders_like_the_cli() {
         assert_eq!(rendered.contains("amazon-ssm-agent"), ssm);
     }
 }
+
+#[test]
+fn a_manifest_that_makes_userdata_too_large_is_refused() {
+    let cfg = golden_config();
+    let mut opts = options();
+    for m in &mut opts.manifests {
+        if m.kind == "knc" && m.arch == "arm64" {
+            let text = String::from_utf8(m.json.clone()).unwrap();
+            // Still valid JSON, but 12 KB of indentation more.
+            m.json = text
+                .replacen("{", &format!("{{{}", " ".repeat(12 * 1024)), 1)
+                .into_bytes();
+        }
+    }
+    let e = cluster::generate(&cfg, &opts).unwrap_err().to_string();
+    assert!(
+        e.contains("vmconfig_knc_debian-13_arm64.json") && e.contains("over EC2's 16384"),
+        "{e}"
+    );
+    // The plan-time guard for keys set later is in main.tf.
+    let files = generate(&cfg);
+    assert!(files["podplane.cluster.main.tf"].contains("length(content) <= 16384"));
+}

@@ -161,8 +161,21 @@ fn check_manifest(m: &PinnedManifest) -> Result<(), GenerateError> {
             manifest.vmconfig.kind, manifest.vmconfig.os.arch, m.kind, m.arch
         )));
     }
-    let facts = crate::userdata::Facts::nstance_placeholders("aws");
-    crate::userdata::render(&manifest, &facts, None).map_err(|e| bad(e.to_string()))?;
+    let mut facts = crate::userdata::Facts::nstance_placeholders("aws");
+    facts.enable_ssm = true;
+    facts.aws_account_id = "123456789012".into();
+    let script =
+        crate::userdata::render(&manifest, &facts, None).map_err(|e| bad(e.to_string()))?;
+    // The template embeds the file as written, not the compact form `render` uses.
+    let compact = serde_json::to_string(&manifest).map_err(|e| bad(e.to_string()))?;
+    let raw_len = String::from_utf8_lossy(&m.json).trim().len();
+    let size = script.len() - compact.len() + raw_len;
+    if size > crate::userdata::MAX_BYTES {
+        return Err(bad(format!(
+            "the userdata it makes is {size} bytes, over EC2's {} (compact the JSON or drop entries)",
+            crate::userdata::MAX_BYTES
+        )));
+    }
     Ok(())
 }
 
@@ -577,6 +590,26 @@ fn main_tf(
         .attr("userdata", Value::Object(userdata))
         .attr("templates", templates(cfg));
     doc.push(locals);
+    // Plan-time warning when keys or an edited manifest push a node's userdata over EC2's limit.
+    doc.push(
+        Block::new("check", &["userdata_size"]).with_block(
+            Block::new("assert", &[])
+                .with(
+                    "condition",
+                    raw(format!(
+                        "alltrue([for name, content in local.userdata : length(content) <= {}])",
+                        crate::userdata::MAX_BYTES
+                    )),
+                )
+                .with(
+                    "error_message",
+                    str(format!(
+                        "A node's userdata is over EC2's {}-byte limit; shorten var.immutable_ssh_authorized_keys or the pinned manifest.",
+                        crate::userdata::MAX_BYTES
+                    )),
+                ),
+        ),
+    );
 
     let mut cluster = module("cluster", "cluster")
         .with("cluster_id", raw("local.cluster_id"))

@@ -124,6 +124,13 @@ locals {
   }
 }
 
+check "userdata_size" {
+  assert {
+    condition     = alltrue([for name, content in local.userdata : length(content) <= 16384])
+    error_message = "A node's userdata is over EC2's 16384-byte limit; shorten var.immutable_ssh_authorized_keys or the pinned manifest."
+  }
+}
+
 module "cluster" {
   source      = "nstance-dev/nstance/aws//modules/cluster"
   version     = "~> 2.0"
