@@ -563,3 +563,51 @@ fn missing_credentials_are_reported_before_any_change() {
     );
     assert_eq!(tofu.calls(), ["output -json"]);
 }
+
+/// The whole command through the binary: config → outputs → scale → destroy, with the
+/// credentials and endpoint from the process environment.
+#[test]
+fn the_cli_deletes_a_cluster_end_to_end() {
+    let Some(m) = moto("the_cli_deletes_a_cluster_end_to_end") else {
+        return;
+    };
+    m.put_objects("nstance-test-cluster", &[("a.json", SHARD_A)]);
+    let tofu = FakeTofu::new(&outputs(
+        "nstance-test-cluster",
+        &[("us-east-1a", "a.json")],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/golden/podplane.cluster.jsonc"
+        ),
+        dir.path().join("podplane.cluster.jsonc"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podplane"))
+        .args(["cluster", "delete", "-y", "-f"])
+        .arg(dir.path().join("podplane.cluster.jsonc"))
+        .envs(m.env())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("PODPLANE_TF_CMD", &tofu.exe)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(tofu.calls(), ["output -json", "destroy -auto-approve"]);
+    assert_eq!(
+        m.get_object("nstance-test-cluster", "a.json").0,
+        SHARD_A_SCALED
+    );
+    assert!(
+        stdout.ends_with(
+            "Cluster \"test-cluster\" destroy completed. Config and generated .tf files were left in place.\n"
+        ),
+        "{stdout}"
+    );
+}
