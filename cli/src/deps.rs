@@ -172,19 +172,30 @@ async fn load(
     match file {
         Some(f) => Ok((Manifest::load(f)?, f.display().to_string())),
         None => {
-            let url = deps.manifest_url(kind, arch);
-            let bytes = fetch::get_document(&url, 4).await?;
-            let m = Manifest::from_slice(&bytes, Path::new(&url))?;
-            if m.vmconfig
-                .dependencies
-                .iter()
-                .any(|(k, d)| d.is_unreleased_stub(k))
-            {
-                return Err(DepsError::Stub);
-            }
+            let (_, m, url) = fetch_published(deps, kind, arch).await?;
             Ok((m, url))
         }
     }
+}
+
+/// The published manifest for (kind, arch): its bytes, parsed, and its URL. A manifest that
+/// still carries the unreleased stub is refused.
+async fn fetch_published(
+    deps: &Deps,
+    kind: &str,
+    arch: &str,
+) -> Result<(Vec<u8>, Manifest, String), DepsError> {
+    let url = deps.manifest_url(kind, arch);
+    let bytes = fetch::get_document(&url, 4).await?;
+    let m = Manifest::from_slice(&bytes, Path::new(&url))?;
+    if m.vmconfig
+        .dependencies
+        .iter()
+        .any(|(k, d)| d.is_unreleased_stub(k))
+    {
+        return Err(DepsError::Stub);
+    }
+    Ok((bytes, m, url))
 }
 
 /// The cached manifest's bytes for (kind, arch), fetching and caching the published one
@@ -197,16 +208,7 @@ pub async fn ensure_manifest(deps: &Deps, kind: &str, arch: &str) -> Result<Vec<
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => return Err(DepsError::Read { path, source }),
     }
-    let url = deps.manifest_url(kind, arch);
-    let bytes = fetch::get_document(&url, 4).await?;
-    let m = Manifest::from_slice(&bytes, Path::new(&url))?;
-    if m.vmconfig
-        .dependencies
-        .iter()
-        .any(|(k, d)| d.is_unreleased_stub(k))
-    {
-        return Err(DepsError::Stub);
-    }
+    let (bytes, _, _) = fetch_published(deps, kind, arch).await?;
     vmagent::fsutil::write_atomic(&path, &bytes, None)
         .map_err(|source| DepsError::Write { path, source })?;
     Ok(bytes)
