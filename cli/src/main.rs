@@ -340,7 +340,18 @@ fn tf_runner(dir: &std::path::Path) -> Result<podplane::tfrun::Runner, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1 like every other error (clap's default is 2); help exits 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let version = env!("CARGO_PKG_VERSION");
     // Every command but `completion` works against the user's config directory; its
     // config.json is created on first use and must be version 1.

@@ -253,7 +253,7 @@ fn completion_scripts_name_the_commands() {
         .unwrap();
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "unknown shells are a usage error"
+        Some(1),
+        "unknown shells are a usage error (exit 1, as every error)"
     );
 }

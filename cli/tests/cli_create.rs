@@ -359,3 +359,18 @@ fn an_unsupported_user_config_version_stops_every_command() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn usage_errors_exit_1_with_usage_and_help_exits_0() {
+    let e = Env::new();
+    let out = e.run(&mut e.cmd(&["cluster", "create", "--no-such-flag"]), "");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--no-such-flag") && err.contains("Usage:"),
+        "{err}"
+    );
+    let out = e.run(&mut e.cmd(&["cluster", "create", "--help"]), "");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("--no-apply"));
+}
