@@ -9,3 +9,4 @@ pub mod dirs;
 pub mod tfgen;
 pub mod tfrun;
 pub mod userdata;
+pub mod wizard;

@@ -224,6 +224,8 @@ enum ClusterCommand {
     Schema,
     /// Generate the cluster's OpenTofu/Terraform files next to the config, then init and apply.
     ///
+    /// Without a config file, a wizard asks for the essentials and writes one first.
+    ///
     /// Writes podplane.cluster.*.tf, the pinned node manifests, the userdata template and the
     /// schema copy; other files in the directory are left alone. The node manifests come from
     /// the deps cache (fetched when missing). OpenTofu is `$PODPLANE_TF_CMD`, else `tofu`, else
@@ -270,6 +272,17 @@ fn run_cluster(command: ClusterCommand) -> Result<(), String> {
             auto_approve,
         } => {
             let deps = podplane::deps::Deps::from_env();
+            let mut file = std::path::absolute(&file).unwrap_or(file);
+            if !file.exists() {
+                // No config yet: the wizard writes one (possibly in another directory).
+                let stdin = std::io::stdin();
+                file = podplane::wizard::create_config_interactively(
+                    &file,
+                    &mut stdin.lock(),
+                    &mut std::io::stdout(),
+                )
+                .map_err(|e| e.to_string())?;
+            }
             let dir = podplane::create::generate(&file, &deps).map_err(|e| e.to_string())?;
             println!(
                 "Generated Podplane OpenTofu/Terraform files in {}",

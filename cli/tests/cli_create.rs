@@ -263,6 +263,7 @@ fn bad_or_missing_configs_write_nothing() {
     assert!(err.contains("cluster.pools.ingress.arch"), "{err}");
     assert_eq!(listing(&e.dir()), ["podplane.cluster.jsonc"]);
 
+    // No config: the wizard asks; end of input cancels and writes nothing.
     let missing = e.dir().join("nope.jsonc");
     let out = e.run(
         e.cmd(&["cluster", "create", "--no-apply", "-f"])
@@ -270,7 +271,11 @@ fn bad_or_missing_configs_write_nothing() {
         "",
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains(&format!("{} does not exist", missing.display())));
+    assert_eq!(
+        text(&out.stderr),
+        "Error: cluster config creation cancelled\n"
+    );
+    assert_eq!(listing(&e.dir()), ["podplane.cluster.jsonc"]);
 }
 
 #[test]
@@ -373,4 +378,35 @@ fn usage_errors_exit_1_with_usage_and_help_exits_0() {
     let out = e.run(&mut e.cmd(&["cluster", "create", "--help"]), "");
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("--no-apply"));
+}
+
+#[test]
+fn without_a_config_the_wizard_writes_one_then_files_are_generated() {
+    let e = Env::new();
+    let dir = e.tmp.path().join("fresh");
+    let cfg = dir.join("podplane.cluster.jsonc");
+    // aws, has an issuer, its URL, then the wizard's fields (an API hostname, the rest defaults).
+    let answers = "\n\nhttps://auth.example.com\n\n\n\napi.example.com\n\n\n\n\n\n\n\n";
+    let out = e.run(
+        e.cmd(&["cluster", "create", "--no-apply", "-f"]).arg(&cfg),
+        answers,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!("Created {}", cfg.display())),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with(&format!(
+        "Generated Podplane OpenTofu/Terraform files in {}\n",
+        dir.display()
+    )));
+    let main = std::fs::read_to_string(dir.join("podplane.cluster.main.tf")).unwrap();
+    // The wizard asks no account: the account segment of module names is empty.
+    assert!(main.contains("module \"account__us_east_1\""), "{main}");
+    assert!(!main.contains("allowed_account_ids"));
+    assert!(
+        dir.join("podplane.cluster.vmconfig_knc_debian-13_arm64.json")
+            .exists()
+    );
 }
