@@ -88,12 +88,16 @@ pub struct Shard {
 
 /// Runs the delete flow. Blocking: it drives its own runtime for the AWS calls, so call it
 /// outside any async context.
+///
+/// Unlike upstream (quirk 16), `init` runs first: a fresh checkout of the cluster directory (or
+/// one whose providers were cleaned) can otherwise read no outputs and destroy nothing.
 pub fn delete_cluster(
     runner: &Runner,
     opts: &DeleteOptions,
     input: &mut impl BufRead,
     out: &mut impl Write,
 ) -> Result<(), DeleteError> {
+    runner.init()?;
     let outputs = runner.output_json()?;
     let (bucket, shards) = parse_outputs(&outputs)?;
 

@@ -92,6 +92,14 @@ impl Deps {
     }
 }
 
+/// A progress line only on a terminal, and not under `CI=true` or `TERM=dumb`.
+pub fn interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var("CI").as_deref() != Ok("true")
+        && std::env::var("TERM").as_deref() != Ok("dumb")
+}
+
 /// The host's arch in Debian's names (`PODPLANE_ARCH` wins).
 pub fn host_arch() -> String {
     std::env::var("PODPLANE_ARCH")
@@ -276,6 +284,7 @@ pub async fn download(
     if !targets.is_empty() {
         let mut opts = FetchOptions::new(deps.dir.join("vmconfig/artifacts"));
         opts.concurrency = 4;
+        opts.progress = interactive();
         fetch::fetch(targets, &opts).await?;
         for (name, _) in &missing {
             let _ = writeln!(out, "Downloaded {name}.");

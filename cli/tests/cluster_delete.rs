@@ -368,7 +368,7 @@ fn scales_waits_terminates_on_yes_destroys_and_cleans_dangling() {
     );
     assert_eq!(states[&ids[3]], "terminated", "dangling instance was left");
 
-    assert_eq!(tofu.calls(), ["output -json", "destroy"]);
+    assert_eq!(tofu.calls(), ["init", "output -json", "destroy"]);
 
     let scaling = out
         .find("Scaling Nstance-managed groups to zero in shard configs.")
@@ -437,7 +437,10 @@ fn auto_approve_passes_the_flag_and_asks_nothing() {
     let tofu = FakeTofu::new(&outputs("nstance-c3", &[("us-east-1a", "a.json")]));
     let (r, out) = run(&tofu.runner(), &options(&m, "c3", true), "");
     r.unwrap_or_else(|e| panic!("{e}\n{out}"));
-    assert_eq!(tofu.calls(), ["output -json", "destroy -auto-approve"]);
+    assert_eq!(
+        tofu.calls(),
+        ["init", "output -json", "destroy -auto-approve"]
+    );
     assert!(!out.contains("[y/N]"), "{out}");
     assert_eq!(m.get_object("nstance-c3", "a.json").0, SHARD_A_SCALED);
 }
@@ -451,7 +454,7 @@ fn declining_destroy_cancels_after_scaling() {
     let tofu = FakeTofu::new(&outputs("nstance-c4", &[("us-east-1a", "a.json")]));
     let (r, out) = run(&tofu.runner(), &options(&m, "c4", false), "n\n");
     assert_eq!(r.unwrap_err().to_string(), "destroy cancelled", "{out}");
-    assert_eq!(tofu.calls(), ["output -json"]);
+    assert_eq!(tofu.calls(), ["init", "output -json"]);
     assert_eq!(m.get_object("nstance-c4", "a.json").0, SHARD_A_SCALED);
     // End of input also means no.
     let (r, _) = run(&tofu.runner(), &options(&m, "c4", false), "");
@@ -479,7 +482,7 @@ fn declining_to_terminate_remaining_instances_is_a_timeout() {
     assert!(out.contains(
         "Terminate remaining Nstance-managed EC2 instances directly before destroy? [y/N]: "
     ));
-    assert_eq!(tofu.calls(), ["output -json"]);
+    assert_eq!(tofu.calls(), ["init", "output -json"]);
     assert_eq!(m.states(&ids)[&ids[0]], "running");
 }
 
@@ -543,7 +546,7 @@ fn missing_outputs_name_the_output_and_the_fix() {
         r.unwrap_err().to_string(),
         "missing nstance_shards output; rerun podplane cluster create --no-apply to regenerate managed .tf files and apply them"
     );
-    assert_eq!(tofu.calls(), ["output -json"]);
+    assert_eq!(tofu.calls(), ["init", "output -json"]);
 }
 
 #[test]
@@ -561,7 +564,7 @@ fn missing_credentials_are_reported_before_any_change() {
         ),
         "{err}"
     );
-    assert_eq!(tofu.calls(), ["output -json"]);
+    assert_eq!(tofu.calls(), ["init", "output -json"]);
 }
 
 /// The whole command through the binary: config → outputs → scale → destroy, with the
@@ -599,7 +602,10 @@ fn the_cli_deletes_a_cluster_end_to_end() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(tofu.calls(), ["output -json", "destroy -auto-approve"]);
+    assert_eq!(
+        tofu.calls(),
+        ["init", "output -json", "destroy -auto-approve"]
+    );
     assert_eq!(
         m.get_object("nstance-test-cluster", "a.json").0,
         SHARD_A_SCALED
