@@ -38,7 +38,7 @@ struct Cli {
 enum Command {
     /// Print the version and commit of this build.
     Version,
-    /// Work with the cluster config file.
+    /// Create, delete, validate a cluster (OpenTofu/Terraform on AWS).
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
@@ -217,7 +217,7 @@ enum ClusterCommand {
     /// a config can be checked without generating anything.
     Validate {
         /// Cluster config file.
-        #[arg(short = 'f', long = "file", default_value = config::DEFAULT_CONFIG_FILE)]
+        #[arg(short = 'f', long = "cluster-config", visible_alias = "file", default_value = config::DEFAULT_CONFIG_FILE)]
         file: PathBuf,
     },
     /// Print the JSON schema of the cluster config file.
