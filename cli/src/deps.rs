@@ -92,6 +92,37 @@ impl Deps {
     }
 }
 
+/// Providers whose artifacts a cluster needs: its providers' kinds, its DNS providers' kinds,
+/// and the ones its secrets providers imply (aws → aws, gcp/google → gcp, proxmox → openbao).
+pub fn cluster_providers(cfg: &crate::config::ClusterConfig) -> Vec<String> {
+    let c = &cfg.cluster;
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |p: &str| {
+        if !p.is_empty() && !out.iter().any(|x| x == p) {
+            out.push(p.to_string());
+        }
+    };
+    for p in &c.providers {
+        add(&p.kind);
+        if p.kind == "proxmox" {
+            add("openbao");
+        }
+    }
+    for d in &c.domains {
+        if let Some(p) = &d.provider {
+            add(&p.kind);
+        }
+    }
+    for s in c.secrets.providers.values() {
+        match s.kind.as_str() {
+            "aws" => add("aws"),
+            "gcp" | "google" => add("gcp"),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// A progress line only on a terminal, and not under `CI=true` or `TERM=dumb`.
 pub fn interactive() -> bool {
     use std::io::IsTerminal;

@@ -77,6 +77,10 @@ enum DepsCommand {
         /// Say what would be downloaded; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Cache what this cluster needs: the node kinds and arches of its pools (unless
+        /// --arch narrows them) and its providers' artifacts.
+        #[arg(short = 'f', long = "cluster-config", value_name = "FILE")]
+        cluster_config: Option<PathBuf>,
     },
     /// Compare the published node manifest with the cached one (always exits 0).
     Status,
@@ -107,20 +111,44 @@ fn run_deps(command: DepsCommand) -> ExitCode {
         }
         DepsCommand::Download {
             arch,
-            providers,
+            mut providers,
             vmconfig,
             dry_run,
+            cluster_config,
         } => {
-            let arches = if arch.is_empty() {
-                vec![podplane::deps::host_arch()]
-            } else {
-                arch
+            let targets: Vec<(String, String)> = match &cluster_config {
+                None => {
+                    let arches = if arch.is_empty() {
+                        vec![podplane::deps::host_arch()]
+                    } else {
+                        arch
+                    };
+                    arches.into_iter().map(|a| ("knc".to_string(), a)).collect()
+                }
+                Some(path) => {
+                    let cfg = match config::load(path) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            eprintln!("Error: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    };
+                    for p in podplane::deps::cluster_providers(&cfg) {
+                        if !providers.contains(&p) {
+                            providers.push(p);
+                        }
+                    }
+                    podplane::tfgen::cluster::required_targets(&cfg)
+                        .into_keys()
+                        .filter(|(_, a)| arch.is_empty() || arch.contains(a))
+                        .collect()
+                }
             };
             let mut out = std::io::stdout();
-            for a in &arches {
+            for (kind, a) in &targets {
                 let r = runtime.block_on(podplane::deps::download(
                     &deps,
-                    "knc",
+                    kind,
                     a,
                     vmconfig.as_deref(),
                     &providers,

@@ -227,3 +227,77 @@ fn bad_inputs_are_refused() {
     assert_eq!(code, 1);
     assert!(err.contains("missing size for runc"), "{err}");
 }
+
+/// `deps download -f`: the node kinds and arches of the cluster's pools, not the host's.
+#[test]
+fn download_for_a_cluster_config_covers_its_pools() {
+    let mirror = Mirror::start();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    for kind in ["knc", "knd"] {
+        let name = format!("vmconfig_{kind}_debian-13_arm64.json");
+        mirror
+            .add_file(
+                &format!("/manifests/{name}"),
+                &Path::new(fixtures)
+                    .join("deps/vmconfig/manifests")
+                    .join(&name),
+            )
+            .unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_podplane"))
+        .args(["deps", "download", "--dry-run", "-f"])
+        .arg(Path::new(fixtures).join("golden/podplane.cluster.jsonc"))
+        .env("PODPLANE_DEPS_URL", mirror.base_url())
+        .env("PODPLANE_DEPS_CACHE_DIR", cache.path())
+        .env("XDG_CONFIG_HOME", cache.path().join("config"))
+        .env("PODPLANE_ARCH", "amd64")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sources: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("VMConfig manifest: "))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            mirror.url("/manifests/vmconfig_knc_debian-13_arm64.json"),
+            mirror.url("/manifests/vmconfig_knd_debian-13_arm64.json"),
+        ]
+    );
+    // Its providers select provider-specific artifacts.
+    let mut cfg =
+        podplane::config::load(&Path::new(fixtures).join("golden/podplane.cluster.jsonc")).unwrap();
+    assert_eq!(
+        podplane::deps::cluster_providers(&cfg),
+        ["aws", "aws-route53"]
+    );
+    cfg.cluster.secrets.providers.insert(
+        "g".into(),
+        podplane::config::SecretsProvider {
+            kind: "gcp".into(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        podplane::deps::cluster_providers(&cfg),
+        ["aws", "aws-route53", "gcp"]
+    );
+    // --arch narrows to the pools' arches: amd64 has none here.
+    let out = Command::new(env!("CARGO_BIN_EXE_podplane"))
+        .args(["deps", "download", "--dry-run", "--arch", "amd64", "-f"])
+        .arg(Path::new(fixtures).join("golden/podplane.cluster.jsonc"))
+        .env("PODPLANE_DEPS_URL", mirror.base_url())
+        .env("PODPLANE_DEPS_CACHE_DIR", cache.path())
+        .env("XDG_CONFIG_HOME", cache.path().join("config"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("VMConfig manifest:"));
+}
