@@ -563,3 +563,20 @@ fn a_manifest_that_makes_userdata_too_large_is_refused() {
     let files = generate(&cfg);
     assert!(files["podplane.cluster.main.tf"].contains("length(content) <= 16384"));
 }
+
+#[test]
+fn an_odd_config_file_name_stays_one_string() {
+    let mut opts = options();
+    opts.config_file_name = "my \"odd\" ${x}.jsonc".into();
+    let files: BTreeMap<String, String> = cluster::generate(&golden_config(), &opts)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.name, String::from_utf8(f.content).unwrap()))
+        .collect();
+    assert!(
+        files["podplane.cluster.main.tf"]
+            .contains(r#"cluster_config_path = "${path.module}/my \"odd\" $${x}.jsonc""#),
+        "{}",
+        files["podplane.cluster.main.tf"]
+    );
+}

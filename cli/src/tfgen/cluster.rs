@@ -656,11 +656,13 @@ fn main_tf(
 
     if is_seeded(cfg) {
         let mut seed = Block::new("resource", &["podplane_netsy_seed_s3", "cluster"]);
+        // "${path.module}/<name>", the name escaped like any user string.
+        let quoted = super::hcl::quote(&opts.config_file_name);
         seed.attr(
             "cluster_config_path",
             raw(format!(
                 "\"${{path.module}}/{}\"",
-                &super::hcl::quote(&opts.config_file_name)[1..].trim_end_matches('"')
+                &quoted[1..quoted.len() - 1]
             )),
         )
         .attr(
