@@ -580,3 +580,60 @@ fn an_odd_config_file_name_stays_one_string() {
         files["podplane.cluster.main.tf"]
     );
 }
+
+/// Terraform itself reads every escaped string back as the original.
+#[test]
+fn terraform_reads_quoted_strings_back_exactly() {
+    if !have("terraform", &["version"]) {
+        return;
+    }
+    let cases = [
+        "${var.x}",
+        "%{ if true }yes%{ endif }",
+        "$${already}",
+        "%%{already}",
+        "a$",
+        "100%",
+        "$$${x}",
+        "back\\slash \"quotes\"",
+        "line1\nline2\r\n\ttab",
+        "bell\u{7} nul-free \u{1b}[0m",
+        "héllo wörld ✓ 日本",
+        "{{ .Instance.ID }}",
+        "",
+    ];
+    let t = tempfile::tempdir().unwrap();
+    let mut tf = String::new();
+    for (i, c) in cases.iter().enumerate() {
+        tf.push_str(&format!(
+            "output \"s{i}\" {{\n  value = {}\n}}\n",
+            podplane::tfgen::hcl::quote(c)
+        ));
+    }
+    std::fs::write(t.path().join("main.tf"), tf).unwrap();
+    for args in [
+        &["init", "-input=false", "-no-color"][..],
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+    ] {
+        let o = Command::new("terraform")
+            .args(args)
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .current_dir(t.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "terraform {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = Command::new("terraform")
+        .args(["output", "-json"])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (i, c) in cases.iter().enumerate() {
+        assert_eq!(v[format!("s{i}")]["value"], *c, "case {i}: {c:?}");
+    }
+}
