@@ -3,6 +3,7 @@
 use std::ffi::OsStr;
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -65,7 +66,8 @@ pub fn locate(env_override: Option<&str>, path_var: Option<&OsStr>) -> Result<Pa
             reason,
         };
         if cmd.contains('/') {
-            let p = PathBuf::from(cmd);
+            // Absolute: commands run in the cluster directory, not where this was resolved.
+            let p = std::path::absolute(cmd).unwrap_or_else(|_| PathBuf::from(cmd));
             return match std::fs::metadata(&p) {
                 Err(e) => Err(not_found(e.to_string())),
                 Ok(m) if !m.is_file() => Err(not_found("not a regular file".into())),
@@ -89,6 +91,7 @@ fn search_path(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
         .filter(|d| !d.as_os_str().is_empty())
         .map(|d| d.join(name))
         .find(|p| is_executable(p))
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -177,6 +180,9 @@ impl Runner {
     }
 
     fn run(&self, args: &[&str]) -> Result<(), TfError> {
+        // Ctrl-C reaches OpenTofu too (same process group): it stops gracefully and releases its
+        // state lock, and this process waits for it instead of leaving it orphaned.
+        let _guard = IgnoreInterrupt::new();
         let mut child = self.spawn(args, false)?;
         let status = self.wait(&mut child, args, self.run_timeout)?;
         self.check(args, status)
@@ -186,7 +192,15 @@ impl Runner {
     fn spawn(&self, args: &[&str], capture: bool) -> Result<Child, TfError> {
         let mut attempt = 0;
         loop {
-            let result = Command::new(&self.exe)
+            let mut cmd = Command::new(&self.exe);
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGINT, libc::SIG_DFL);
+                    Ok(())
+                });
+            }
+            let result = cmd
                 .args(args)
                 .current_dir(&self.dir)
                 .stdin(Stdio::inherit())
@@ -228,6 +242,18 @@ impl Runner {
             match child.try_wait() {
                 Ok(Some(status)) => return Ok(status),
                 Ok(None) if started.elapsed() >= limit => {
+                    // Interrupt first (OpenTofu then releases its state lock), kill after 30 s.
+                    // SAFETY: plain kill(2) on our own child's pid.
+                    unsafe {
+                        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+                    }
+                    let grace = Instant::now();
+                    while grace.elapsed() < INTERRUPT_GRACE {
+                        if let Ok(Some(_)) = child.try_wait() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(TfError::Timeout {
@@ -263,6 +289,28 @@ impl Runner {
             dir: self.dir.clone(),
             status,
         })
+    }
+}
+
+/// How long a timed-out command gets after SIGINT before it is killed.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(30);
+
+/// Ignores SIGINT in this process while it lives (children get the default back).
+struct IgnoreInterrupt(libc::sighandler_t);
+
+impl IgnoreInterrupt {
+    fn new() -> IgnoreInterrupt {
+        // SAFETY: swapping the disposition of SIGINT; restored on drop.
+        IgnoreInterrupt(unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) })
+    }
+}
+
+impl Drop for IgnoreInterrupt {
+    fn drop(&mut self) {
+        // SAFETY: restores the disposition saved in `new`.
+        unsafe {
+            libc::signal(libc::SIGINT, self.0);
+        }
     }
 }
 

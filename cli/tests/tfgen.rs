@@ -637,3 +637,66 @@ fn terraform_reads_quoted_strings_back_exactly() {
         assert_eq!(v[format!("s{i}")]["value"], *c, "case {i}: {c:?}");
     }
 }
+
+/// Configs full validation accepts but that would make broken Terraform are refused by name.
+#[test]
+fn generation_refuses_configs_that_would_make_broken_terraform() {
+    let err = |f: &dyn Fn(&mut ClusterConfig)| {
+        let mut c = golden_config();
+        f(&mut c);
+        cluster::generate(&c, &options()).unwrap_err().to_string()
+    };
+    let e = err(&|c| {
+        let p = c.cluster.pools.remove("ingress").unwrap();
+        c.cluster.pools.insert("public".into(), p);
+        for s in c.cluster.providers[0].zones.values_mut().flatten() {
+            if s.pool == "ingress" {
+                s.pool = "public".into();
+            }
+        }
+        for lb in c.cluster.providers[0].load_balancers.values_mut() {
+            for l in &mut lb.listeners {
+                if l.pool == "ingress" {
+                    l.pool = "public".into();
+                }
+            }
+        }
+    });
+    assert_eq!(
+        e,
+        "cluster.pools.public is a reserved subnet role name; rename the pool"
+    );
+    let e = err(&|c| {
+        c.cluster.providers[0].region = "us-west-2".into();
+        let z = c.cluster.providers[0].zones.remove("us-east-1a").unwrap();
+        c.cluster.providers[0]
+            .zones
+            .insert("us-west-2-lax-1a".into(), z.clone());
+        let mut z2 = z;
+        for (i, s) in z2.iter_mut().enumerate() {
+            s.v4cidr = format!("172.18.{}.0/28", 100 + i);
+        }
+        c.cluster.providers[0]
+            .zones
+            .insert("us-west-2-lax-1a-".into(), z2);
+    });
+    assert!(e.contains("us-west-2-lax-1a-"), "{e}");
+    let e = err(&|c| {
+        c.cluster.providers[0].vpc.v6cidr.clear();
+        for s in c.cluster.providers[0].zones.values_mut().flatten() {
+            s.v6cidr = "auto".into();
+        }
+    });
+    assert_eq!(
+        e,
+        "cluster.providers[0].zones.us-east-1a[0].v6cidr \"auto\" needs IPv6 on the VPC (vpc.v6cidr \"auto\")"
+    );
+    let e = err(&|c| {
+        c.cluster.providers[0].tags.insert(" ".into(), "x".into());
+    });
+    assert_eq!(e, "cluster.providers[0].tags has an empty key");
+    // Zones that differ only where module names cannot: refused, naming both.
+    assert!(config::is_zone_in_region("us-west-2", "us-west-2-lax-1a"));
+    assert!(!config::is_zone_in_region("us-west-2", "us-west-2-lax.1a"));
+    assert!(!config::is_zone_in_region("us-west-2", "us-west-2-LAX-1a"));
+}

@@ -193,3 +193,62 @@ fn locate_prefers_override_then_tofu_then_terraform() {
     );
     assert!(tfrun::locate(None, None).is_err());
 }
+
+/// A command over its time limit is interrupted first, so OpenTofu can release its state lock.
+#[test]
+fn a_timed_out_command_is_interrupted_before_it_is_killed() {
+    let bin = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let marker = bin.path().join("interrupted");
+    let (exe, _) = fake(
+        bin.path(),
+        "tofu",
+        "{}",
+        &format!(
+            "trap 'echo yes > {}; exit 130' INT\nsleep 30 &\nwait $!",
+            marker.display()
+        ),
+    );
+    let runner = Runner::new(&exe, work.path())
+        .with_timeouts(Duration::from_millis(300), Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let e = runner.apply(false).unwrap_err().to_string();
+    assert!(e.contains("timed out") || e.contains("time"), "{e}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "yes\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it stopped on SIGINT, no 30 s grace"
+    );
+}
+
+/// A relative PODPLANE_TF_CMD resolves where it is given, not in the cluster directory.
+#[test]
+fn a_relative_override_is_made_absolute() {
+    let bin = tempfile::tempdir().unwrap();
+    fake(bin.path(), "my-tofu", "{}", "");
+    let cwd = std::env::current_dir().unwrap();
+    let rel = pathdiff(bin.path(), &cwd).join("my-tofu");
+    let exe = tfrun::locate(Some(rel.to_str().unwrap()), None).unwrap();
+    assert!(exe.is_absolute(), "{}", exe.display());
+    assert!(exe.ends_with("my-tofu"));
+    let work = tempfile::tempdir().unwrap();
+    Runner::new(&exe, work.path()).init().unwrap();
+}
+
+/// `a` relative to `base` (both absolute), with `..` as needed.
+fn pathdiff(a: &Path, base: &Path) -> PathBuf {
+    let a: Vec<_> = a.components().collect();
+    let b: Vec<_> = base.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &a[common..] {
+        out.push(c);
+    }
+    if !out.as_os_str().to_string_lossy().contains('/') {
+        out = Path::new(".").join(out);
+    }
+    out
+}

@@ -182,7 +182,13 @@ pub fn is_zone_in_region(region: &str, zone: &str) -> bool {
         return false;
     };
     let standard = suffix.len() == 1 && suffix.as_bytes()[0].is_ascii_lowercase();
-    let local = suffix.len() > 1 && suffix.starts_with('-');
+    // Local and Wavelength zones: `us-west-2-lax-1a`, lowercase letters, digits and hyphens.
+    let local = suffix.len() > 1
+        && suffix.starts_with('-')
+        && !suffix.ends_with('-')
+        && suffix[1..]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     standard || local
 }
 
@@ -752,6 +758,42 @@ pub fn validate_for_terraform(cfg: &ClusterConfig) -> Result<(), ValidationError
                 format!("cluster.domains[{i}].provider.kind"),
                 format!("{:?} is not supported by Terraform generation", p.kind),
             ));
+        }
+    }
+    // Pool names double as subnet roles; these three are the service subnets' roles.
+    for name in c.pools.keys() {
+        if matches!(name.as_str(), "public" | "nstance" | "services") {
+            return Err(rule(
+                format!("cluster.pools.{name}"),
+                "is a reserved subnet role name; rename the pool",
+            ));
+        }
+    }
+    if let Some(p) = c.providers.first() {
+        let at = "cluster.providers[0]";
+        if p.tags.keys().any(|k| k.trim().is_empty()) {
+            return Err(rule(format!("{at}.tags"), "has an empty key"));
+        }
+        // Each zone becomes a `shard_<zone>` module: two zones must not map to one name.
+        let mut shards: std::collections::BTreeMap<String, &str> = Default::default();
+        for zone in p.zones.keys() {
+            let id = crate::tfgen::hcl::safe_name(&["shard", zone]);
+            if let Some(other) = shards.insert(id.clone(), zone) {
+                return Err(rule(
+                    format!("{at}.zones.{zone}"),
+                    format!("and zone {other:?} both become module {id:?}; rename or drop one"),
+                ));
+            }
+        }
+        if p.vpc.v6cidr != "auto" {
+            for (zone, subnets) in &p.zones {
+                if let Some(i) = subnets.iter().position(|s| s.v6cidr == "auto") {
+                    return Err(rule(
+                        format!("{at}.zones.{zone}[{i}].v6cidr"),
+                        "\"auto\" needs IPv6 on the VPC (vpc.v6cidr \"auto\")",
+                    ));
+                }
+            }
         }
     }
     Ok(())
