@@ -239,6 +239,13 @@ fn variants() -> Vec<(&'static str, ClusterConfig)> {
     escaped.cluster.providers[0]
         .tags
         .insert("team".into(), "${var.x} and %{ if true }".into());
+    // Alignment counts grapheme clusters, as terraform fmt does (e + combining accent = 1).
+    escaped.cluster.providers[0]
+        .tags
+        .insert("cafe\u{301}".into(), "x".into());
+    escaped.cluster.providers[0]
+        .tags
+        .insert("owner👩🏽‍💻".into(), "y".into());
     escaped.cluster.providers[0].profile = "p\"1".into();
     escaped.cluster.pools.get_mut("ingress").unwrap().disk_size = 200;
     vec![
@@ -337,7 +344,8 @@ fn variants_render_their_differences() {
     // Quirk 21: user values never become interpolations; quotes are escaped.
     let esc = all_tf(&v["escaped"]);
     assert!(
-        esc.contains("\"team\" = \"$${var.x} and %%{ if true }\""),
+        esc.lines().any(|l| l.trim_start().starts_with("\"team\"")
+            && l.ends_with("= \"$${var.x} and %%{ if true }\"")),
         "{esc}"
     );
     assert!(esc.contains("profile = \"p\\\"1\""));
@@ -699,4 +707,50 @@ fn generation_refuses_configs_that_would_make_broken_terraform() {
     assert!(config::is_zone_in_region("us-west-2", "us-west-2-lax-1a"));
     assert!(!config::is_zone_in_region("us-west-2", "us-west-2-lax.1a"));
     assert!(!config::is_zone_in_region("us-west-2", "us-west-2-LAX-1a"));
+}
+
+#[test]
+fn files_are_written_as_a_set() {
+    let files = cluster::generate(&golden_config(), &options()).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    // A temp name that cannot be created: nothing is replaced, no temp file is left.
+    let blocker = t.path().join(format!(
+        ".podplane.cluster.roles.tf.podplane-{}.tmp",
+        std::process::id()
+    ));
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(t.path().join("podplane.cluster.main.tf"), "old\n").unwrap();
+    let e = podplane::tfgen::write(t.path(), &files)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("podplane.cluster.roles.tf") && e.contains("no generated file was replaced"),
+        "{e}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            blocker.file_name().unwrap().to_string_lossy().to_string(),
+            "podplane.cluster.main.tf".into()
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("podplane.cluster.main.tf")).unwrap(),
+        "old\n"
+    );
+    std::fs::remove_dir(&blocker).unwrap();
+    podplane::tfgen::write(t.path(), &files).unwrap();
+    for f in &files {
+        assert_eq!(
+            std::fs::read(t.path().join(&f.name)).unwrap(),
+            f.content,
+            "{}",
+            f.name
+        );
+    }
 }

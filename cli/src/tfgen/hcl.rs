@@ -332,6 +332,12 @@ fn assignment(line: &str) -> Option<usize> {
     }
 }
 
+/// Columns as `terraform fmt` counts them: grapheme clusters (`e` + combining accent is one).
+fn columns(s: &str) -> usize {
+    use unicode_segmentation::UnicodeSegmentation;
+    s.graphemes(true).count()
+}
+
 /// Pad the `=` of runs of consecutive one-line assignments to one column (`terraform fmt`).
 pub fn align(text: &str) -> String {
     let lines: Vec<&str> = text.split('\n').collect();
@@ -359,14 +365,14 @@ pub fn align(text: &str) -> String {
         let mut width = 0;
         while j < lines.len() {
             match &cells[j] {
-                Some((lead, _)) => width = width.max(lead.chars().count()),
+                Some((lead, _)) => width = width.max(columns(lead)),
                 None => break,
             }
             j += 1;
         }
         for cell in &cells[i..j] {
             let (lead, rest) = cell.as_ref().expect("in a run");
-            let pad = width - lead.chars().count();
+            let pad = width - columns(lead);
             let _ = write!(out, "{lead}{} = {rest}", " ".repeat(pad));
             if rest.is_empty() {
                 out.truncate(out.trim_end().len());

@@ -52,19 +52,65 @@ pub enum GenerateError {
     },
     #[error("the pinned node manifest {name} is not valid: {reason}")]
     BadManifest { name: String, reason: String },
-    #[error("write {path}: {source}")]
+    #[error("write {}: {source} (no generated file was replaced)", path.display())]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "replace {}: {source}; {done} of {total} generated files were already replaced: fix the cause and rerun podplane cluster create",
+        path.display()
+    )]
+    Partial {
+        path: PathBuf,
+        done: usize,
+        total: usize,
+        source: std::io::Error,
+    },
 }
 
-/// Write `files` into `dir` (each atomically, mode 0644).
+/// Write `files` into `dir` as a set (mode 0644): every file goes to a temporary name and is
+/// synced first, and only when all of them are written are they renamed into place. A failure
+/// before that point replaces nothing.
 pub fn write(dir: &Path, files: &[File]) -> Result<(), GenerateError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt;
+    let tmp_of = |name: &str| dir.join(format!(".{name}.podplane-{}.tmp", std::process::id()));
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let cleanup = |staged: &[(PathBuf, PathBuf)]| {
+        for (tmp, _) in staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+    };
     for f in files {
         let path = dir.join(&f.name);
-        vmagent::fsutil::write_atomic(&path, &f.content, Some(0o644))
-            .map_err(|source| GenerateError::Write { path, source })?;
+        let tmp = tmp_of(&f.name);
+        let result = (|| {
+            let mut out = std::fs::File::create(&tmp)?;
+            out.write_all(&f.content)?;
+            out.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            out.sync_all()
+        })();
+        if let Err(source) = result {
+            let _ = std::fs::remove_file(&tmp);
+            cleanup(&staged);
+            return Err(GenerateError::Write { path, source });
+        }
+        staged.push((tmp, path));
+    }
+    for (i, (tmp, path)) in staged.iter().enumerate() {
+        if let Err(source) = std::fs::rename(tmp, path) {
+            cleanup(&staged[i..]);
+            return Err(GenerateError::Partial {
+                path: path.clone(),
+                done: i,
+                total: staged.len(),
+                source,
+            });
+        }
+    }
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
     Ok(())
 }
