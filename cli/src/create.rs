@@ -29,6 +29,21 @@ pub enum CreateError {
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot read the cached node manifest {}: {source}", path.display())]
+    ReadCache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the cached node manifest {} is not usable: {reason}; delete it, or run podplane deps download -f {}",
+        path.display(),
+        config.display()
+    )]
+    CachedManifest {
+        path: PathBuf,
+        config: PathBuf,
+        reason: String,
+    },
 }
 
 /// Generate the cluster's files next to `config_path` and return that directory.
@@ -49,8 +64,15 @@ pub fn generate(config_path: &Path, deps: &Deps) -> Result<PathBuf, CreateError>
     let mut manifests = Vec::new();
     let mut runtime = None;
     for (kind, arch) in targets.keys() {
-        let json = match std::fs::read(deps.manifest_path(kind, arch)) {
+        let cached = deps.manifest_path(kind, arch);
+        let json = match std::fs::read(&cached) {
             Ok(bytes) => bytes,
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(CreateError::ReadCache {
+                    path: cached,
+                    source: e,
+                });
+            }
             Err(_) => {
                 if runtime.is_none() {
                     runtime = Some(
@@ -83,7 +105,16 @@ pub fn generate(config_path: &Path, deps: &Deps) -> Result<PathBuf, CreateError>
         deps_mirror_url: deps.base_url.clone(),
         manifests,
     };
-    let files = cluster::generate(&cfg, &opts).map_err(gen_err)?;
+    let files = cluster::generate(&cfg, &opts).map_err(|e| match e {
+        tfgen::GenerateError::BadManifest {
+            kind, arch, reason, ..
+        } => CreateError::CachedManifest {
+            path: deps.manifest_path(&kind, &arch),
+            config: path.clone(),
+            reason,
+        },
+        e => gen_err(e),
+    })?;
     tfgen::write(&dir, &files).map_err(gen_err)?;
     Ok(dir)
 }

@@ -97,6 +97,8 @@ pub fn delete_cluster(
     input: &mut impl BufRead,
     out: &mut impl Write,
 ) -> Result<(), DeleteError> {
+    // Credentials first: missing ones should not cost an init and an output first.
+    let client = aws::Client::new(aws::Config::from_env(&opts.region, &opts.env)?)?;
     runner.init()?;
     let outputs = runner.output_json()?;
     let (bucket, shards) = parse_outputs(&outputs)?;
@@ -105,7 +107,6 @@ pub fn delete_cluster(
         .enable_all()
         .build()
         .map_err(DeleteError::Runtime)?;
-    let client = aws::Client::new(aws::Config::from_env(&opts.region, &opts.env)?)?;
 
     writeln!(
         out,

@@ -345,6 +345,8 @@ fn run_cluster(command: ClusterCommand) -> Result<(), String> {
                 println!("--no-apply set; cluster config validated and no destroy was run.");
                 return Ok(());
             }
+            let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+            let runner = tf_runner(&dir)?;
             let provider = cfg
                 .cluster
                 .providers
@@ -353,8 +355,6 @@ fn run_cluster(command: ClusterCommand) -> Result<(), String> {
             if provider.kind != "aws" {
                 return Err("cluster delete currently supports AWS clusters only".into());
             }
-            let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-            let runner = tf_runner(&dir)?;
             let mut opts = podplane::delete::DeleteOptions::new(&cfg.cluster.id, &provider.region);
             opts.auto_approve = auto_approve;
             let stdin = std::io::stdin();

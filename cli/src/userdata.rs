@@ -197,20 +197,24 @@ fn build(mode: Mode, p: &Pinned, facts: &Facts, mirror: Option<&str>) -> String 
         out: String::new(),
     };
     let agent = format!("{M}.vmconfig.dependencies.vmagent");
-    s.lit("#!/bin/bash\n# Podplane node first boot: ");
-    s.value(
-        &format!("{} {} {} {}", p.kind, p.version, p.os, p.arch),
-        &format!(
-            "${{{M}.vmconfig.kind}} ${{{M}.vmconfig.version}} ${{{M}.vmconfig.os.name}} ${{{M}.vmconfig.os.arch}}"
-        ),
-    );
-    s.lit("; provider ");
-    s.value(&facts.provider_kind, "${provider_kind}");
+    s.lit("#!/bin/bash\n# Podplane node first boot: fetch vmagent by its pinned digest, run vmagent bootstrap.\nset -euo pipefail\nlog() { printf '[userdata] %s\\tts=%s\\n' \"$*\" \"$EPOCHREALTIME\" >&2; }\nlog first boot:");
+    // Manifest values only ever reach the shell quoted.
+    for (concrete, field) in [
+        (&p.kind, "kind"),
+        (&p.version, "version"),
+        (&p.os, "os.name"),
+        (&p.arch, "os.arch"),
+    ] {
+        s.lit(" ");
+        s.value(&quote(concrete), &tq(&format!("{M}.vmconfig.{field}")));
+    }
+    s.lit(" provider ");
+    s.value(&quote(&facts.provider_kind), &tq("provider_kind"));
     s.when(mirror.is_some(), "deps_mirror_url != \"\"", |s| {
-        s.lit("; deps mirror ");
-        s.value(mirror.unwrap_or_default(), "${deps_mirror_url}");
+        s.lit(" deps mirror ");
+        s.value(&quote(mirror.unwrap_or_default()), &tq("deps_mirror_url"));
     });
-    s.lit("\nset -euo pipefail\nlog() { printf '[userdata] %s\\tts=%s\\n' \"$*\" \"$EPOCHREALTIME\" >&2; }\n");
+    s.lit("\n");
     s.when(
         facts.enable_ssm && facts.provider_kind == "aws",
         "enable_ssm && provider_kind == \"aws\"",
@@ -220,11 +224,13 @@ fn build(mode: Mode, p: &Pinned, facts: &Facts, mirror: Option<&str>) -> String 
     );
     s.lit("mkdir -p /opt/podplane/share /opt/podplane/artifacts\ncat > /opt/podplane/share/vmconfig-pinned.json <<'PODPLANE_MANIFEST'\n");
     s.value(&p.json, "${trimspace(manifest_json)}");
-    s.lit("\nPODPLANE_MANIFEST\nagent=/opt/podplane/artifacts/vmagent.tar.gz\nlog \"fetching vmagent ");
-    s.value(&p.agent_version, &format!("${{{agent}.version}}"));
-    s.lit("\"\ncurl -fsSL --retry 20 --retry-all-errors --retry-delay 2 --retry-max-time 900 -o \"$agent.part\" ");
+    s.lit(
+        "\nPODPLANE_MANIFEST\nagent=/opt/podplane/artifacts/vmagent.tar.gz\nlog fetching vmagent ",
+    );
+    s.value(&quote(&p.agent_version), &tq(&format!("{agent}.version")));
+    s.lit("\ncurl -fsSL --retry 20 --retry-all-errors --retry-delay 2 --retry-max-time 900 -o \"$agent.part\" ");
     let url_expr = format!(
-        "deps_mirror_url == \"\" ? {agent}.url : \"${{trimsuffix(deps_mirror_url, \"/\")}}/vmconfig/artifacts/vmagent/${{{agent}.version}}/${{element(split(\"/\", split(\"?\", {agent}.url)[0]), length(split(\"/\", split(\"?\", {agent}.url)[0])) - 1)}}\""
+        "deps_mirror_url == \"\" ? {agent}.url : \"${{replace(deps_mirror_url, \"//+$/\", \"\")}}/vmconfig/artifacts/vmagent/${{{agent}.version}}/${{regex(\"([^/?#]*)(?:[?#].*)?$\", {agent}.url)[0]}}\""
     );
     s.value(&quote(&p.agent_url), &tq(&url_expr));
     s.lit("\necho ");
@@ -234,7 +240,8 @@ fn build(mode: Mode, p: &Pinned, facts: &Facts, mirror: Option<&str>) -> String 
             p.agent_sha256
         )),
         &tq(&format!(
-            "\"${{trimprefix({agent}.digest, \"sha256:\")}}  /opt/podplane/artifacts/vmagent.tar.gz.part\""
+            // A pinned copy edited to anything but a sha256 digest fails the plan here.
+            "\"${{regex(\"^sha256:([0-9a-f]{{64}})$\", lower({agent}.digest))[0]}}  /opt/podplane/artifacts/vmagent.tar.gz.part\""
         )),
     );
     s.lit(" | sha256sum -c --quiet - || { log \"vmagent does not match its pinned digest\"; rm -f \"$agent.part\"; exit 1; }\nmv \"$agent.part\" \"$agent\"\ntar -xzf \"$agent\" -C / usr/bin/vmagent\nlog \"starting vmagent bootstrap\"\nexec /usr/bin/vmagent bootstrap \\\n");
@@ -338,7 +345,7 @@ pub fn render(
         arch: v.os.arch.clone(),
         agent_version: agent.version.clone(),
         agent_url: agent.source_url(mirror),
-        agent_sha256: agent.digest.hex.clone(),
+        agent_sha256: agent.digest.hex.to_ascii_lowercase(),
     };
     let s = build(Mode::Concrete, &pinned, facts, mirror);
     if s.len() > MAX_BYTES {

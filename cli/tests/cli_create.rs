@@ -410,3 +410,39 @@ fn without_a_config_the_wizard_writes_one_then_files_are_generated() {
             .exists()
     );
 }
+
+#[test]
+fn a_corrupt_cached_manifest_is_named_with_the_fix() {
+    let e = Env::new();
+    let cache = e.tmp.path().join("cache");
+    let dir = cache.join("vmconfig/manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    for kind in ["knc", "knd"] {
+        let name = format!("vmconfig_{kind}_debian-13_arm64.json");
+        std::fs::copy(
+            Path::new(CACHE).join("vmconfig/manifests").join(&name),
+            dir.join(&name),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("vmconfig_knd_debian-13_arm64.json"), "{").unwrap();
+    let out = e.run(
+        e.cmd(&["cluster", "create", "--no-apply", "-f"])
+            .arg(e.config())
+            .env("PODPLANE_DEPS_CACHE_DIR", &cache),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "Error: the cached node manifest {} is not usable: ",
+            dir.join("vmconfig_knd_debian-13_arm64.json").display()
+        )) && err.trim_end().ends_with(&format!(
+            "delete it, or run podplane deps download -f {}",
+            e.config().display()
+        )),
+        "{err}"
+    );
+    assert_eq!(listing(&e.dir()), ["podplane.cluster.jsonc"]);
+}

@@ -486,17 +486,34 @@ fn the_userdata_template_renders_like_the_cli() {
     let manifest_text = &files["podplane.cluster.vmconfig_knc_debian-13_arm64.json"];
     let manifest: vmagent::manifest::Manifest =
         vmagent::manifest::Manifest::from_slice(manifest_text.as_bytes(), Path::new("m")).unwrap();
-    // The template embeds the file as is; the CLI embeds compact JSON: feed both the same.
-    let compact = serde_json::to_string(&manifest).unwrap();
-    for (keys, mirror, ssm, account) in [
+    // An edited pinned copy: a signed URL with a query and fragment, an upper-case digest.
+    let mut edited = manifest.clone();
+    {
+        let v = edited.vmconfig.dependencies.get_mut("vmagent").unwrap();
+        v.url = "https://dl.example/a/vmagent_1.tar.gz?X-Sig=a/b%2F&x=1#frag".into();
+        v.digest = v.digest.to_ascii_uppercase().replace("SHA256:", "sha256:");
+    }
+    let cases = [
         (
+            &manifest,
             "ssh-ed25519 AAAA it's me",
             "https://deps.podplane.dev",
             true,
             "123456789012",
         ),
-        ("", "", false, ""),
-    ] {
+        (&manifest, "", "", false, ""),
+        (
+            &edited,
+            "ssh-ed25519 AAAA k1\nssh-ed25519 BBBB k2",
+            "https://mirror.example/deps//",
+            false,
+            "123456789012",
+        ),
+        (&edited, "", "", true, "123456789012"),
+    ];
+    for (manifest, keys, mirror, ssm, account) in cases {
+        // The template embeds the file as is; the CLI embeds compact JSON: feed both the same.
+        let compact = serde_json::to_string(manifest).unwrap();
         let t = tempfile::tempdir().unwrap();
         std::fs::write(
             t.path().join("t.tftpl"),
@@ -542,7 +559,7 @@ fn the_userdata_template_renders_like_the_cli() {
         facts.enable_ssm = ssm;
         facts.aws_account_id = account.into();
         let cli =
-            podplane::userdata::render(&manifest, &facts, (!mirror.is_empty()).then_some(mirror))
+            podplane::userdata::render(manifest, &facts, (!mirror.is_empty()).then_some(mirror))
                 .unwrap();
         assert_eq!(rendered, cli, "keys {keys:?} mirror {mirror:?}");
         assert_eq!(rendered.contains("amazon-ssm-agent"), ssm);
@@ -569,7 +586,7 @@ fn a_manifest_that_makes_userdata_too_large_is_refused() {
     );
     // The plan-time guard for keys set later is in main.tf.
     let files = generate(&cfg);
-    assert!(files["podplane.cluster.main.tf"].contains("length(content) <= 16384"));
+    assert!(files["podplane.cluster.main.tf"].contains("length(base64encode(content)) <= 21844"));
 }
 
 #[test]

@@ -103,7 +103,7 @@ pub fn generate(cfg: &ClusterConfig, opts: &Options) -> Result<Vec<File>, Genera
                 arch: arch.clone(),
                 pool: pool.clone(),
             })?;
-        check_manifest(m)?;
+        check_manifest(m, &opts.deps_mirror_url)?;
         pinned.push(m);
     }
 
@@ -147,14 +147,16 @@ pub fn generate(cfg: &ClusterConfig, opts: &Options) -> Result<Vec<File>, Genera
 }
 
 /// The manifest must parse and pin a released vmagent (the userdata downloads it by digest).
-fn check_manifest(m: &PinnedManifest) -> Result<(), GenerateError> {
+fn check_manifest(m: &PinnedManifest, mirror: &str) -> Result<(), GenerateError> {
     let name = PinnedManifest::file_name(&m.kind, &m.arch);
     let bad = |reason: String| GenerateError::BadManifest {
+        kind: m.kind.clone(),
+        arch: m.arch.clone(),
         name: name.clone(),
         reason,
     };
     let manifest = vmagent::manifest::Manifest::from_slice(&m.json, std::path::Path::new(&name))
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(e.source.to_string()))?;
     if manifest.vmconfig.kind != m.kind || manifest.vmconfig.os.arch != m.arch {
         return Err(bad(format!(
             "it is for {}/{}, not {}/{}",
@@ -164,8 +166,9 @@ fn check_manifest(m: &PinnedManifest) -> Result<(), GenerateError> {
     let mut facts = crate::userdata::Facts::nstance_placeholders("aws");
     facts.enable_ssm = true;
     facts.aws_account_id = "123456789012".into();
+    let mirror = (!mirror.is_empty()).then_some(mirror);
     let script =
-        crate::userdata::render(&manifest, &facts, None).map_err(|e| bad(e.to_string()))?;
+        crate::userdata::render(&manifest, &facts, mirror).map_err(|e| bad(e.to_string()))?;
     // The template embeds the file as written, not the compact form `render` uses.
     let compact = serde_json::to_string(&manifest).map_err(|e| bad(e.to_string()))?;
     let raw_len = String::from_utf8_lossy(&m.json).trim().len();
@@ -597,8 +600,9 @@ fn main_tf(
                 .with(
                     "condition",
                     raw(format!(
-                        "alltrue([for name, content in local.userdata : length(content) <= {}])",
-                        crate::userdata::MAX_BYTES
+                        "alltrue([for name, content in local.userdata : length(base64encode(content)) <= {}])",
+                        // Bytes, not characters: base64 of n bytes is 4 * ceil(n / 3) long.
+                        crate::userdata::MAX_BYTES / 3 * 4
                     )),
                 )
                 .with(
@@ -1237,12 +1241,16 @@ fn vm_tf(cfg: &ClusterConfig) -> Doc {
         ],
         ..Doc::default()
     };
-    doc.push(variable(
-        "immutable_ssh_authorized_keys",
-        "Early-boot SSH keys; changing them rolls affected VMs.",
-        "string",
-        str(""),
-    ));
+    // Not nullable: the userdata template tests and quotes it.
+    doc.push(
+        variable(
+            "immutable_ssh_authorized_keys",
+            "Early-boot SSH keys; changing them rolls affected VMs.",
+            "string",
+            str(""),
+        )
+        .with("nullable", Value::Bool(false)),
+    );
     doc.push(variable(
         "pool_instance_types",
         "Instance types by pool; changing one rolls that pool.",
@@ -1295,12 +1303,15 @@ fn infra_tf(cfg: &ClusterConfig, p: &Provider) -> Doc {
         "bool",
         Value::Bool(p.vpc.v6cidr == "auto"),
     ));
-    doc.push(variable(
-        "enable_ssm",
-        "SSM access; changing it updates cloud infrastructure and VM bootstrap.",
-        "bool",
-        Value::Bool(true),
-    ));
+    doc.push(
+        variable(
+            "enable_ssm",
+            "SSM access; changing it updates cloud infrastructure and VM bootstrap.",
+            "bool",
+            Value::Bool(true),
+        )
+        .with("nullable", Value::Bool(false)),
+    );
 
     // role → zone → subnets in config order; IPv6 netnums count across all zones (sorted).
     let mut roles: BTreeMap<&str, BTreeMap<&str, Vec<Value>>> = BTreeMap::new();

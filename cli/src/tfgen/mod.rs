@@ -50,8 +50,13 @@ pub enum GenerateError {
         arch: String,
         pool: String,
     },
-    #[error("the pinned node manifest {name} is not valid: {reason}")]
-    BadManifest { name: String, reason: String },
+    #[error("the pinned node manifest {name} is not usable: {reason}")]
+    BadManifest {
+        kind: String,
+        arch: String,
+        name: String,
+        reason: String,
+    },
     #[error("write {}: {source} (no generated file was replaced)", path.display())]
     Write {
         path: PathBuf,

@@ -25,6 +25,7 @@ variable "enable_ssm" {
   description = "SSM access; changing it updates cloud infrastructure and VM bootstrap."
   type        = bool
   default     = true
+  nullable    = false
 }
 
 locals {

@@ -7,6 +7,7 @@ variable "immutable_ssh_authorized_keys" {
   description = "Early-boot SSH keys; changing them rolls affected VMs."
   type        = string
   default     = ""
+  nullable    = false
 }
 
 variable "pool_instance_types" {

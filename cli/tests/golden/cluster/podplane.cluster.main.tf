@@ -126,7 +126,7 @@ locals {
 
 check "userdata_size" {
   assert {
-    condition     = alltrue([for name, content in local.userdata : length(content) <= 16384])
+    condition     = alltrue([for name, content in local.userdata : length(base64encode(content)) <= 21844])
     error_message = "A node's userdata is over EC2's 16384-byte limit; shorten var.immutable_ssh_authorized_keys or the pinned manifest."
   }
 }
