@@ -720,6 +720,17 @@ fn generation_refuses_configs_that_would_make_broken_terraform() {
         c.cluster.providers[0].tags.insert(" ".into(), "x".into());
     });
     assert_eq!(e, "cluster.providers[0].tags has an empty key");
+    let e = err(&|c| {
+        c.cluster.providers[0]
+            .zones
+            .get_mut("us-east-1a")
+            .unwrap()
+            .retain(|s| s.pool != "ingress");
+    });
+    assert_eq!(
+        e,
+        "cluster.providers[0].zones.us-east-1a has no subnet for pool \"ingress\"; every pool runs in every zone, add a subnet with \"pool\": \"ingress\""
+    );
     // Zones that differ only where module names cannot: refused, naming both.
     assert!(config::is_zone_in_region("us-west-2", "us-west-2-lax-1a"));
     assert!(!config::is_zone_in_region("us-west-2", "us-west-2-lax.1a"));

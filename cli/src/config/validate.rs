@@ -785,6 +785,19 @@ pub fn validate_for_terraform(cfg: &ClusterConfig) -> Result<(), ValidationError
                 ));
             }
         }
+        // Every shard (zone) runs a group of every pool, placed in that zone's pool subnets.
+        for (zone, subnets) in &p.zones {
+            for pool in c.pools.keys() {
+                if !subnets.iter().any(|s| &s.pool == pool) {
+                    return Err(rule(
+                        format!("{at}.zones.{zone}"),
+                        format!(
+                            "has no subnet for pool {pool:?}; every pool runs in every zone, add a subnet with \"pool\": {pool:?}"
+                        ),
+                    ));
+                }
+            }
+        }
         if p.vpc.v6cidr != "auto" {
             for (zone, subnets) in &p.zones {
                 if let Some(i) = subnets.iter().position(|s| s.v6cidr == "auto") {
