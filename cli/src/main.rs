@@ -429,7 +429,7 @@ fn main() -> ExitCode {
         }
         None if cli.version => {
             println!("podplane CLI {version}");
-            if cli.verbose {
+            if cli.verbose || std::env::var_os("PODPLANE_DEBUG").is_some_and(|v| !v.is_empty()) {
                 println!("Commit: {COMMIT}");
             }
         }
