@@ -731,6 +731,17 @@ fn generation_refuses_configs_that_would_make_broken_terraform() {
         e,
         "cluster.providers[0].zones.us-east-1a has no subnet for pool \"ingress\"; every pool runs in every zone, add a subnet with \"pool\": \"ingress\""
     );
+    let e = err(&|c| {
+        c.cluster.providers[0]
+            .zones
+            .get_mut("us-east-1a")
+            .unwrap()
+            .retain(|s| !s.services.iter().any(|x| x == "nstance"));
+    });
+    assert_eq!(
+        e,
+        "cluster.providers[0].zones.us-east-1a has no subnet with \"services\": [\"nstance\"]; every zone runs its own Nstance server"
+    );
     // Zones that differ only where module names cannot: refused, naming both.
     assert!(config::is_zone_in_region("us-west-2", "us-west-2-lax-1a"));
     assert!(!config::is_zone_in_region("us-west-2", "us-west-2-lax.1a"));

@@ -785,8 +785,15 @@ pub fn validate_for_terraform(cfg: &ClusterConfig) -> Result<(), ValidationError
                 ));
             }
         }
-        // Every shard (zone) runs a group of every pool, placed in that zone's pool subnets.
+        // Every shard (zone) runs its Nstance server in that zone's `nstance` subnets (the shard
+        // module's precondition), and a group of every pool in that zone's pool subnets.
         for (zone, subnets) in &p.zones {
+            if !subnets.iter().any(|s| s.role() == "nstance") {
+                return Err(rule(
+                    format!("{at}.zones.{zone}"),
+                    "has no subnet with \"services\": [\"nstance\"]; every zone runs its own Nstance server",
+                ));
+            }
             for pool in c.pools.keys() {
                 if !subnets.iter().any(|s| &s.pool == pool) {
                     return Err(rule(
