@@ -404,25 +404,6 @@ fn domain_answer(v: &str) -> Result<String, String> {
     Ok(v.to_string())
 }
 
-/// A bare `local@domain` address with dot-atom parts: what full validation accepts for
-/// `cluster.acme.email`.
-fn is_bare_email(s: &str) -> bool {
-    fn dot_atom(s: &str) -> bool {
-        const SPECIALS: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
-        !s.is_empty()
-            && s.split('.').all(|atom| {
-                !atom.is_empty()
-                    && atom
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || SPECIALS.contains(&b))
-            })
-    }
-    match s.rsplit_once('@') {
-        Some((local, domain)) => dot_atom(local) && dot_atom(domain),
-        None => false,
-    }
-}
-
 fn vpc_cidr_answer(v: &str) -> Result<String, String> {
     let rule = "must be a canonical IPv4 /16 CIDR such as 172.18.0.0/16";
     match IpPrefix::parse(v) {
@@ -504,7 +485,7 @@ pub fn run_wizard(
                 "",
                 cancelled,
                 |v| {
-                    if v.is_empty() || is_bare_email(v) {
+                    if v.is_empty() || crate::config::is_bare_email(v) {
                         Ok(v.to_string())
                     } else {
                         Err("must be a valid email address such as ops@example.com".to_string())

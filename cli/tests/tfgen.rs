@@ -532,22 +532,7 @@ fn the_userdata_template_renders_like_the_cli() {
             ),
         )
         .unwrap();
-        for args in [
-            &["init", "-input=false", "-no-color"][..],
-            &["apply", "-auto-approve", "-input=false", "-no-color"],
-        ] {
-            let o = Command::new("terraform")
-                .args(args)
-                .env("TF_CLI_CONFIG_FILE", "/dev/null")
-                .current_dir(t.path())
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "terraform {args:?}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
+        terraform_apply(t.path());
         let o = Command::new("terraform")
             .args(["output", "-raw", "u"])
             .current_dir(t.path())
@@ -636,22 +621,7 @@ fn terraform_reads_quoted_strings_back_exactly() {
         ));
     }
     std::fs::write(t.path().join("main.tf"), tf).unwrap();
-    for args in [
-        &["init", "-input=false", "-no-color"][..],
-        &["apply", "-auto-approve", "-input=false", "-no-color"],
-    ] {
-        let o = Command::new("terraform")
-            .args(args)
-            .env("TF_CLI_CONFIG_FILE", "/dev/null")
-            .current_dir(t.path())
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "terraform {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    terraform_apply(t.path());
     let o = Command::new("terraform")
         .args(["output", "-json"])
         .current_dir(t.path())
@@ -790,6 +760,26 @@ fn files_are_written_as_a_set() {
             f.content,
             "{}",
             f.name
+        );
+    }
+}
+
+/// `terraform init` and `apply` in `dir` (configurations without providers: offline).
+fn terraform_apply(dir: &Path) {
+    for args in [
+        &["init", "-input=false", "-no-color"][..],
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+    ] {
+        let o = Command::new("terraform")
+            .args(args)
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "terraform {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
         );
     }
 }

@@ -39,8 +39,8 @@ pub use service_network::{
 pub use types::*;
 pub use validate::{
     ComponentsError, DnsNameError, IdError, SeedError, ValidationError, check_cluster_id,
-    check_components, check_dns_name, check_seed, is_aws_region, is_zone_in_region, validate,
-    validate_for_terraform,
+    check_components, check_dns_name, check_seed, is_aws_region, is_bare_email, is_zone_in_region,
+    validate, validate_for_terraform,
 };
 
 /// Default file name of the cluster config.

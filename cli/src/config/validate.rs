@@ -240,7 +240,7 @@ pub fn check_components(components: &Components) -> Result<(), ComponentsError> 
 
 /// A bare RFC 5322 `local@domain` address with dot-atom parts (no display name, no angle
 /// brackets, no quoted local part, no comments).
-fn is_bare_email(s: &str) -> bool {
+pub fn is_bare_email(s: &str) -> bool {
     fn dot_atom(s: &str) -> bool {
         const SPECIALS: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
         !s.is_empty()
