@@ -49,6 +49,11 @@ enum Command {
     /// (`{{ .Instance.ID }}` …) for nstance-server to fill in, as production uses it. Upstream
     /// rendered userdata only inside Terraform; this command shows and tests the same output.
     Userdata(UserdataArgs),
+    /// Deploy an Easy OIDC server (OpenTofu/Terraform) from podplane.oidc.jsonc.
+    Oidc {
+        #[command(subcommand)]
+        command: OidcCommand,
+    },
     /// The dependency cache: the published node manifest and the artifacts it pins.
     Deps {
         #[command(subcommand)]
@@ -59,6 +64,90 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Subcommand)]
+enum OidcCommand {
+    /// Generate podplane.oidc.*.tf next to the config, then init and apply.
+    Create {
+        /// OIDC config file.
+        #[arg(short = 'f', long = "oidc-config", default_value = podplane::oidc::DEFAULT_CONFIG_FILE)]
+        file: PathBuf,
+        /// Generate the files only; do not run OpenTofu/Terraform.
+        #[arg(long)]
+        no_apply: bool,
+        /// Apply without asking.
+        #[arg(short = 'y', long)]
+        auto_approve: bool,
+    },
+    /// Validate the config, confirm, and destroy the OIDC server.
+    Delete {
+        /// OIDC config file.
+        #[arg(short = 'f', long = "oidc-config", default_value = podplane::oidc::DEFAULT_CONFIG_FILE)]
+        file: PathBuf,
+        /// Validate the config only; destroy nothing.
+        #[arg(long)]
+        no_apply: bool,
+        /// Destroy without asking.
+        #[arg(short = 'y', long)]
+        auto_approve: bool,
+    },
+    /// Print the JSON schema of the OIDC config file.
+    Schema,
+}
+
+fn run_oidc(command: OidcCommand) -> Result<(), String> {
+    use podplane::oidc;
+    match command {
+        OidcCommand::Create {
+            file,
+            no_apply,
+            auto_approve,
+        } => {
+            let g = oidc::generate_files(&file).map_err(|e| e.to_string())?;
+            println!(
+                "Generated Podplane OpenTofu/Terraform files in {}",
+                g.dir.display()
+            );
+            if no_apply {
+                return Ok(());
+            }
+            let runner = tf_runner(&g.dir)?;
+            let stdin = std::io::stdin();
+            oidc::apply(
+                &runner,
+                &g.config,
+                auto_approve,
+                &mut stdin.lock(),
+                &mut std::io::stdout(),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        OidcCommand::Delete {
+            file,
+            no_apply,
+            auto_approve,
+        } => {
+            let path = std::path::absolute(&file).unwrap_or(file);
+            oidc::load(&path).map_err(|e| e.to_string())?;
+            if no_apply {
+                println!("{}", oidc::NO_APPLY_DELETE_MESSAGE);
+                return Ok(());
+            }
+            let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+            let runner = tf_runner(&dir)?;
+            let stdin = std::io::stdin();
+            oidc::destroy(
+                &runner,
+                auto_approve,
+                &mut stdin.lock(),
+                &mut std::io::stdout(),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        OidcCommand::Schema => print!("{}", oidc::schema_json()),
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -412,6 +501,12 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Deps { command }) => return run_deps(command),
+        Some(Command::Oidc { command }) => {
+            if let Err(message) = run_oidc(command) {
+                eprintln!("Error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
         Some(Command::Completion { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -446,3 +446,58 @@ fn a_corrupt_cached_manifest_is_named_with_the_fix() {
     );
     assert_eq!(listing(&e.dir()), ["podplane.cluster.jsonc"]);
 }
+
+#[test]
+fn oidc_create_generates_and_applies_and_delete_destroys() {
+    let e = Env::new();
+    let dir = e.tmp.path().join("oidc");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/oidc/podplane.oidc.jsonc"
+        ),
+        dir.join("podplane.oidc.jsonc"),
+    )
+    .unwrap();
+    let bin = e.fake_tofu();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let out = e.run(
+        e.cmd(&["oidc", "create", "-y", "-f"])
+            .arg(dir.join("podplane.oidc.jsonc"))
+            .env("PATH", &path),
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with(&format!(
+        "Generated Podplane OpenTofu/Terraform files in {}\n",
+        dir.display()
+    )));
+    assert!(dir.join("podplane.oidc.main.tf").exists());
+    let d = dir.display().to_string();
+    assert_eq!(
+        e.recorded(),
+        [format!("{d}|init"), format!("{d}|apply -auto-approve")]
+    );
+    std::fs::remove_file(e.log()).unwrap();
+    let out = e.run(
+        e.cmd(&["oidc", "delete", "-f"])
+            .arg(dir.join("podplane.oidc.jsonc"))
+            .env("PATH", &path),
+        "n\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "Error: destroy cancelled\n");
+    assert!(e.recorded().is_empty());
+    let out = e.run(
+        e.cmd(&["oidc", "delete", "-y", "-f"])
+            .arg(dir.join("podplane.oidc.jsonc"))
+            .env("PATH", &path),
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        e.recorded(),
+        [format!("{d}|init"), format!("{d}|destroy -auto-approve")]
+    );
+}
