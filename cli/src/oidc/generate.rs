@@ -1,7 +1,7 @@
 //! The Easy OIDC files (spec §3.8): main, variables (header only), outputs, schema copy.
 
-use crate::tfgen::hcl::{Block, Doc, Key, Value, align, field, ident, raw, str, strs};
-use crate::tfgen::{File, HEADER};
+use crate::tfgen::hcl::{Block, Doc, Key, Value, field, ident, raw, str, strs};
+use crate::tfgen::{File, tf_file as tf};
 
 use super::types::{Client, GroupsOverride, OidcConfig};
 use super::validate::{ValidationError, validate};
@@ -12,22 +12,6 @@ pub const MAIN_FILE: &str = "podplane.oidc.main.tf";
 pub const VARIABLES_FILE: &str = "podplane.oidc.variables.tf";
 /// `podplane.oidc.outputs.tf`.
 pub const OUTPUTS_FILE: &str = "podplane.oidc.outputs.tf";
-
-/// Header + blank line + raw rendering, aligned as `terraform fmt` would.
-fn tf(name: &str, doc: &Doc) -> File {
-    let mut text = String::new();
-    for h in HEADER {
-        text.push_str("# ");
-        text.push_str(h);
-        text.push('\n');
-    }
-    text.push('\n');
-    text.push_str(&doc.raw());
-    File {
-        name: name.into(),
-        content: align(&text).into_bytes(),
-    }
-}
 
 /// Generate the OIDC directory's files: `podplane.oidc.main.tf`, `podplane.oidc.variables.tf`,
 /// `podplane.oidc.outputs.tf` and `podplane.oidc.schema.json`, in that order. The config is

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::hcl::{Block, Doc, Key, Value, align, field, ident, raw, safe_name, str, strs};
-use super::{File, GenerateError, HEADER, PinnedManifest};
+use super::hcl::{Block, Doc, Key, Value, field, ident, raw, safe_name, str, strs};
+use super::{File, GenerateError, PinnedManifest, tf_file as tf};
 use crate::config::{self, ClusterConfig, Provider};
 
 /// File name of the userdata template shared by every (kind, arch).
@@ -53,33 +53,6 @@ fn route53_acme(cfg: &ClusterConfig) -> bool {
             .domains
             .iter()
             .any(|d| d.provider.as_ref().is_some_and(|p| p.kind == "aws-route53"))
-}
-
-fn tf(name: &str, doc: &Doc) -> File {
-    let mut d = doc.clone();
-    let mut header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
-    if !d.header.is_empty() {
-        header.push(String::new());
-    }
-    header.append(&mut d.header);
-    // A blank header line is a bare `#`-less line: render it by hand.
-    let mut text = String::new();
-    for h in &header {
-        if h.is_empty() {
-            text.push('\n');
-        } else {
-            text.push_str("# ");
-            text.push_str(h);
-            text.push('\n');
-        }
-    }
-    d.header.clear();
-    text.push('\n');
-    text.push_str(&d.raw());
-    File {
-        name: name.into(),
-        content: align(&text).into_bytes(),
-    }
 }
 
 /// Generate every file of the cluster directory. The config is fully validated first.

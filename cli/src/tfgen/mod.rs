@@ -74,6 +74,35 @@ pub enum GenerateError {
     },
 }
 
+/// A `.tf` file: the managed-file header, the document's own header lines after a blank line,
+/// then its blocks, aligned as `terraform fmt` would.
+pub fn tf_file(name: &str, doc: &hcl::Doc) -> File {
+    let mut d = doc.clone();
+    let mut header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
+    if !d.header.is_empty() {
+        header.push(String::new());
+    }
+    header.append(&mut d.header);
+    // A blank header line is a bare `#`-less line: render it by hand.
+    let mut text = String::new();
+    for h in &header {
+        if h.is_empty() {
+            text.push('\n');
+        } else {
+            text.push_str("# ");
+            text.push_str(h);
+            text.push('\n');
+        }
+    }
+    d.header.clear();
+    text.push('\n');
+    text.push_str(&d.raw());
+    File {
+        name: name.into(),
+        content: hcl::align(&text).into_bytes(),
+    }
+}
+
 /// Write `files` into `dir` as a set (mode 0644): every file goes to a temporary name and is
 /// synced first, and only when all of them are written are they renamed into place. A failure
 /// before that point replaces nothing.
