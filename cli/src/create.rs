@@ -115,6 +115,6 @@ pub fn generate(config_path: &Path, deps: &Deps) -> Result<PathBuf, CreateError>
         },
         e => gen_err(e),
     })?;
-    tfgen::write(&dir, &files).map_err(gen_err)?;
+    tfgen::write(&dir, &files, "podplane cluster create").map_err(|e| gen_err(e.into()))?;
     Ok(dir)
 }

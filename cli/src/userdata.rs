@@ -177,6 +177,7 @@ fn tq(expr: &str) -> String {
 }
 
 /// What the script needs from the manifest.
+#[derive(Default)]
 struct Pinned {
     json: String,
     kind: String,
@@ -304,17 +305,8 @@ fn build(mode: Mode, p: &Pinned, facts: &Facts, mirror: Option<&str>) -> String 
 /// editing a pinned manifest copy takes effect at the next plan, as upstream's data source did.
 pub fn tf_template() -> String {
     let facts = Facts::nstance_placeholders("aws");
-    let pinned = Pinned {
-        json: String::new(),
-        kind: String::new(),
-        version: String::new(),
-        os: String::new(),
-        arch: String::new(),
-        agent_version: String::new(),
-        agent_url: String::new(),
-        agent_sha256: String::new(),
-    };
-    build(Mode::Template, &pinned, &facts, None)
+    // Every manifest value is a template expression: nothing pinned goes in.
+    build(Mode::Template, &Pinned::default(), &facts, None)
 }
 
 /// Render the userdata for `manifest` (the standalone release manifest, whose `vmagent` entry

@@ -48,29 +48,10 @@ fn from_json(v: &Value) -> OidcConfig {
     oidc::parse_str(&v.to_string()).unwrap()
 }
 
-fn tools_required() -> bool {
-    std::env::var("PODPLANE_REQUIRE_TOOLS").as_deref() == Ok("1")
-}
-
+/// The terraform executable, when the machine has one (see podplane_testkit::tools).
 fn terraform() -> Option<PathBuf> {
-    let exe = ["/usr/local/bin/terraform", "terraform"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| {
-            Command::new(p)
-                .arg("version")
-                .env("TF_CLI_CONFIG_FILE", "/dev/null")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    if exe.is_none() {
-        assert!(
-            !tools_required(),
-            "terraform is required (PODPLANE_REQUIRE_TOOLS=1) but `terraform version` failed"
-        );
-        eprintln!("SKIP: terraform is not available");
-    }
-    exe
+    podplane_testkit::tools::available("terraform", &["version"])
+        .then(|| PathBuf::from("terraform"))
 }
 
 /// `terraform fmt -` of `text`.
@@ -348,25 +329,17 @@ fn generation_is_deterministic() {
 
 #[test]
 fn terraform_fmt_accepts_every_written_variant_unchanged() {
-    let Some(tf) = terraform() else { return };
+    if terraform().is_none() {
+        return;
+    }
     let t = tempfile::tempdir().unwrap();
     for (name, cfg) in variants() {
         let dir = t.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let files = oidc::generate(&cfg).unwrap();
-        podplane::tfgen::write(&dir, &files).unwrap();
-        let out = Command::new(&tf)
-            .args(["fmt", "-check", "-diff", "-no-color", "."])
-            .env("TF_CLI_CONFIG_FILE", "/dev/null")
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: terraform fmt would change:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        podplane::tfgen::write(&dir, &files, "podplane oidc create").unwrap();
+        podplane_testkit::tools::terraform_fmt_check(&dir)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 

@@ -64,25 +64,7 @@ fn all_tf(files: &BTreeMap<String, String>) -> String {
         .collect()
 }
 
-fn tools_required() -> bool {
-    std::env::var("PODPLANE_REQUIRE_TOOLS").as_deref() == Ok("1")
-}
-
-fn have(cmd: &str, args: &[&str]) -> bool {
-    let ok = Command::new(cmd)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !tools_required(),
-            "{cmd} is required (PODPLANE_REQUIRE_TOOLS=1) but `{cmd} {}` failed",
-            args.join(" ")
-        );
-        eprintln!("SKIP: {cmd} is not available");
-    }
-    ok
-}
+use podplane_testkit::tools::{available as have, terraform_fmt_check};
 
 #[test]
 fn golden_cluster_files() {
@@ -398,18 +380,7 @@ fn terraform_fmt_accepts_every_variant_unchanged() {
     for (name, cfg) in variants() {
         let dir = t.path().join(name);
         write_variant(&dir, &generate(&cfg));
-        let out = Command::new("terraform")
-            .args(["fmt", "-check", "-diff", "-no-color", "."])
-            .env("TF_CLI_CONFIG_FILE", "/dev/null")
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: terraform fmt would change:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        terraform_fmt_check(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 
@@ -729,7 +700,7 @@ fn files_are_written_as_a_set() {
     ));
     std::fs::create_dir(&blocker).unwrap();
     std::fs::write(t.path().join("podplane.cluster.main.tf"), "old\n").unwrap();
-    let e = podplane::tfgen::write(t.path(), &files)
+    let e = podplane::tfgen::write(t.path(), &files, "podplane cluster create")
         .unwrap_err()
         .to_string();
     assert!(
@@ -753,7 +724,7 @@ fn files_are_written_as_a_set() {
         "old\n"
     );
     std::fs::remove_dir(&blocker).unwrap();
-    podplane::tfgen::write(t.path(), &files).unwrap();
+    podplane::tfgen::write(t.path(), &files, "podplane cluster create").unwrap();
     for f in &files {
         assert_eq!(
             std::fs::read(t.path().join(&f.name)).unwrap(),

@@ -61,9 +61,15 @@ pub enum ConfigError {
 /// Parses JSONC text into the model (no validation). Unknown keys, duplicate keys and type
 /// mismatches are errors naming the field path.
 pub fn parse_str(text: &str) -> Result<ClusterConfig, ParseError> {
+    parse_jsonc(text)
+}
+
+/// Parses JSONC text into any of the CLI's strict config models (the cluster and OIDC files),
+/// naming the field path of the first problem (`at cluster.pools.main: unknown field …`).
+pub fn parse_jsonc<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ParseError> {
     let json = jsonc::to_json(text)?;
     let mut de = serde_json::Deserializer::from_str(&json);
-    let cfg: ClusterConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let cfg: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         ParseError::Json {
             at: (path != ".").then_some(path),

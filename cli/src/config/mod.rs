@@ -22,20 +22,22 @@
 
 mod jsonc;
 mod load;
-mod schema;
+pub(crate) mod schema;
 mod service_network;
 mod types;
 mod validate;
 
 pub use jsonc::{JsoncError, to_json as jsonc_to_json};
 pub use load::{
-    ConfigError, LoadProblem, ParseError, light_check, load, load_and_validate, parse_str,
+    ConfigError, LoadProblem, ParseError, light_check, load, load_and_validate, parse_jsonc,
+    parse_str,
 };
 pub use schema::{SCHEMA_ID, schema_json};
 pub use service_network::{
     DEFAULT_SERVICE_CIDRS, Family, IpPrefix, ServiceCidrError, ServiceNetwork, api_service_ip,
     dns_service_ip, service_network,
 };
+pub(crate) use types::strict_map;
 pub use types::*;
 pub use validate::{
     ComponentsError, DnsNameError, IdError, SeedError, ValidationError, check_cluster_id,

@@ -71,8 +71,8 @@ impl Transform for ItemsOneOf {
 }
 
 /// Deserialises a JSON object into a map, failing on a repeated key (serde's own map
-/// implementation silently keeps the last one).
-fn strict_map<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+/// implementation silently keeps the last one). Used by every strict config model.
+pub(crate) fn strict_map<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
 where
     D: Deserializer<'de>,
     V: Deserialize<'de>,

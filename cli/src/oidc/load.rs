@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{ParseError, jsonc_to_json};
+use crate::config::ParseError;
 
 use super::types::OidcConfig;
 use super::validate::{ValidationError, validate};
@@ -33,20 +33,7 @@ pub enum OidcConfigError {
 /// Parses JSONC text into the model (no validation). Unknown keys, duplicate keys and type
 /// mismatches are errors naming the field path (`at oidc.connector: unknown field …`).
 pub fn parse_str(text: &str) -> Result<OidcConfig, ParseError> {
-    let json = jsonc_to_json(text)?;
-    let mut de = serde_json::Deserializer::from_str(&json);
-    let cfg: OidcConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        ParseError::Json {
-            at: (path != ".").then_some(path),
-            message: e.into_inner().to_string(),
-        }
-    })?;
-    de.end().map_err(|e| ParseError::Json {
-        at: None,
-        message: e.to_string(),
-    })?;
-    Ok(cfg)
+    crate::config::parse_jsonc(text)
 }
 
 /// Reads, parses and fully validates the file at `path`. A missing file is

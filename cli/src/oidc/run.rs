@@ -4,7 +4,7 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use crate::tfgen::{self, GenerateError};
+use crate::tfgen;
 use crate::tfrun::{Runner, TfError, confirm};
 
 use super::load::{OidcConfigError, load};
@@ -54,21 +54,8 @@ pub enum CreateError {
         path: PathBuf,
         source: ValidationError,
     },
-    #[error("write {}: {source} (no generated file was replaced)", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "replace {}: {source}; {done} of {total} generated files were already replaced: fix the cause and rerun podplane oidc create",
-        path.display()
-    )]
-    Partial {
-        path: PathBuf,
-        done: usize,
-        total: usize,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] tfgen::WriteError),
 }
 
 /// `oidc create` up to "Generated …": make `config_path` absolute, load and fully validate it
@@ -82,24 +69,7 @@ pub fn generate_files(config_path: &Path) -> Result<Generated, CreateError> {
         path: path.clone(),
         source,
     })?;
-    tfgen::write(&dir, &files).map_err(|e| match e {
-        GenerateError::Partial {
-            path,
-            done,
-            total,
-            source,
-        } => CreateError::Partial {
-            path,
-            done,
-            total,
-            source,
-        },
-        GenerateError::Write { path, source } => CreateError::Write { path, source },
-        other => CreateError::Write {
-            path: dir.clone(),
-            source: std::io::Error::other(other.to_string()),
-        },
-    })?;
+    tfgen::write(&dir, &files, "podplane oidc create")?;
     Ok(Generated {
         config_path: path,
         dir,

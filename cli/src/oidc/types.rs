@@ -5,11 +5,8 @@
 //! (`oidc.hostname is required`). The JSON schema still marks them `required`.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::marker::PhantomData;
 
 use schemars::JsonSchema;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{OneOf, Require};
@@ -22,37 +19,6 @@ pub const PROVIDER_KINDS: &[&str] = &["aws", "google", "gcp"];
 pub const DOMAIN_PROVIDER_KINDS: &[&str] = &["aws"];
 /// `oidc.connector.kind`.
 pub const CONNECTOR_KINDS: &[&str] = &["google", "github"];
-
-/// Deserialises a JSON object into a map, failing on a repeated key.
-fn strict_map<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
-where
-    D: Deserializer<'de>,
-    V: Deserialize<'de>,
-{
-    struct StrictMap<V>(PhantomData<V>);
-
-    impl<'de, V: Deserialize<'de>> Visitor<'de> for StrictMap<V> {
-        type Value = BTreeMap<String, V>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an object")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some(key) = access.next_key::<String>()? {
-                if out.contains_key(&key) {
-                    return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
-                }
-                let value = access.next_value()?;
-                out.insert(key, value);
-            }
-            Ok(out)
-        }
-    }
-
-    deserializer.deserialize_map(StrictMap(PhantomData))
-}
 
 /// A `podplane.oidc.jsonc` document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -90,13 +56,13 @@ pub struct Oidc {
     pub default_redirect_uris: Vec<String>,
     /// OIDC clients keyed by client name.
     #[serde(
-        deserialize_with = "strict_map",
+        deserialize_with = "crate::config::strict_map",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub clients: BTreeMap<String, Client>,
     /// Static group mappings keyed by override name, referenced by clients' groups_override.
     #[serde(
-        deserialize_with = "strict_map",
+        deserialize_with = "crate::config::strict_map",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub groups_overrides: BTreeMap<String, GroupsOverride>,
@@ -183,7 +149,7 @@ pub struct Client {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct GroupsOverride(
-    #[serde(deserialize_with = "strict_map")] pub BTreeMap<String, Vec<String>>,
+    #[serde(deserialize_with = "crate::config::strict_map")] pub BTreeMap<String, Vec<String>>,
 );
 
 impl OidcConfig {

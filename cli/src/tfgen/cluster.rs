@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::hcl::{Block, Doc, Key, Value, field, ident, raw, safe_name, str, strs};
+use super::hcl::{Block, Doc, Value, field, ident, raw, safe_name, str, strs};
 use super::{File, GenerateError, PinnedManifest, tf_file as tf};
 use crate::config::{self, ClusterConfig, Provider};
 
@@ -157,15 +157,10 @@ fn check_manifest(m: &PinnedManifest, mirror: &str) -> Result<(), GenerateError>
 
 /// The schema with a `$comment` saying it is a generated support file.
 pub fn schema_copy() -> String {
-    let schema = config::schema_json();
-    let mut out = String::with_capacity(schema.len() + 160);
-    for line in schema.split_inclusive('\n') {
-        out.push_str(line);
-        if line.trim_start().starts_with("\"$id\"") {
-            out.push_str("  \"$comment\": \"Generated support file written by the podplane CLI next to podplane.cluster.jsonc for editor validation; its source is the CLI's config types (podplane cluster schema).\",\n");
-        }
-    }
-    out
+    config::schema::with_comment(
+        &config::schema_json(),
+        "Generated support file written by the podplane CLI next to podplane.cluster.jsonc for editor validation; its source is the CLI's config types (podplane cluster schema).",
+    )
 }
 
 fn module(name: &str, source: &str) -> Block {
@@ -482,29 +477,17 @@ fn main_tf(
     account: &str,
     net: &str,
 ) -> Doc {
-    let c = &cfg.cluster;
     let mut doc = Doc::default();
-    let mut providers = vec![(
-        Key::Ident("aws".into()),
+    let provider = |source: &str, version: &str| {
         Value::Object(vec![
-            ident("source", str("hashicorp/aws")),
-            ident("version", str(">= 6.0")),
-        ]),
-    )];
+            ident("source", str(source)),
+            ident("version", str(version)),
+        ])
+    };
+    let mut rp =
+        Block::new("required_providers", &[]).with("aws", provider("hashicorp/aws", ">= 6.0"));
     if is_seeded(cfg) {
-        providers.push(ident(
-            "podplane",
-            Value::Object(vec![
-                ident("source", str("podplane/podplane")),
-                ident("version", str(">= 1.2.0")),
-            ]),
-        ));
-    }
-    let mut rp = Block::new("required_providers", &[]);
-    for (k, v) in providers {
-        if let Key::Ident(k) = k {
-            rp.attr(&k, v);
-        }
+        rp.attr("podplane", provider("podplane/podplane", ">= 1.2.0"));
     }
     doc.push(
         Block::new("terraform", &[])
@@ -655,7 +638,6 @@ fn main_tf(
         }
         doc.push(seed);
     }
-    let _ = c;
     doc
 }
 

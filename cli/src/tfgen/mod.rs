@@ -57,19 +57,28 @@ pub enum GenerateError {
         name: String,
         reason: String,
     },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Writing a set of generated files failed; says whether some were already replaced.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
     #[error("write {}: {source} (no generated file was replaced)", path.display())]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error(
-        "replace {}: {source}; {done} of {total} generated files were already replaced: fix the cause and rerun podplane cluster create",
+        "replace {}: {source}; {done} of {total} generated files were already replaced: fix the cause and rerun {rerun}",
         path.display()
     )]
     Partial {
         path: PathBuf,
         done: usize,
         total: usize,
+        /// The command that writes them again (`podplane cluster create`).
+        rerun: &'static str,
         source: std::io::Error,
     },
 }
@@ -105,8 +114,8 @@ pub fn tf_file(name: &str, doc: &hcl::Doc) -> File {
 
 /// Write `files` into `dir` as a set (mode 0644): every file goes to a temporary name and is
 /// synced first, and only when all of them are written are they renamed into place. A failure
-/// before that point replaces nothing.
-pub fn write(dir: &Path, files: &[File]) -> Result<(), GenerateError> {
+/// before that point replaces nothing. `rerun` names the command that writes them again.
+pub fn write(dir: &Path, files: &[File], rerun: &'static str) -> Result<(), WriteError> {
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt;
     let tmp_of = |name: &str| dir.join(format!(".{name}.podplane-{}.tmp", std::process::id()));
@@ -128,17 +137,18 @@ pub fn write(dir: &Path, files: &[File]) -> Result<(), GenerateError> {
         if let Err(source) = result {
             let _ = std::fs::remove_file(&tmp);
             cleanup(&staged);
-            return Err(GenerateError::Write { path, source });
+            return Err(WriteError::Write { path, source });
         }
         staged.push((tmp, path));
     }
     for (i, (tmp, path)) in staged.iter().enumerate() {
         if let Err(source) = std::fs::rename(tmp, path) {
             cleanup(&staged[i..]);
-            return Err(GenerateError::Partial {
+            return Err(WriteError::Partial {
                 path: path.clone(),
                 done: i,
                 total: staged.len(),
+                rerun,
                 source,
             });
         }

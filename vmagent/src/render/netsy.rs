@@ -213,15 +213,11 @@ mod tests {
     use serde_json::json;
 
     fn run(kind: Kind, s: &Settings) -> Result<Desired, RenderError> {
-        let m = manifest();
-        let inp = inputs(kind, s, &m);
-        let f = Features::of(kind, s).unwrap();
-        let mut d = Desired::default();
-        render(&inp, &f, &mut d).map(|_| d)
+        render_one(render, kind, s)
     }
 
     fn env(d: &Desired) -> std::collections::BTreeMap<String, String> {
-        crate::envfile::parse(&text(d, ENV), std::path::Path::new(ENV)).unwrap()
+        env_of(d, ENV)
     }
 
     #[test]

@@ -276,15 +276,11 @@ mod tests {
     const HOSTS: &str = "/etc/containerd/certs.d/registry.c1.example.com/hosts.toml";
 
     fn run(s: &Settings) -> Result<Desired, RenderError> {
-        let m = manifest();
-        let inp = inputs(Kind::Knd, s, &m);
-        let f = Features::of(Kind::Knd, s).unwrap();
-        let mut d = Desired::default();
-        render(&inp, &f, &mut d).map(|_| d)
+        render_one(render, Kind::Knd, s)
     }
 
     fn env(d: &Desired) -> std::collections::BTreeMap<String, String> {
-        crate::envfile::parse(&text(d, ENV), std::path::Path::new(ENV)).unwrap()
+        env_of(d, ENV)
     }
 
     #[test]

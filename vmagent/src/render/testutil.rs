@@ -111,3 +111,25 @@ pub fn inputs<'a>(kind: Kind, s: &'a Settings, m: &'a Manifest) -> Inputs<'a> {
 pub fn text(d: &Desired, path: &str) -> String {
     String::from_utf8(d.files[path].content.clone()).unwrap()
 }
+
+/// One component's renderer run alone on a fresh `Desired` for `kind` and `s`.
+pub fn render_one(
+    render: fn(
+        &Inputs,
+        &crate::render::Features,
+        &mut Desired,
+    ) -> Result<(), crate::render::RenderError>,
+    kind: Kind,
+    s: &Settings,
+) -> Result<Desired, crate::render::RenderError> {
+    let m = manifest();
+    let inp = inputs(kind, s, &m);
+    let f = crate::render::Features::of(kind, s).unwrap();
+    let mut d = Desired::default();
+    render(&inp, &f, &mut d).map(|_| d)
+}
+
+/// A rendered env file, parsed.
+pub fn env_of(d: &Desired, path: &str) -> BTreeMap<String, String> {
+    crate::envfile::parse(&text(d, path), Path::new(path)).unwrap()
+}
