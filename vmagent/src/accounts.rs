@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::{self, TempFile};
 use crate::host::{Cmd, Host, HostError};
+use crate::safefs::{self, Kind as FileKind, Root, SafeFsError};
 use crate::userdb::{UserDb, UserDbError};
 
 /// A node kind.
@@ -300,6 +301,8 @@ pub enum AccountsError {
         group: &'static str,
         what: &'static str,
     },
+    #[error(transparent)]
+    SafeFs(#[from] SafeFsError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -324,10 +327,11 @@ pub fn ensure(root: &Path, spec: &Spec, host: &dyn Host) -> Result<Changes, Acco
     let mut changes = Vec::new();
     ensure_accounts(root, spec, host, &mut changes)?;
     let db = UserDb::load(root)?;
+    let fs = Root::open(root)?;
     for d in &spec.dirs {
-        ensure_dir(root, d, &db, host, &mut changes)?;
+        ensure_dir(root, &fs, d, &db, host, &mut changes)?;
     }
-    ensure_executables(root, spec, &mut changes)?;
+    ensure_executables(root, &fs, spec, &mut changes)?;
     ensure_sudoers(root, spec.admin, host, &mut changes)?;
     Ok(changes)
 }
@@ -406,6 +410,7 @@ fn ensure_accounts(
 
 fn ensure_dir(
     root: &Path,
+    fs: &Root,
     d: &DirSpec,
     db: &UserDb,
     host: &dyn Host,
@@ -424,55 +429,53 @@ fn ensure_dir(
             },
         });
     };
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| AccountsError::Io { path, source }
-    };
-    let md = match std::fs::symlink_metadata(&path) {
-        Ok(md) => md,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&path).map_err(io(&path))?;
-            changes.push(format!("created {}", d.path));
-            std::fs::symlink_metadata(&path).map_err(io(&path))?
-        }
-        Err(e) => return Err(io(&path)(e)),
-    };
-    if md.file_type().is_symlink() {
-        return Err(AccountsError::Symlink { path });
+    match fs.meta(d.path)? {
+        Some(m) if m.kind == FileKind::Symlink => return Err(AccountsError::Symlink { path }),
+        Some(m) if m.kind != FileKind::Dir => return Err(AccountsError::NotADirectory { path }),
+        Some(_) => {}
+        None => changes.push(format!("created {}", d.path)),
     }
-    if !md.is_dir() {
-        return Err(AccountsError::NotADirectory { path });
-    }
-    if md.mode() & 0o7777 != d.mode {
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(d.mode))
-            .map_err(io(&path))?;
-        changes.push(format!("set the mode of {} to {:04o}", d.path, d.mode));
-    }
-    if md.uid() != uid || md.gid() != gid {
-        host.chown(root, &path, d.user, d.group)?;
+    // Opened without following any link on the way; everything below acts on the descriptor.
+    let dir = fs.create_dir_all(d.path)?;
+    let md = dir.meta()?;
+    let chowned = md.uid != uid || md.gid != gid;
+    if chowned {
+        host.chown(root, dir.fd(), &path, d.user, d.group)?;
         changes.push(format!(
             "set the owner of {} to {}:{}",
             d.path, d.user, d.group
         ));
     }
+    if md.mode != d.mode || chowned {
+        safefs::set_mode(dir.fd(), d.mode).map_err(|source| AccountsError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if md.mode != d.mode {
+            changes.push(format!("set the mode of {} to {:04o}", d.path, d.mode));
+        }
+    }
     Ok(())
 }
 
-fn add_exec(path: &Path, shown: &str, changes: &mut Changes) -> Result<(), AccountsError> {
-    let Ok(md) = std::fs::symlink_metadata(path) else {
-        return Ok(());
+/// Add the execute bits to a regular file, through its descriptor (never through a link).
+fn add_exec(fs: &Root, shown: &str, changes: &mut Changes) -> Result<(), AccountsError> {
+    let (fd, md) = match fs.open_node(shown) {
+        Ok(Some(n)) => n,
+        // Missing, a link or not a regular file: not ours to change.
+        Ok(None) | Err(SafeFsError::Link { .. }) | Err(SafeFsError::NotRegular { .. }) => {
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
     };
-    if !md.is_file() {
+    if md.kind != FileKind::File {
         return Ok(());
     }
-    let mode = md.mode() & 0o7777;
-    if mode & 0o111 != 0o111 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o111)).map_err(
-            |source| AccountsError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-        )?;
+    if md.mode & 0o111 != 0o111 {
+        safefs::set_mode(&fd, md.mode | 0o111).map_err(|source| AccountsError::Io {
+            path: fs.full(shown),
+            source,
+        })?;
         changes.push(format!("made {shown} executable"));
     }
     Ok(())
@@ -480,22 +483,20 @@ fn add_exec(path: &Path, shown: &str, changes: &mut Changes) -> Result<(), Accou
 
 fn ensure_executables(
     root: &Path,
+    fs: &Root,
     spec: &Spec,
     changes: &mut Changes,
 ) -> Result<(), AccountsError> {
     for e in &spec.executables {
-        add_exec(&fsutil::under_root(root, e), e, changes)?;
+        add_exec(fs, e, changes)?;
     }
     for dir in &spec.executable_dirs {
-        let full = fsutil::under_root(root, dir);
-        let Ok(rd) = std::fs::read_dir(&full) else {
+        let Ok(Some(d)) = fs.open_dir(dir) else {
             continue;
         };
-        let mut names: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-        names.sort();
-        for n in names {
-            let shown = format!("{dir}/{}", n.to_string_lossy());
-            add_exec(&full.join(&n), &shown, changes)?;
+        for n in d.names()? {
+            let Some(n) = n.to_str() else { continue };
+            add_exec(fs, &format!("{dir}/{n}"), changes)?;
         }
     }
     for lib in &spec.libraries {
@@ -551,8 +552,8 @@ fn ensure_sudoers(
     t.file()
         .set_permissions(std::fs::Permissions::from_mode(0o440))
         .map_err(io)?;
-    host.chown(root, t.path(), "root", "root")?;
-    t.persist(&path).map_err(io)?;
+    host.chown(root, t.fd(), t.path(), "root", "root")?;
+    t.persist().map_err(io)?;
     changes.push(format!("wrote {SUDOERS_ADMIN}"));
     Ok(())
 }

@@ -1,17 +1,18 @@
-//! Carry out a [`Plan`]: directories, then every file written atomically (temp file beside it,
-//! mode, owner, fsync, rename; a mode/owner-only change is made in place), removals, then the
+//! Carry out a [`Plan`]: directories, then every file written atomically (an exclusive temp file
+//! beside it, owner and mode set before the first byte, fsync, rename; a mode/owner-only change
+//! is made through the file's descriptor), removals, then the
 //! service actions through the [`Host`]: `daemon-reload` when a unit changed, enable/disable, and
 //! restart/stop of exactly the services the plan names. With `--root` other than `/`, units are
 //! enabled and disabled offline (`systemctl --root`) and nothing is started or stopped.
 
-use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::path::Path;
 
-use crate::fsutil::{self, TempFile, under_root};
 use crate::host::{Cmd, Host, HostError};
 use crate::plan::{Action, FileChange, Plan};
 use crate::render::Desired;
+use crate::safefs::{Dir, Perm, Root, SafeFsError};
 
 /// Whether to run service actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +33,8 @@ pub struct ApplyReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot write: {0}")]
+    Write(#[from] SafeFsError),
     #[error(transparent)]
     Host(#[from] HostError),
     #[error("{} service actions failed: {}", .0.len(), .0.join("; "))]
@@ -51,27 +49,21 @@ pub fn apply(
     services: Services,
 ) -> Result<ApplyReport, ApplyError> {
     let mut report = ApplyReport::default();
+    let fs = Root::open(root)?;
+    sweep_temps(&fs, desired);
     for d in &plan.dirs {
         let (mode, user, group) = &desired.dirs[d];
-        let full = under_root(root, d);
-        let werr = |source| ApplyError::Write {
-            path: d.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&full).map_err(werr)?;
-        std::fs::set_permissions(&full, std::fs::Permissions::from_mode(*mode)).map_err(werr)?;
-        host.chown(root, &full, user, group)?;
+        fs.create_dir_all(d)?;
+        fs.set_perm(host, d, Some((user, group)), Some(*mode))?;
     }
-    let mut dirs_to_sync = BTreeSet::new();
+    let mut dirs_to_sync = BTreeMap::new();
     for fp in &plan.files {
-        let full = under_root(root, &fp.path);
-        let werr = |source| ApplyError::Write {
-            path: fp.path.clone(),
-            source,
-        };
         match &fp.change {
             FileChange::Remove => {
-                std::fs::remove_file(&full).map_err(werr)?;
+                if let Some((dir, name)) = existing_parent(&fs, &fp.path)? {
+                    dir.remove(name)?;
+                    dirs_to_sync.insert(dir.path().to_string(), dir);
+                }
                 report.removed.push(fp.path.clone());
             }
             FileChange::Update {
@@ -80,36 +72,31 @@ pub fn apply(
                 owner,
             } => {
                 let spec = &desired.files[&fp.path];
-                if mode.is_some() {
-                    std::fs::set_permissions(&full, std::fs::Permissions::from_mode(spec.mode))
-                        .map_err(werr)?;
-                }
-                if owner.is_some() {
-                    host.chown(root, &full, &spec.user, &spec.group)?;
-                }
+                fs.set_perm(
+                    host,
+                    &fp.path,
+                    owner
+                        .as_ref()
+                        .map(|_| (spec.user.as_str(), spec.group.as_str())),
+                    // A chown clears set-id bits: set the mode again after one.
+                    (mode.is_some() || owner.is_some()).then_some(spec.mode),
+                )?;
                 report.written.push(fp.path.clone());
             }
             FileChange::Create | FileChange::Update { .. } => {
                 let spec = &desired.files[&fp.path];
-                let parent = full.parent().expect("managed paths have a parent");
-                std::fs::create_dir_all(parent).map_err(werr)?;
-                let mut t = TempFile::create_for(&full).map_err(werr)?;
-                std::io::Write::write_all(t.file(), &spec.content).map_err(werr)?;
-                t.file()
-                    .set_permissions(std::fs::Permissions::from_mode(spec.mode))
-                    .map_err(werr)?;
-                host.chown(root, t.path(), &spec.user, &spec.group)?;
-                t.persist(&full).map_err(werr)?;
-                dirs_to_sync.insert(parent.to_path_buf());
+                let perm = Perm {
+                    mode: spec.mode,
+                    owner: Some((&spec.user, &spec.group)),
+                };
+                let dir = fs.write_file(host, &fp.path, &spec.content, perm)?;
+                dirs_to_sync.insert(dir.path().to_string(), dir);
                 report.written.push(fp.path.clone());
             }
         }
     }
-    for d in dirs_to_sync {
-        fsutil::fsync_dir(&d).map_err(|source| ApplyError::Write {
-            path: d.display().to_string(),
-            source,
-        })?;
+    for dir in dirs_to_sync.values() {
+        dir.sync()?;
     }
     if services == Services::None {
         return Ok(report);
@@ -146,4 +133,35 @@ pub fn apply(
         return Err(ApplyError::Services(report.failed.clone()));
     }
     Ok(report)
+}
+
+/// The parent directory of `path` and its last name, when the parent exists.
+fn existing_parent<'p>(fs: &Root, path: &'p str) -> Result<Option<(Dir, &'p OsStr)>, SafeFsError> {
+    let p = Path::new(path);
+    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+        return Ok(None);
+    };
+    Ok(fs.open_dir(&parent.to_string_lossy())?.map(|d| (d, name)))
+}
+
+/// Remove temp files that a killed apply left beside managed files (links too, never followed).
+/// Failures are logged, not fatal: a leftover temp file is only clutter.
+fn sweep_temps(fs: &Root, desired: &Desired) {
+    let parents: BTreeSet<&str> = desired
+        .files
+        .keys()
+        .filter_map(|p| Path::new(p).parent().and_then(|d| d.to_str()))
+        .collect();
+    for parent in parents {
+        match fs
+            .open_dir(parent)
+            .and_then(|d| d.map(|d| d.sweep_temps()).transpose())
+        {
+            Ok(Some(n)) if n > 0 => {
+                log::info!("removed {n} temp files a killed run left in {parent}")
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("cannot sweep temp files in {parent}: {e}"),
+        }
+    }
 }

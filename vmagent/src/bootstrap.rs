@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use crate::accounts::{self, Spec, UserSpec};
 use crate::apply::Services;
-use crate::fsutil::{under_root, write_atomic};
+use crate::fsutil::under_root;
 use crate::host::Host;
 use crate::install::{self, INSTALLED, InstallOptions, MANIFEST};
 use crate::manifest::Manifest;
+use crate::safefs::{Perm, Root};
 use crate::settings::USER_DATA_ENV;
 
 /// The instance facts, as userdata passes them.
@@ -48,6 +49,8 @@ pub enum BootstrapError {
     },
     #[error(transparent)]
     Host(#[from] crate::host::HostError),
+    #[error(transparent)]
+    SafeFs(#[from] crate::safefs::SafeFsError),
     #[error(transparent)]
     Accounts(#[from] accounts::AccountsError),
     #[error(transparent)]
@@ -151,13 +154,30 @@ pub struct BootstrapOptions {
     pub services: Services,
 }
 
+/// Write a root-owned file, never through a link (the nonce goes below nstance-agent's home).
 fn write(root: &Path, path: &str, mode: u32, content: &[u8]) -> Result<(), BootstrapError> {
-    write_atomic(&under_root(root, path), content, Some(mode)).map_err(|source| {
-        BootstrapError::Write {
-            path: path.into(),
-            source,
-        }
-    })
+    let fs = Root::open(root)?;
+    let perm = Perm { mode, owner: None };
+    fs.write_file(&crate::host::SystemHost, path, content, perm)?
+        .sync()?;
+    Ok(())
+}
+
+fn write_owned(
+    root: &Path,
+    host: &dyn Host,
+    path: &str,
+    mode: u32,
+    (user, group): (&str, &str),
+    content: &[u8],
+) -> Result<(), BootstrapError> {
+    let fs = Root::open(root)?;
+    let perm = Perm {
+        mode,
+        owner: Some((user, group)),
+    };
+    fs.write_file(host, path, content, perm)?.sync()?;
+    Ok(())
 }
 
 /// Record the instance facts (steps that need no download).
@@ -199,29 +219,24 @@ pub fn record_facts(root: &Path, f: &InstanceFacts, host: &dyn Host) -> Result<(
             admin: true,
         };
         accounts::ensure(root, &spec, host)?;
-        let ssh = under_root(root, "/home/admin/.ssh");
-        std::fs::create_dir_all(&ssh).map_err(|source| BootstrapError::Write {
-            path: "/home/admin/.ssh".into(),
-            source,
-        })?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700)).map_err(
-                |source| BootstrapError::Write {
-                    path: "/home/admin/.ssh".into(),
-                    source,
-                },
-            )?;
-        }
-        host.chown(root, &ssh, "admin", "admin")?;
+        // The admin account owns its home: never follow a link it may have planted there.
+        let fs = Root::open(root)?;
+        fs.create_dir_all("/home/admin/.ssh")?;
+        fs.set_perm(
+            host,
+            "/home/admin/.ssh",
+            Some(("admin", "admin")),
+            Some(0o700),
+        )?;
         let text = format!("{}\n", keys.join("\n"));
-        write(
+        write_owned(
             root,
+            host,
             "/home/admin/.ssh/authorized_keys",
             0o600,
+            ("admin", "admin"),
             text.as_bytes(),
         )?;
-        host.chown(root, &ssh.join("authorized_keys"), "admin", "admin")?;
     }
     write(root, USER_DATA_ENV, 0o600, f.user_data_env().as_bytes())?;
     if !f.nonce.is_empty() {

@@ -17,6 +17,7 @@ use crate::install::{INSTALLED, MANIFEST, STATE_DIR};
 use crate::manifest::Manifest;
 use crate::plan::{self, Plan};
 use crate::render::{self, Desired, Inputs, RenderError};
+use crate::safefs::Root;
 use crate::settings::{self, Settings, SettingsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -216,27 +217,40 @@ pub fn apply_locked(
 /// certificate the agent can neither register nor authenticate: said, not fatal (the operator
 /// may be about to provide one).
 fn identity_files(root: &Path, host: &dyn Host) -> Result<(), ConfigureError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let nonce = under_root(root, "/opt/nstance-agent/identity/nonce.jwt");
-    let io = |source| ConfigureError::Record {
-        path: nonce.display().to_string(),
-        source,
+    const NONCE: &str = "/opt/nstance-agent/identity/nonce.jwt";
+    let fs = Root::open(root).map_err(apply::ApplyError::from)?;
+    // nstance-agent owns the identity directory: open the nonce without following a link and
+    // change it through that descriptor, so a swapped-in link never redirects the chmod/chown.
+    let node = match fs.open_node(NONCE) {
+        Ok(node) => node,
+        Err(e) => {
+            log::warn!("not securing {NONCE}: {e}");
+            None
+        }
     };
-    match std::fs::symlink_metadata(&nonce) {
-        Ok(md) if md.is_file() => {
-            if md.mode() & 0o7777 != 0o600 {
-                std::fs::set_permissions(&nonce, std::fs::Permissions::from_mode(0o600))
-                    .map_err(io)?;
-            }
+    match node {
+        Some((fd, md)) if md.kind == crate::safefs::Kind::File => {
             let db = crate::userdb::UserDb::load(root).map_err(|e| ConfigureError::Record {
                 path: e.path.display().to_string(),
                 source: e.source,
             })?;
-            if db.uid("nstance-agent") != Some(md.uid())
-                || db.gid("nstance-agent") != Some(md.gid())
-            {
-                host.chown(root, &nonce, "nstance-agent", "nstance-agent")
-                    .map_err(|e| ConfigureError::Apply(e.into()))?;
+            let owned =
+                db.uid("nstance-agent") == Some(md.uid) && db.gid("nstance-agent") == Some(md.gid);
+            if !owned {
+                host.chown(
+                    root,
+                    std::os::fd::AsFd::as_fd(&fd),
+                    &fs.full(NONCE),
+                    "nstance-agent",
+                    "nstance-agent",
+                )
+                .map_err(|e| ConfigureError::Apply(e.into()))?;
+            }
+            if md.mode != 0o600 || !owned {
+                crate::safefs::set_mode(&fd, 0o600).map_err(|source| ConfigureError::Record {
+                    path: fs.full(NONCE).display().to_string(),
+                    source,
+                })?;
             }
         }
         _ => {

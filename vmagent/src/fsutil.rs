@@ -1,66 +1,208 @@
 //! Small filesystem helpers with the guarantees the agent relies on: temp files that never outlive
-//! their owner, atomic renames with fsync, free-space queries and an exclusive directory lock.
+//! their owner and cannot be hijacked, atomic renames with fsync, free-space queries and an
+//! exclusive directory lock. For paths below directories an unprivileged account owns, see
+//! [`crate::safefs`].
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Marker in the names of our temp files: `.<final name>.vmagent-<pid>.part`.
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+/// Marker in the names of our temp files: `.<final name>.vmagent-<16 random hex>.part`.
 pub const TEMP_MARKER: &str = ".vmagent-";
 const TEMP_SUFFIX: &str = ".part";
 
-/// A file being written next to its final path. It is deleted when dropped unless
-/// [`TempFile::persist`] renamed it into place.
+/// A file being written next to its final path, in a directory held open by descriptor. The
+/// name is unpredictable and the file is created with `O_CREAT | O_EXCL | O_NOFOLLOW` and mode
+/// 0600, so nothing planted in the directory (a link to `/etc/shadow`, a file another account
+/// keeps open) can be opened in its place, and nobody else can read what is written before the
+/// caller sets the final mode. It is removed when dropped unless [`TempFile::persist`] renamed it
+/// into place (`renameat` relative to the same directory).
 #[derive(Debug)]
 pub struct TempFile {
+    dir: Option<OwnedFd>,
+    /// The temp file's name in `dir`.
+    name: OsString,
+    /// The name it is renamed to.
+    final_name: OsString,
+    /// `<dir>/<name>`, for messages.
     path: PathBuf,
     file: Option<File>,
 }
 
+/// How many fresh names to try when one is taken (a collision of 64 random bits means someone
+/// is planting names; give up rather than loop).
+const NAME_TRIES: usize = 8;
+
+fn temp_name(final_name: &OsStr) -> OsString {
+    let mut n = OsString::from(".");
+    n.push(final_name);
+    n.push(format!(
+        "{TEMP_MARKER}{:016x}{TEMP_SUFFIX}",
+        fastrand::u64(..)
+    ));
+    n
+}
+
+fn split_final(final_path: &Path) -> io::Result<(&Path, &OsStr)> {
+    let name = final_path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: no file name", final_path.display()),
+        )
+    })?;
+    let parent = match final_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok((parent, name))
+}
+
+fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        dir,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 impl TempFile {
-    /// Create (or truncate) the temp file for `final_path`, in the same directory.
+    /// Create the temp file for `final_path`, in the same directory. The directory path is
+    /// followed as given: use this for directories only root can change; below directories an
+    /// unprivileged account owns, open the directory with [`crate::safefs`] and use
+    /// [`crate::safefs::Dir::create_temp`].
     pub fn create_for(final_path: &Path) -> io::Result<TempFile> {
-        let path = temp_path_for(final_path);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        Ok(TempFile {
-            path,
-            file: Some(file),
-        })
+        let (parent, name) = split_final(final_path)?;
+        let dir = open_dir(parent)?;
+        TempFile::create_in(&dir, &parent.to_string_lossy(), name)
     }
 
-    /// A symlink to `target` at the temp path for `final_path`, to be renamed into place.
+    /// Create a temp file for `final_name` in the open directory `dir` (shown as `dir_path`).
+    pub fn create_in(dir: &OwnedFd, dir_path: &str, final_name: &OsStr) -> io::Result<TempFile> {
+        let dir = dir.try_clone()?;
+        for _ in 0..NAME_TRIES {
+            let name = temp_name(final_name);
+            match rustix::fs::openat(
+                &dir,
+                &name,
+                OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => {
+                    let path = Path::new(dir_path).join(&name);
+                    return Ok(TempFile {
+                        dir: Some(dir),
+                        name,
+                        final_name: final_name.to_os_string(),
+                        path,
+                        file: Some(File::from(fd)),
+                    });
+                }
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{dir_path}: {NAME_TRIES} random temp file names were all taken; something is planting names there"
+            ),
+        ))
+    }
+
+    /// A symlink to `target` at a fresh temp name beside `final_path`, to be renamed into place.
     pub fn for_symlink(final_path: &Path, target: &Path) -> io::Result<TempFile> {
-        let path = temp_path_for(final_path);
-        let _ = fs::remove_file(&path);
-        std::os::unix::fs::symlink(target, &path)?;
-        Ok(TempFile { path, file: None })
+        let (parent, final_name) = split_final(final_path)?;
+        let dir = open_dir(parent)?;
+        for _ in 0..NAME_TRIES {
+            let name = temp_name(final_name);
+            match rustix::fs::symlinkat(target, &dir, &name) {
+                Ok(()) => {
+                    return Ok(TempFile {
+                        path: parent.join(&name),
+                        dir: Some(dir),
+                        name,
+                        final_name: final_name.to_os_string(),
+                        file: None,
+                    });
+                }
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{}: no free temp name", parent.display()),
+        ))
     }
 
-    /// Rename into place a temp file whose data the caller has already synced (or a symlink).
-    pub fn persist_synced(mut self, final_path: &Path) -> io::Result<()> {
+    /// A hard link to the existing file `src` at a fresh temp name beside `final_path` (for
+    /// taking a file from a cache), to be renamed into place.
+    pub fn hard_link_for(final_path: &Path, src: &Path) -> io::Result<TempFile> {
+        let (parent, final_name) = split_final(final_path)?;
+        let dir = open_dir(parent)?;
+        for _ in 0..NAME_TRIES {
+            let name = temp_name(final_name);
+            match rustix::fs::linkat(rustix::fs::CWD, src, &dir, &name, AtFlags::empty()) {
+                Ok(()) => {
+                    return Ok(TempFile {
+                        path: parent.join(&name),
+                        dir: Some(dir),
+                        name,
+                        final_name: final_name.to_os_string(),
+                        file: None,
+                    });
+                }
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{}: no free temp name", parent.display()),
+        ))
+    }
+
+    /// Rename into place a temp file whose data the caller has already synced (or a link).
+    pub fn persist_synced(mut self) -> io::Result<()> {
         drop(self.file.take());
-        fs::rename(&self.path, final_path)?;
-        self.path = PathBuf::new();
+        self.rename()
+    }
+
+    fn rename(&mut self) -> io::Result<()> {
+        let dir = self.dir.as_ref().expect("a live temp file has a directory");
+        rustix::fs::renameat(dir, &self.name, dir, &self.final_name)?;
+        // Renamed: nothing left to clean up.
+        self.dir = None;
         Ok(())
     }
 
     /// A guard that owns nothing, to stand in for one that was persisted.
     pub fn detached() -> TempFile {
         TempFile {
+            dir: None,
+            name: OsString::new(),
+            final_name: OsString::new(),
             path: PathBuf::new(),
             file: None,
         }
     }
 
+    /// The open temp file's descriptor (for `fchown`).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.file
+            .as_ref()
+            .expect("temp file is open until persisted")
+            .as_fd()
+    }
+
+    /// The temp file's path, for messages.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -114,23 +256,20 @@ impl TempFile {
         Ok(())
     }
 
-    /// fsync the data, then rename over `final_path`. The directory entry is made durable by
+    /// fsync the data, then rename over the final name. The directory entry is made durable by
     /// [`fsync_dir`], once per directory, by the caller.
-    pub fn persist(mut self, final_path: &Path) -> io::Result<()> {
-        let file = self.file.take().expect("persist once");
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&self.path, final_path)?;
-        // Renamed: nothing left to clean up.
-        self.path = PathBuf::new();
-        Ok(())
+    pub fn persist(mut self) -> io::Result<()> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()?;
+        }
+        self.rename()
     }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.path);
+        if let Some(dir) = &self.dir {
+            let _ = rustix::fs::unlinkat(dir, &self.name, AtFlags::empty());
         }
     }
 }
@@ -144,23 +283,11 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> io::Resul
         fs::create_dir_all(parent)?;
     }
     let mut t = TempFile::create_for(path)?;
-    t.file().write_all(content)?;
     if let Some(m) = mode {
         t.file().set_permissions(fs::Permissions::from_mode(m))?;
     }
-    t.persist(path)
-}
-
-/// `<dir>/.<name>.vmagent-<pid>.part`
-pub fn temp_path_for(final_path: &Path) -> PathBuf {
-    let name = final_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    final_path.with_file_name(format!(
-        ".{name}{TEMP_MARKER}{}{TEMP_SUFFIX}",
-        std::process::id()
-    ))
+    t.file().write_all(content)?;
+    t.persist()
 }
 
 /// Is `name` one of our temp files (of any process)?
@@ -168,13 +295,14 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(TEMP_MARKER) && name.ends_with(TEMP_SUFFIX)
 }
 
-/// Remove temp files left in `dir` by earlier runs that were killed. Call with the directory lock
-/// held. Returns how many were removed.
+/// Remove temp files left in `dir` by earlier runs that were killed: any entry with a temp name
+/// that is not a directory, links included (unlinked, never followed). Call with the directory
+/// lock held. Returns how many were removed.
 pub fn sweep_temp_files(dir: &Path) -> io::Result<usize> {
     let mut removed = 0;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        if is_temp_name(&entry.file_name().to_string_lossy()) && entry.file_type()?.is_file() {
+        if is_temp_name(&entry.file_name().to_string_lossy()) && !entry.file_type()?.is_dir() {
             fs::remove_file(entry.path())?;
             removed += 1;
         }
@@ -260,7 +388,7 @@ mod tests {
 
         let mut t = TempFile::create_for(&fin).unwrap();
         std::io::Write::write_all(t.file(), b"abc").unwrap();
-        t.persist(&fin).unwrap();
+        t.persist().unwrap();
         assert_eq!(fs::read(&fin).unwrap(), b"abc");
         assert!(!tp.exists());
     }
@@ -269,9 +397,15 @@ mod tests {
     fn sweep_removes_only_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(".runc.vmagent-123.part"), b"x").unwrap();
+        // A link planted with a temp name is removed, and its target left alone.
+        std::os::unix::fs::symlink(
+            dir.path().join("runc"),
+            dir.path().join(".x.vmagent-1.part"),
+        )
+        .unwrap();
         fs::write(dir.path().join("runc"), b"x").unwrap();
         fs::write(dir.path().join(".hidden"), b"x").unwrap();
-        assert_eq!(sweep_temp_files(dir.path()).unwrap(), 1);
+        assert_eq!(sweep_temp_files(dir.path()).unwrap(), 2);
         assert!(dir.path().join("runc").exists());
         assert!(dir.path().join(".hidden").exists());
     }

@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -113,9 +114,17 @@ pub trait Host: Send + Sync {
     /// Run a program to completion. A non-zero exit is an error carrying its stderr.
     fn run(&self, cmd: &Cmd) -> Result<Output, HostError>;
 
-    /// Set the owner and group of `path` (without following a symlink), by name, as the
-    /// account database below `root` defines them.
-    fn chown(&self, root: &Path, path: &Path, user: &str, group: &str) -> Result<(), HostError>;
+    /// Set the owner and group of the open file `file` (shown as `path`), by name, as the account
+    /// database below `root` defines them. Always through the descriptor: a path could be
+    /// swapped for a link between opening and changing it.
+    fn chown(
+        &self,
+        root: &Path,
+        file: BorrowedFd<'_>,
+        path: &Path,
+        user: &str,
+        group: &str,
+    ) -> Result<(), HostError>;
 }
 
 /// The real thing.
@@ -148,7 +157,14 @@ impl Host for SystemHost {
         Ok(output)
     }
 
-    fn chown(&self, root: &Path, path: &Path, user: &str, group: &str) -> Result<(), HostError> {
+    fn chown(
+        &self,
+        root: &Path,
+        file: BorrowedFd<'_>,
+        path: &Path,
+        user: &str,
+        group: &str,
+    ) -> Result<(), HostError> {
         let err = |reason: String| HostError::Chown {
             path: path.to_path_buf(),
             owner: format!("{user}:{group}"),
@@ -164,7 +180,12 @@ impl Host for SystemHost {
                 root.display()
             ))
         })?;
-        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| err(e.to_string()))
+        rustix::fs::fchown(
+            file,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(|e| err(e.to_string()))
     }
 }
 
@@ -233,7 +254,14 @@ impl Host for RecordingHost {
         }
     }
 
-    fn chown(&self, _root: &Path, path: &Path, user: &str, group: &str) -> Result<(), HostError> {
+    fn chown(
+        &self,
+        _root: &Path,
+        _file: BorrowedFd<'_>,
+        path: &Path,
+        user: &str,
+        group: &str,
+    ) -> Result<(), HostError> {
         self.actions.lock().unwrap().push(Action::Chown {
             path: path.to_path_buf(),
             user: user.into(),
@@ -291,8 +319,15 @@ mod tests {
     fn recording_host_records_in_order() {
         let h = RecordingHost::new();
         h.run(&Cmd::new("dpkg").arg("-i")).unwrap();
-        h.chown(Path::new("/"), Path::new("/opt/x"), "kubelet", "podplane")
-            .unwrap();
+        let f = std::fs::File::open("/").unwrap();
+        h.chown(
+            Path::new("/"),
+            std::os::fd::AsFd::as_fd(&f),
+            Path::new("/opt/x"),
+            "kubelet",
+            "podplane",
+        )
+        .unwrap();
         assert_eq!(h.lines(), ["dpkg -i", "chown kubelet:podplane /opt/x"]);
     }
 

@@ -120,7 +120,7 @@ pub(super) async fn download(
         source,
     };
     let tmp_err = |source| FetchError::Write {
-        path: crate::fsutil::temp_path_for(&t.dest),
+        path: t.dest.clone(),
         source,
     };
     let mut tmp = TempFile::create_for(&t.dest).map_err(tmp_err)?;
@@ -152,10 +152,9 @@ pub(super) async fn download(
                 if actual == t.digest && size_ok {
                     // fsync + rename on the blocking pool, not on an async worker.
                     let tmp = std::mem::replace(&mut p.tmp, TempFile::detached());
-                    let dest = t.dest.clone();
                     let busy = ctx.persisting.clone();
                     tokio::task::spawn_blocking(move || {
-                        let r = tmp.persist(&dest);
+                        let r = tmp.persist();
                         drop(busy);
                         r
                     })

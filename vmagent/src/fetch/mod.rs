@@ -452,18 +452,21 @@ fn reuse(t: &Target, cache: Option<&Path>) -> Result<Reuse, FetchError> {
         return Ok(Reuse::No);
     }
     // Link (or copy) into a temp file beside the destination, verify, then rename into place.
-    let tmp = TempFileAt(fsutil::temp_path_for(&t.dest));
-    let _ = std::fs::remove_file(&tmp.0);
     let write_err = |source| FetchError::Write {
-        path: tmp.0.clone(),
+        path: t.dest.clone(),
         source,
     };
-    let linked = std::fs::hard_link(&entry, &tmp.0).is_ok();
-    if !linked {
-        std::fs::copy(&entry, &tmp.0).map_err(write_err)?;
-    }
+    let (tmp, linked) = match TempFile::hard_link_for(&t.dest, &entry) {
+        Ok(tmp) => (tmp, true),
+        Err(_) => {
+            let mut tmp = TempFile::create_for(&t.dest).map_err(write_err)?;
+            let mut src = std::fs::File::open(&entry).map_err(write_err)?;
+            std::io::copy(&mut src, tmp.file()).map_err(write_err)?;
+            (tmp, false)
+        }
+    };
     let (d, len) =
-        hash::hash_file(&tmp.0, t.digest.algorithm).map_err(|source| FetchError::Read {
+        hash::hash_file(tmp.path(), t.digest.algorithm).map_err(|source| FetchError::Read {
             path: entry.clone(),
             source,
         })?;
@@ -472,37 +475,17 @@ fn reuse(t: &Target, cache: Option<&Path>) -> Result<Reuse, FetchError> {
         let _ = std::fs::remove_file(&entry);
         return Ok(Reuse::No);
     }
-    if !linked {
-        std::fs::File::open(&tmp.0)
-            .and_then(|f| f.sync_all())
-            .map_err(write_err)?;
-    }
-    tmp.persist(&t.dest).map_err(|source| FetchError::Write {
+    let persisted = if linked {
+        tmp.persist_synced()
+    } else {
+        tmp.persist()
+    };
+    persisted.map_err(|source| FetchError::Write {
         path: t.dest.clone(),
         source,
     })?;
     log::debug!(key = t.key.as_str(); "{} taken from the cache", t.key);
     Ok(Reuse::FromCache)
-}
-
-/// A path-only temp file guard for files created by link or copy: removed when dropped unless
-/// renamed into place.
-struct TempFileAt(PathBuf);
-
-impl TempFileAt {
-    fn persist(mut self, dest: &Path) -> std::io::Result<()> {
-        std::fs::rename(&self.0, dest)?;
-        self.0 = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for TempFileAt {
-    fn drop(&mut self) {
-        if !self.0.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
 }
 
 fn remove(p: &Path) -> Result<(), FetchError> {
@@ -528,17 +511,14 @@ pub(crate) fn store_in_cache(cache: &Path, d: &Digest, verified: &Path) -> Resul
         source,
     };
     std::fs::create_dir_all(entry.parent().expect("cache entry has a parent")).map_err(err)?;
-    let guard = TempFileAt(fsutil::temp_path_for(&entry));
-    let _ = std::fs::remove_file(&guard.0);
-    if std::fs::hard_link(verified, &guard.0).is_ok() {
-        return guard.persist(&entry).map_err(err);
+    if let Ok(link) = TempFile::hard_link_for(&entry, verified) {
+        return link.persist_synced().map_err(err);
     }
     // Another filesystem: copy, fsync, rename.
-    drop(guard);
     let mut t = TempFile::create_for(&entry).map_err(err)?;
     let mut src = std::fs::File::open(verified).map_err(err)?;
     std::io::copy(&mut src, t.file()).map_err(err)?;
-    t.persist(&entry).map_err(err)
+    t.persist().map_err(err)
 }
 
 /// Why a document could not be fetched with [`get_document`].

@@ -57,7 +57,7 @@ impl Staged {
         let mut dirs = std::collections::BTreeSet::new();
         for f in self.files {
             f.tmp
-                .persist_synced(&f.dest)
+                .persist_synced()
                 .map_err(|source| ArchiveError::Write {
                     path: f.dest.clone(),
                     source,
@@ -247,7 +247,7 @@ pub fn stage_file(
     tmp.file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(werr)?;
-    host.chown(root, tmp.path(), "root", "root")?;
+    host.chown(root, tmp.fd(), tmp.path(), "root", "root")?;
     tmp.file().sync_all().map_err(werr)?;
     Ok(StagedFile {
         tmp,

@@ -174,8 +174,8 @@ fn install_if_changed(
     t.file()
         .set_permissions(std::fs::Permissions::from_mode(0o640))
         .map_err(io("write", &full))?;
-    host.chown(root, t.path(), "root", group)?;
-    t.persist(&full).map_err(io("write", &full))?;
+    host.chown(root, t.fd(), t.path(), "root", group)?;
+    t.persist().map_err(io("write", &full))?;
     Ok(!same_content || md.is_none())
 }
 
@@ -208,8 +208,8 @@ fn merge_mutable(root: &Path, host: &dyn Host) -> Result<MutableOutcome, RecvErr
     t.file()
         .set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io("write", &dest))?;
-    host.chown(root, t.path(), "root", "root")?;
-    t.persist(&dest).map_err(io("write", &dest))?;
+    host.chown(root, t.fd(), t.path(), "root", "root")?;
+    t.persist().map_err(io("write", &dest))?;
     Ok(MutableOutcome::Merged)
 }
 

@@ -84,7 +84,7 @@ fn check(kind: Kind, provider: &str) {
         )
     });
     if got != want {
-        let diff = crate::plan::line_diff(&want, &got);
+        let diff = crate::diff::line_diff(&want, &got);
         panic!(
             "{name} differs from the render (- golden, + now):\n{diff}\nIf intended: UPDATE_GOLDEN=1 cargo test -p vmagent --lib render::golden"
         );
