@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::Path;
 
+use crate::deferred::{self, Deferred};
 use crate::host::{Cmd, Host, HostError};
 use crate::plan::{Action, FileChange, Plan};
 use crate::render::Desired;
@@ -99,6 +100,8 @@ pub fn apply(
         dir.sync()?;
     }
     if services == Services::None {
+        // Files are in place but systemd was not told: keep every action for the next apply.
+        deferred::save(root, &Deferred::from_plan(plan))?;
         return Ok(report);
     }
     let live = root == Path::new("/");
@@ -109,9 +112,17 @@ pub fn apply(
         }
         c.args(args.iter().copied())
     };
+    // What fails is kept for the next apply; what succeeds (or cannot apply offline) is done.
+    let mut remaining = Deferred::default();
     if plan.daemon_reload && live {
-        host.run(&systemctl(&["daemon-reload"]))?;
-        report.actions.push("daemon-reload".into());
+        match host.run(&systemctl(&["daemon-reload"])) {
+            Ok(_) => report.actions.push("daemon-reload".into()),
+            Err(e) => {
+                log::error!("daemon-reload failed: {e}");
+                report.failed.push(format!("daemon-reload: {e}"));
+                remaining.daemon_reload = true;
+            }
+        }
     }
     for s in &plan.services {
         for a in &s.actions {
@@ -125,10 +136,12 @@ pub fn apply(
                 Err(e) => {
                     log::error!(unit = s.unit.as_str(); "{verb} {} failed: {e}", s.unit);
                     report.failed.push(format!("{verb} {}: {e}", s.unit));
+                    remaining.actions.insert((s.unit.clone(), *a));
                 }
             }
         }
     }
+    deferred::save(root, &remaining)?;
     if !report.failed.is_empty() {
         return Err(ApplyError::Services(report.failed.clone()));
     }

@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::diff::line_diff;
 use crate::fsutil::under_root;
 use crate::render::{Desired, FileSpec};
+use crate::safefs::{self, Root, SafeFsError};
 use crate::userdb::{UserDb, UserDbError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,10 @@ pub struct Plan {
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.dirs.is_empty() && self.files.is_empty() && self.services.is_empty()
+        self.dirs.is_empty()
+            && self.files.is_empty()
+            && self.services.is_empty()
+            && !self.daemon_reload
     }
 
     /// The restart set of this plan, for tests and reports.
@@ -102,11 +105,8 @@ pub enum PlanError {
         "{path} is a directory or a symlink; vmagent manages it as a file and never follows links: remove it"
     )]
     NotAFile { path: String },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    SafeFs(#[from] SafeFsError),
 }
 
 /// Is `unit` enabled below `root`? (Its `[Install] WantedBy=` target has the symlink.)
@@ -142,22 +142,23 @@ pub fn plan(
     changed_elsewhere: &BTreeSet<String>,
 ) -> Result<Plan, PlanError> {
     let db = UserDb::load(root)?;
+    let fs = Root::open(root)?;
     let mut p = Plan {
         notes: desired.notes.clone(),
         ..Plan::default()
     };
     for d in desired.dirs.keys() {
-        if std::fs::symlink_metadata(under_root(root, d)).is_err() {
+        if fs.meta(d)?.is_none() {
             p.dirs.push(d.clone());
         }
     }
     for (path, spec) in &desired.files {
-        if let Some(fp) = diff_file(root, path, spec, &db)? {
+        if let Some(fp) = diff_file(&fs, path, spec, &db)? {
             p.files.push(fp);
         }
     }
     for path in &desired.absent {
-        if std::fs::symlink_metadata(under_root(root, path)).is_ok() {
+        if fs.meta(path)?.is_some() {
             p.files.push(FilePlan {
                 path: path.clone(),
                 change: FileChange::Remove,
@@ -208,11 +209,17 @@ pub fn plan(
             reason,
         });
     }
+    // Actions an earlier apply could not carry out (`--services none`, a failed restart).
+    crate::deferred::load(root).merge_into(&mut p, desired);
     Ok(p)
 }
 
+/// The largest current file `plan` reads to show a diff. A bigger one (a service may bloat a
+/// file it owns) is compared by size and digest only, and replaced without a diff.
+pub const MAX_DIFF_READ: u64 = 16 << 20;
+
 fn diff_file(
-    root: &Path,
+    fs: &Root,
     path: &str,
     spec: &FileSpec,
     db: &UserDb,
@@ -229,51 +236,54 @@ fn diff_file(
             },
         });
     };
-    let full = under_root(root, path);
-    let md = match std::fs::symlink_metadata(&full) {
-        Ok(md) => md,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Some(FilePlan {
-                path: path.into(),
-                change: FileChange::Create,
-                diff: (!spec.secret)
-                    .then(|| line_diff("", &String::from_utf8_lossy(&spec.content))),
-                secret: spec.secret,
-            }));
+    // Opened without following a link anywhere on the way; checked and read from the descriptor.
+    let opened = match fs.open_file(path) {
+        Ok(o) => o,
+        Err(SafeFsError::NotRegular { .. }) => {
+            return Err(PlanError::NotAFile { path: path.into() });
         }
-        Err(source) => {
-            return Err(PlanError::Read {
-                path: path.into(),
-                source,
-            });
-        }
+        Err(e) => return Err(e.into()),
     };
-    if !md.is_file() {
-        return Err(PlanError::NotAFile { path: path.into() });
-    }
-    let current = std::fs::read(&full).map_err(|source| PlanError::Read {
-        path: path.into(),
-        source,
-    })?;
-    let content = current != spec.content;
-    let mode = (md.mode() & 0o7777 != spec.mode).then_some((md.mode() & 0o7777, spec.mode));
-    let owner = (md.uid() != uid || md.gid() != gid).then(|| {
+    let Some((file, md)) = opened else {
+        return Ok(Some(FilePlan {
+            path: path.into(),
+            change: FileChange::Create,
+            diff: (!spec.secret).then(|| line_diff("", &String::from_utf8_lossy(&spec.content))),
+            secret: spec.secret,
+        }));
+    };
+    // A file of the desired size is always compared byte for byte; a larger one only up to the cap.
+    let cap = MAX_DIFF_READ.max(spec.content.len() as u64);
+    let current = if md.size <= cap {
+        Some(safefs::read_capped(file, md.size, cap, path)?)
+    } else {
+        None
+    };
+    let content = current.as_deref() != Some(spec.content.as_slice());
+    let mode = (md.mode != spec.mode).then_some((md.mode, spec.mode));
+    let owner = (md.uid != uid || md.gid != gid).then(|| {
         (
-            format!("{}:{}", md.uid(), md.gid()),
+            format!("{}:{}", md.uid, md.gid),
             format!("{}:{}", spec.user, spec.group),
         )
     });
     if !content && mode.is_none() && owner.is_none() {
         return Ok(None);
     }
+    let diff = match &current {
+        _ if !content || spec.secret => None,
+        Some(current) => Some(line_diff(
+            &String::from_utf8_lossy(current),
+            &String::from_utf8_lossy(&spec.content),
+        )),
+        None => Some(format!(
+            "(the current file has {} bytes, more than the {MAX_DIFF_READ} plan reads: not shown; apply replaces it)\n",
+            md.size
+        )),
+    };
     Ok(Some(FilePlan {
         path: path.into(),
-        diff: (content && !spec.secret).then(|| {
-            line_diff(
-                &String::from_utf8_lossy(&current),
-                &String::from_utf8_lossy(&spec.content),
-            )
-        }),
+        diff,
         change: FileChange::Update {
             content,
             mode,

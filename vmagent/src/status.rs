@@ -92,12 +92,13 @@ pub fn status(root: &Path, host: &dyn Host) -> Status {
         Ok((prepared, plan)) => {
             st.pending_files = Some(plan.files.len() + plan.dirs.len());
             st.pending_actions = plan
-                .services
-                .iter()
-                .map(|s| {
+                .daemon_reload
+                .then(|| "daemon-reload".to_string())
+                .into_iter()
+                .chain(plan.services.iter().map(|s| {
                     let acts: Vec<String> = s.actions.iter().map(ToString::to_string).collect();
                     format!("{} {}", acts.join("+"), s.unit)
-                })
+                }))
                 .collect();
             let live = root == Path::new("/");
             for unit in prepared.desired.services.keys() {
