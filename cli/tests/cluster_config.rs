@@ -305,6 +305,33 @@ fn issuer_url_required() {
 }
 
 #[test]
+fn issuer_url_rules() {
+    assert_cases(&[
+        (
+            vec![set(
+                "/cluster/oidc/issuer_url",
+                json!("HTTPS://auth.example.com"),
+            )],
+            "cluster.oidc.issuer_url \"HTTPS://auth.example.com\" must start with https:// in lower case (kube-apiserver only accepts https issuers, and the URL must match the tokens' iss claim exactly)",
+        ),
+        (
+            vec![set(
+                "/cluster/oidc/issuer_url",
+                json!("https://auth.example.com?x=1"),
+            )],
+            "cluster.oidc.issuer_url \"https://auth.example.com?x=1\" has a query (?...); kube-apiserver refuses it: remove it",
+        ),
+        (
+            vec![set(
+                "/cluster/oidc/issuer_url",
+                json!("https://auth.example.com/~me"),
+            )],
+            "cluster.oidc.issuer_url \"https://auth.example.com/~me\" contains '~' in the path; only letters, digits and - . _ / : are allowed (and [ ] around an IPv6 host)",
+        ),
+    ]);
+}
+
+#[test]
 fn api_hostname_and_port_rules() {
     let long_label = format!("{}.example.com", "a".repeat(64));
     let too_long = ["a".repeat(63).as_str(); 4].join(".");
@@ -1001,4 +1028,123 @@ fn region_and_zone_helpers() {
     assert!(config::is_zone_in_region("us-west-2", "us-west-2-lax-1a"));
     assert!(!config::is_zone_in_region("us-west-2", "us-west-2-"));
     assert!(!config::is_zone_in_region("us-west-2", "us-west-2A"));
+}
+
+/// The node's path for one delivered `mutable.env` value: parse the file, then merge it (which
+/// checks every value). `Err` carries the node's message.
+fn node_accepts(key: &str, value: &str) -> Result<(), String> {
+    use vmagent::recv::mutable;
+    let delivered = mutable::parse(&format!("{key}='{value}'\n")).map_err(|e| e.to_string())?;
+    mutable::merge(&Default::default(), &delivered)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// Issuer URLs with whether they are acceptable. Empty is left out on purpose: the CLI requires
+/// an issuer, while an empty `OIDC_ISSUER` on the node means "not delivered yet".
+const ISSUERS: &[(&str, bool)] = &[
+    ("https://auth.example.com", true),
+    ("https://auth.example.com/", true),
+    ("https://auth.example.com:8443", true),
+    ("https://auth.example.com:443/dex", true),
+    ("https://keycloak.example.com/realms/main", true),
+    (
+        "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
+        true,
+    ),
+    (
+        "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123",
+        true,
+    ),
+    ("https://10.0.0.1:5556/dex", true),
+    ("https://[fd00::1]:5556", true),
+    ("HTTPS://auth.example.com", false),
+    ("Https://auth.example.com", false),
+    ("http://auth.example.com", false),
+    ("auth.example.com", false),
+    ("https://", false),
+    ("https:///auth.example.com", false),
+    ("https://user@auth.example.com", false),
+    ("https://user:secret@auth.example.com/x", false),
+    ("https://auth.example.com?tenant=a", false),
+    ("https://auth.example.com/#x", false),
+    ("https://auth.example.com/~user", false),
+    ("https://auth.example.com/a%2Fb", false),
+    ("https://auth.example.com/a+b", false),
+    ("https://auth.example.com/a,b", false),
+    ("https://auth.example.com/a=b", false),
+    ("https://auth.example.com/a b", false),
+    (" https://auth.example.com", false),
+    ("https://auth.example.com ", false),
+    ("https://Auth.Example.com", false),
+    ("https://auth.example.com/a/../b", false),
+    ("https://auth.example.com:0", false),
+    ("https://auth.example.com:0443", false),
+    ("https://auth.example.com:", false),
+    ("https://auth.example.com:99999", false),
+    ("https://1.2.3", false),
+    ("https://[::1", false),
+    ("https://auth_1.example.com", false),
+    ("https://-auth.example.com", false),
+    ("https://bücher.example", false),
+];
+
+/// `podplane cluster validate` and the node's `mutable.env` check must agree on every issuer: a
+/// cluster the CLI calls valid must not leave kube-apiserver without its `--oidc-issuer-url`.
+#[test]
+fn issuer_url_rule_is_the_same_in_the_cli_and_on_the_node() {
+    let mut disagree = Vec::new();
+    for &(url, want) in ISSUERS {
+        let cli = full_error(&[set("/cluster/oidc/issuer_url", json!(url))]);
+        let node = node_accepts("OIDC_ISSUER", url);
+        if cli != "<valid>" {
+            assert!(
+                cli.starts_with(&format!("cluster.oidc.issuer_url {url:?} ")),
+                "{url:?}: the CLI refused it for another reason: {cli}"
+            );
+        }
+        if (cli == "<valid>", node.is_ok()) != (want, want) {
+            disagree.push(format!(
+                "{url:?} (want {}): cli: {cli}; node: {}",
+                if want { "accepted" } else { "refused" },
+                node.err().unwrap_or_else(|| "<valid>".into())
+            ));
+        }
+    }
+    assert!(disagree.is_empty(), "\n{}", disagree.join("\n"));
+}
+
+/// The CLI sends `KUBE_SERVICE_ACCOUNT_ISSUER = https://<api_hostname>:<api_port>`: whatever API
+/// hostname and port it accepts must give an issuer the node accepts.
+#[test]
+fn service_account_issuer_the_cli_sends_is_accepted_by_the_node() {
+    let mut checked = 0;
+    for host in [
+        "k8s.example.com",
+        "api",
+        "xn--bcher-kva.example",
+        "a-b.c-d.example",
+    ] {
+        for port in [0, 1, 443, 6443, 65535] {
+            let cli = full_error(&[
+                set("/cluster/kubernetes/api_hostname", json!(host)),
+                set("/cluster/kubernetes/api_port", json!(port)),
+            ]);
+            if cli != "<valid>" {
+                continue;
+            }
+            let port = if port == 0 { 6443 } else { port };
+            let issuer = format!("https://{host}:{port}");
+            assert_eq!(
+                node_accepts("KUBE_SERVICE_ACCOUNT_ISSUER", &issuer),
+                Ok(()),
+                "{issuer}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 4,
+        "only {checked} API hostnames were valid in the CLI"
+    );
 }

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod apply;
 pub mod bootstrap;
 pub mod configure;
+pub mod contract;
 pub mod deferred;
 pub mod diff;
 pub mod envfile;

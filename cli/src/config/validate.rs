@@ -74,6 +74,14 @@ pub enum ValidationError {
     Id(IdError),
     #[error("cluster.oidc.issuer_url is required")]
     IssuerUrlRequired,
+    /// The issuer URL breaks the rule the node applies to `OIDC_ISSUER` (one shared function,
+    /// `vmagent::contract::oidc_issuer_url`), so kube-apiserver would never get it.
+    #[error("cluster.oidc.issuer_url {value:?} {source}")]
+    IssuerUrl {
+        value: String,
+        #[source]
+        source: vmagent::contract::UrlRuleError,
+    },
     /// A DNS-name rule failure at `field`.
     #[error("{field}: {error}")]
     DnsName { field: String, error: DnsNameError },
@@ -662,6 +670,12 @@ pub fn validate(cfg: &ClusterConfig) -> Result<(), ValidationError> {
     if c.oidc.issuer_url.is_empty() {
         return Err(ValidationError::IssuerUrlRequired);
     }
+    vmagent::contract::oidc_issuer_url(&c.oidc.issuer_url).map_err(|source| {
+        ValidationError::IssuerUrl {
+            value: c.oidc.issuer_url.clone(),
+            source,
+        }
+    })?;
     check_dns_name(&c.kubernetes.api_hostname).map_err(|error| ValidationError::DnsName {
         field: "cluster.kubernetes.api_hostname".into(),
         error,

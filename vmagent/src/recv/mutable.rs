@@ -249,7 +249,13 @@ pub fn check(key: &str, v: &str) -> Result<(), MutableError> {
                 "it must be a DNS name (letters, digits, - and dots)",
             ));
         }
-        "OIDC_ISSUER" | "KUBE_SERVICE_ACCOUNT_ISSUER" => check_url(key, v, &["https"])?,
+        // The same rule the CLI applies to cluster.oidc.issuer_url (one function for both).
+        "OIDC_ISSUER" => crate::contract::oidc_issuer_url(v)
+            .map(drop)
+            .map_err(|e| bad(key, v, e.to_string()))?,
+        "KUBE_SERVICE_ACCOUNT_ISSUER" => crate::contract::service_account_issuer_url(v)
+            .map(drop)
+            .map_err(|e| bad(key, v, e.to_string()))?,
         "TELEMETRY_OTLP_ENDPOINT"
         | "NETSY_ENDPOINT"
         | "REGISTRY_ENDPOINT"

@@ -123,7 +123,7 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
         &hosts_toml_path(hostname),
         0o644,
         "root:root",
-        hosts_toml(listen),
+        hosts_toml(hostname, listen),
     );
     Ok(())
 }
@@ -216,11 +216,17 @@ log:
     )
 }
 
-fn hosts_toml(listen: &str) -> String {
+/// containerd tries the `[host]` entries in order and falls back to `server`. The only host is
+/// this node's zot on loopback, reached with containerd's client pair (zot requires mTLS). The
+/// fallback is the registry host itself, `https://<REGISTRY_HOSTNAME>` (the name never carries a
+/// port, so https's default applies): the server containerd uses for this namespace when the
+/// file has no `server` line, as upstream's had none. It must not be the loopback zot again: the
+/// top-level `server` has no client certificate, so every request there would fail.
+fn hosts_toml(hostname: &str, listen: &str) -> String {
     let url = format!("https://{listen}:{PORT}");
     format!(
         "# Rendered by vmagent; changes are overwritten.
-server = \"{url}\"
+server = \"https://{hostname}\"
 
 [host.\"{url}\"]
   capabilities = [\"pull\", \"resolve\"]
@@ -323,7 +329,10 @@ mod tests {
         );
 
         let h = text(&d, HOSTS);
-        assert!(h.contains("server = \"https://[::1]:5000\""), "{h}");
+        assert!(
+            h.contains("server = \"https://registry.c1.example.com\""),
+            "{h}"
+        );
         assert!(h.contains("[host.\"https://[::1]:5000\"]"));
         assert!(h.contains("capabilities = [\"pull\", \"resolve\"]"));
         assert!(h.contains("ca = \"/opt/crt/ca.crt\""));
@@ -372,7 +381,7 @@ mod tests {
         assert!(y.contains("    forcepathstyle: true\n"));
         assert!(y.contains("    regionendpoint: \"http://10.0.2.2:9000\"\n"));
         assert!(!y.contains("SK"));
-        assert!(text(&d, HOSTS).contains("server = \"https://127.0.0.1:5000\""));
+        assert!(text(&d, HOSTS).contains("[host.\"https://127.0.0.1:5000\"]"));
         let w = text(&d, RUN);
         assert!(w.contains("AWS_ROLE_SESSION_NAME=\"${INSTANCE_ID}-zot\""));
         assert!(w.contains("export AWS_ACCESS_KEY_ID=\"${REGISTRY_ACCESS_KEY_ID}\""));
@@ -381,6 +390,32 @@ mod tests {
         s.set("AWS_S3_USE_PATH_STYLE", "yes");
         let e = run(&s).unwrap_err().to_string();
         assert!(e.starts_with("AWS_S3_USE_PATH_STYLE is \"yes\""), "{e}");
+    }
+
+    #[test]
+    fn hosts_toml_falls_back_to_the_registry_host_not_to_loopback() {
+        for (provider, loopback) in [("aws", "[::1]"), ("local", "127.0.0.1")] {
+            let d = run(&settings(Kind::Knd, provider)).unwrap();
+            let h = text(&d, HOSTS);
+            // The fallback is the registry host itself, exactly as containerd would pick it for
+            // this namespace with no `server` line.
+            let servers: Vec<&str> = h.lines().filter(|l| l.starts_with("server")).collect();
+            assert_eq!(
+                servers,
+                ["server = \"https://registry.c1.example.com\""],
+                "{provider}: {h}"
+            );
+            assert!(!h.contains("server = \"https://[::1]"), "{provider}: {h}");
+            assert!(
+                !h.contains("server = \"https://127.0.0.1"),
+                "{provider}: {h}"
+            );
+            // The loopback zot stays the first (and only) mirror, with the client pair it needs.
+            let host = format!("[host.\"https://{loopback}:5000\"]\n");
+            let (_, table) = h.split_once(&host).unwrap_or_else(|| panic!("{host}: {h}"));
+            assert!(table.contains("  client = [["), "{provider}: {h}");
+            assert_eq!(h.matches("[host.").count(), 1, "{provider}: {h}");
+        }
     }
 
     #[test]

@@ -279,11 +279,16 @@ pipeline:
   inputs:
 ",
     );
+    // Each input keeps its read position (journal cursor, file offset) in a small SQLite DB.
+    // `db.sync: full` makes every position update durable before fluent-bit moves on, so a crash
+    // or power loss can neither roll a position back (replaying logs already shipped) nor leave
+    // the DB corrupt (losing the positions altogether).
     if !services.is_empty() {
         y.push_str(
             "    - name: systemd
       tag: systemd.*
       db: /var/lib/fluent-bit/systemd.db
+      db.sync: full
       storage.type: filesystem
       read_from_tail: off
       systemd_filter:
@@ -302,6 +307,7 @@ pipeline:
       tag: cloudinit.*
       path: /var/log/cloud-init.log
       db: /var/lib/fluent-bit/cloud-init.db
+      db.sync: full
       storage.type: filesystem
       read_from_head: true
       refresh_interval: 30
@@ -621,6 +627,23 @@ mod tests {
         s.set("TELEMETRY_LOG_CLOUDINIT", "false");
         let e = run(&s).unwrap_err().to_string();
         assert!(e.contains("nothing to collect"), "{e}");
+    }
+
+    #[test]
+    fn every_input_syncs_its_position_db_fully() {
+        let s = settings(Kind::Knd, "local");
+        let y = text(&run(&s).unwrap(), CONFIG);
+        let inputs = y
+            .split_once("  inputs:\n")
+            .and_then(|(_, rest)| rest.split_once("  filters:\n"))
+            .map(|(inputs, _)| inputs)
+            .expect("an inputs section");
+        let blocks: Vec<&str> = inputs.split("    - name: ").skip(1).collect();
+        assert_eq!(blocks.len(), 2, "{inputs}");
+        for b in blocks {
+            assert!(b.contains("      db: /var/lib/fluent-bit/"), "{b}");
+            assert!(b.contains("      db.sync: full\n"), "{b}");
+        }
     }
 
     #[test]
