@@ -159,7 +159,7 @@ pub fn install(
     })?;
 
     let mut report = InstallReport {
-        recovered: deb::recover(root, host)?,
+        recovered: deb::recover(root, host, opts.lock_timeout)?,
         ..InstallReport::default()
     };
     for dir in destination_dirs() {
@@ -231,7 +231,10 @@ pub fn install(
     let mut debs = Vec::new();
     for (item, placement, path) in &plan {
         match placement {
-            Placement::Deb => debs.push(path.clone()),
+            Placement::Deb => {
+                deb::check(path)?;
+                debs.push(path.clone())
+            }
             Placement::Binary(dest) => {
                 let mut src = std::fs::File::open(path).map_err(|source| InstallError::Read {
                     path: path.clone(),
@@ -252,7 +255,7 @@ pub fn install(
     }
 
     // 3. Debs, with services blocked.
-    deb::install(root, &debs, host)?;
+    deb::install(root, &debs, host, opts.lock_timeout)?;
     report.debs = debs
         .iter()
         .map(|p| {
