@@ -321,6 +321,20 @@ fn install_waits_for_a_dpkg_a_killed_run_left_before_unblocking_services() {
     let o = Overlay::new(&base);
     prepare(&o, art.path(), &manifest);
     let root = o.root();
+    let pristine = state(&root);
+    let held = hold_dpkg_lock(&root, "/var/lib/dpkg/lock");
+    // Nothing to recover, but dpkg busy (say, apt): a timeout leaves nothing staged behind.
+    let out = vmagent(&root)
+        .args(["install", "--lock-timeout", "500ms"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("/var/lib/dpkg/lock is still held by"), "{err}");
+    assert_eq!(state(&root), pristine, "nothing staged, no directory made");
+    assert!(!o.path("/usr/sbin/policy-rc.d").exists());
+    drop(held);
+
     // What a run killed while its dpkg -i ran leaves: our policy-rc.d (the administrator's one
     // saved beside it), and that dpkg, still running, holding dpkg's lock.
     let policy = o.path("/usr/sbin/policy-rc.d");

@@ -273,6 +273,10 @@ pub fn install(
         check(stop)?;
     }
     space_check(root, steps.iter().map(|(_, s)| s))?;
+    // Another dpkg (apt) running: wait before staging, so a timeout leaves nothing behind.
+    if steps.iter().any(|(s, _)| matches!(s, Step::Deb(_))) {
+        deb::wait_for_dpkg(root, opts.lock_timeout)?;
+    }
     check(stop)?;
 
     // 3. Stage every file beside its destination.
