@@ -119,12 +119,24 @@ impl TempFile {
     pub fn for_symlink(final_path: &Path, target: &Path) -> io::Result<TempFile> {
         let (parent, final_name) = split_final(final_path)?;
         let dir = open_dir(parent)?;
+        TempFile::symlink_in(&dir, &parent.to_string_lossy(), final_name, target)
+    }
+
+    /// A symlink to `target` at a fresh temp name for `final_name` in the open directory `dir`
+    /// (shown as `dir_path`), to be renamed into place.
+    pub fn symlink_in(
+        dir: &OwnedFd,
+        dir_path: &str,
+        final_name: &OsStr,
+        target: &Path,
+    ) -> io::Result<TempFile> {
+        let dir = dir.try_clone()?;
         for _ in 0..NAME_TRIES {
             let name = temp_name(final_name);
             match rustix::fs::symlinkat(target, &dir, &name) {
                 Ok(()) => {
                     return Ok(TempFile {
-                        path: parent.join(&name),
+                        path: Path::new(dir_path).join(&name),
                         dir: Some(dir),
                         name,
                         final_name: final_name.to_os_string(),
@@ -137,7 +149,7 @@ impl TempFile {
         }
         Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("{}: no free temp name", parent.display()),
+            format!("{dir_path}: no free temp name"),
         ))
     }
 

@@ -1,11 +1,16 @@
 //! Turn a directory of verified artifacts into an installed node (upstream's install.sh and
 //! permissions.sh), crash-safe and idempotent.
 //!
-//! Order: take the agent lock; recover from a killed run (policy-rc.d, interrupted dpkg, temp
-//! files); if the installed marker exists, only converge permissions. Otherwise verify every
-//! artifact, read and check every tarball and stage every file beside its destination (nothing
-//! installed yet), install the debs in one `dpkg -i` with services blocked, rename the staged
+//! Order: take the agent lock; recover from a killed run (once no dpkg it left runs: policy-rc.d,
+//! interrupted dpkg, temp files); if the installed marker exists, only converge permissions.
+//! Otherwise verify every artifact, check every deb and read and check every tarball and every
+//! destination (writing nothing: a bad input leaves the root as it was), stage every file beside
+//! its destination, install the debs in one `dpkg -i` with services blocked, rename the staged
 //! files into place, write the marker last, remove the artifacts, and converge permissions.
+//!
+//! Files go below directories that service accounts own (`/opt/nstance-agent/bin`,
+//! `/opt/kube2iam/bin`), so every write below the root goes through [`crate::safefs`]: no link
+//! on the way is followed, and one planted there is refused with an error naming it.
 
 pub mod archive;
 pub mod deb;
@@ -20,7 +25,8 @@ use crate::fetch::hash::hash_file;
 use crate::fsutil::{self, DirLock};
 use crate::host::Host;
 use crate::manifest::{Manifest, ManifestFileError};
-use archive::{ArchiveError, Staged};
+use crate::safefs::{self, SafeFsError};
+use archive::{ArchiveError, Checked, Staged};
 use deb::DebError;
 use rules::{NoRule, Placement};
 
@@ -114,6 +120,8 @@ pub enum InstallError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Fs(#[from] SafeFsError),
+    #[error(transparent)]
     Accounts(#[from] AccountsError),
     #[error(transparent)]
     EnvFile(#[from] crate::envfile::EnvFileError),
@@ -158,18 +166,23 @@ pub fn install(
         }
     })?;
 
+    let fs = safefs::Root::open(root)?;
+
     let mut report = InstallReport {
-        recovered: deb::recover(root, host)?,
+        recovered: deb::recover(root, host, opts.lock_timeout)?,
         ..InstallReport::default()
     };
     for dir in destination_dirs() {
-        let d = fsutil::under_root(root, dir);
-        if let Ok(n) = fsutil::sweep_temp_files(&d)
-            && n > 0
+        match fs
+            .open_dir(dir)
+            .and_then(|d| d.map(|d| d.sweep_temps()).transpose())
         {
-            report.recovered.push(format!(
+            Ok(Some(n)) if n > 0 => report.recovered.push(format!(
                 "removed {n} temp files of an interrupted run in {dir}"
-            ));
+            )),
+            Ok(_) => {}
+            // A link in the way: the checks below refuse it with the whole story.
+            Err(e) => log::warn!("not sweeping {dir} for temp files: {e}"),
         }
     }
     for r in &report.recovered {
@@ -181,7 +194,7 @@ pub fn install(
         .artifacts
         .clone()
         .unwrap_or_else(|| fsutil::under_root(root, ARTIFACTS));
-    if installed.exists() {
+    if fs.meta(INSTALLED)?.is_some() {
         // Already installed: converge permissions only.
         let m = Manifest::load(&installed)?;
         remove_dir(&artifacts)?;
@@ -223,36 +236,71 @@ pub fn install(
         verify(&item.key, &path, item)?;
         plan.push((item, placement, path));
     }
-    space_check(root, &plan)?;
     check(stop)?;
 
-    // 2. Read every archive and stage every file beside its destination.
+    // 2. Every deb and every archive read and checked, every destination reachable without a
+    //    link, and room for it all: still nothing written.
+    let mut steps = Vec::new();
+    for (item, placement, path) in &plan {
+        let step = match placement {
+            Placement::Deb => {
+                deb::check(path)?;
+                Step::Deb(path.clone())
+            }
+            Placement::Binary(dest) => {
+                archive::check_dest(&fs, dest)?;
+                Step::Binary {
+                    src: path.clone(),
+                    dest: dest.clone(),
+                }
+            }
+            Placement::Tarball(rule) => Step::Tarball(archive::check(path, &item.key, rule, &fs)?),
+            Placement::SelfPackage => continue,
+        };
+        let space = match (&step, placement) {
+            (Step::Deb(_), _) => ("/usr".to_string(), item.size.saturating_mul(3)),
+            (Step::Binary { dest, .. }, _) => (dest.clone(), item.size),
+            (Step::Tarball(c), Placement::Tarball(rule)) => {
+                let dir = match rule.members {
+                    Some(list) => list.first().map(|(_, d)| *d).unwrap_or(rule.dir),
+                    None => rule.dir,
+                };
+                (dir.to_string(), c.bytes)
+            }
+            _ => continue,
+        };
+        steps.push((step, space));
+        check(stop)?;
+    }
+    space_check(root, steps.iter().map(|(_, s)| s))?;
+    // Another dpkg (apt) running: wait before staging, so a timeout leaves nothing behind.
+    if steps.iter().any(|(s, _)| matches!(s, Step::Deb(_))) {
+        deb::wait_for_dpkg(root, opts.lock_timeout)?;
+    }
+    check(stop)?;
+
+    // 3. Stage every file beside its destination.
     let mut staged = Staged::default();
     let mut debs = Vec::new();
-    for (item, placement, path) in &plan {
-        match placement {
-            Placement::Deb => debs.push(path.clone()),
-            Placement::Binary(dest) => {
-                let mut src = std::fs::File::open(path).map_err(|source| InstallError::Read {
-                    path: path.clone(),
+    for (step, _) in &steps {
+        match step {
+            Step::Deb(path) => debs.push(path.clone()),
+            Step::Binary { src, dest } => {
+                let mut f = std::fs::File::open(src).map_err(|source| InstallError::Read {
+                    path: src.clone(),
                     source,
                 })?;
-                let dest = fsutil::under_root(root, dest);
                 staged
                     .files
-                    .push(archive::stage_file(&mut src, &dest, 0o755, root, host)?);
+                    .push(archive::stage_file(&mut f, dest, 0o755, &fs, host)?);
             }
-            Placement::Tarball(rule) => {
-                let s = archive::stage(path, &item.key, rule, root, host)?;
-                staged.files.extend(s.files);
-            }
-            Placement::SelfPackage => {}
+            Step::Tarball(c) => staged.files.extend(archive::stage(c, &fs, host)?.files),
         }
         check(stop)?;
     }
 
-    // 3. Debs, with services blocked.
-    deb::install(root, &debs, host)?;
+    // 4. Debs, with services blocked.
+    deb::install(root, &debs, host, opts.lock_timeout)?;
     report.debs = debs
         .iter()
         .map(|p| {
@@ -264,15 +312,20 @@ pub fn install(
         .collect();
     check(stop)?;
 
-    // 4. Files into place.
-    report.files = staged
-        .commit()?
-        .iter()
-        .map(|p| crate::host::inside(root, p).to_string_lossy().into_owned())
-        .collect();
+    // 5. Files into place.
+    report.files = staged.commit()?;
 
-    // 5. The marker, last; then the staging directory.
-    write_marker(&installed, &bytes)?;
+    // 6. The marker, last; then the staging directory.
+    fs.write_file(
+        host,
+        INSTALLED,
+        &bytes,
+        safefs::Perm {
+            mode: 0o644,
+            owner: None,
+        },
+    )?
+    .sync()?;
     if manifest_path == fsutil::under_root(root, MANIFEST) {
         let _ = std::fs::remove_file(&manifest_path);
     }
@@ -281,7 +334,7 @@ pub fn install(
         "installed {} {}: {} debs, {} files", manifest.vmconfig.kind, manifest.vmconfig.version,
         report.debs.len(), report.files.len());
 
-    // 6. Users, groups, directories, modes.
+    // 7. Users, groups, directories, modes.
     report.permissions = permissions(root, &manifest, host)?;
     Ok(report)
 }
@@ -298,45 +351,35 @@ pub fn permissions(root: &Path, m: &Manifest, host: &dyn Host) -> Result<Changes
     Ok(changes)
 }
 
-/// Is there room for what the plan writes, on every filesystem it writes to? Binaries count
-/// their size, tarballs their uncompressed size (gzip's ISIZE trailer), debs three times their
-/// size (unpacked by dpkg below /usr). Staged copies and final files share the space: a staged
-/// file becomes the final one by rename.
-fn space_check(
+/// One thing to install, checked.
+enum Step {
+    Deb(PathBuf),
+    Binary { src: PathBuf, dest: String },
+    Tarball(Checked),
+}
+
+/// Is there room for what the plan writes, on every filesystem it writes to? `need` is
+/// `(system path written, bytes)`: binaries count their size, tarballs the size of the members
+/// they stage (as read by the check), debs three times their size (unpacked by dpkg below
+/// /usr). Staged copies and final files share the space: a staged file becomes the final one by
+/// rename.
+fn space_check<'a>(
     root: &Path,
-    plan: &[(&crate::manifest::InstallItem, Placement, PathBuf)],
+    need: impl Iterator<Item = &'a (String, u64)>,
 ) -> Result<(), InstallError> {
     use std::collections::BTreeMap;
     use std::os::unix::fs::MetadataExt;
     // st_dev -> (a directory on it, bytes needed)
-    let mut need: BTreeMap<u64, (PathBuf, u64)> = BTreeMap::new();
-    for (item, placement, path) in plan {
-        let (dest, bytes) = match placement {
-            Placement::Deb => (
-                fsutil::under_root(root, "/usr"),
-                item.size.saturating_mul(3),
-            ),
-            Placement::Binary(d) => (fsutil::under_root(root, d), item.size),
-            Placement::Tarball(rule) => {
-                let dir = match rule.members {
-                    Some(list) => list.first().map(|(_, d)| *d).unwrap_or(rule.dir),
-                    None => rule.dir,
-                };
-                (
-                    fsutil::under_root(root, dir),
-                    gzip_isize(path).unwrap_or(item.size),
-                )
-            }
-            Placement::SelfPackage => continue,
-        };
-        let existing = nearest_existing(&dest);
+    let mut by_dev: BTreeMap<u64, (PathBuf, u64)> = BTreeMap::new();
+    for (dest, bytes) in need {
+        let existing = nearest_existing(&fsutil::under_root(root, dest));
         let Ok(md) = std::fs::metadata(&existing) else {
             continue;
         };
-        let e = need.entry(md.dev()).or_insert((existing, 0));
+        let e = by_dev.entry(md.dev()).or_insert((existing, 0));
         e.1 += bytes;
     }
-    for (_, (dir, needed)) in need {
+    for (_, (dir, needed)) in by_dev {
         let available = fsutil::available_bytes(&dir).map_err(|source| InstallError::Read {
             path: dir.clone(),
             source,
@@ -361,16 +404,6 @@ fn nearest_existing(p: &Path) -> PathBuf {
         }
     }
     cur
-}
-
-/// The uncompressed size a gzip file records in its last four bytes (modulo 4 GiB).
-fn gzip_isize(p: &Path) -> Option<u64> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(p).ok()?;
-    f.seek(SeekFrom::End(-4)).ok()?;
-    let mut b = [0u8; 4];
-    f.read_exact(&mut b).ok()?;
-    Some(u32::from_le_bytes(b) as u64)
 }
 
 /// Directories that receive staged files (swept for temp files of killed runs).
@@ -445,15 +478,6 @@ fn drift_check(json: &Path, bytes: &[u8]) -> Result<(), InstallError> {
         });
     }
     Ok(())
-}
-
-fn write_marker(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
-    let err = |source| InstallError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    fsutil::write_atomic(path, bytes, Some(0o644)).map_err(err)?;
-    fsutil::fsync_dir(path.parent().expect("marker has a parent")).map_err(err)
 }
 
 fn remove_dir(dir: &Path) -> Result<(), InstallError> {
