@@ -10,6 +10,7 @@
 //! defers to the next are remembered in `/var/lib/vmagent/pending-changes`.
 
 pub mod mutable;
+pub mod pem;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
