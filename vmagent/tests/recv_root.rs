@@ -897,3 +897,35 @@ fn pending_changes_is_read_safely_and_replaced() {
     assert!(rep.applied.is_some());
     assert!(std::fs::symlink_metadata(&pending).is_err(), "cleared");
 }
+
+/// A hard link in recv/ can name a file that is not the agent's (where the kernel allows it):
+/// a delivery with more than one link is skipped, never copied.
+#[test]
+fn a_hard_linked_delivery_is_skipped() {
+    let root = node("knd", "aws");
+    let r = root.path();
+    apply(r, "aws");
+    let secret = r.join("opt/nstance-agent/secret.crt");
+    let secret_pem = pem("CERTIFICATE", "HARDLINKED-SECRET");
+    std::fs::write(&secret, &secret_pem).unwrap();
+    std::fs::create_dir_all(r.join("opt/nstance-agent/recv")).unwrap();
+    std::fs::hard_link(&secret, r.join("opt/nstance-agent/recv/ca.crt")).unwrap();
+    deliver(r, "kubelet.client.crt", &pem("CERTIFICATE", "c"));
+    let rep = recv::recv(
+        r,
+        &SystemHost,
+        &facts("aws"),
+        &RecvOptions {
+            debounce: Duration::ZERO,
+            services: Services::None,
+        },
+    )
+    .unwrap_or_else(|e| panic!("recv: {e}"));
+    assert_eq!(rep.installed, ["/opt/crt/kubelet.client.crt"]);
+    let skipped = rep.skipped.join("\n");
+    assert!(
+        skipped.contains("ca.crt: /opt/nstance-agent/recv/ca.crt has 2 hard links"),
+        "{skipped}"
+    );
+    assert!(!r.join("opt/crt/ca.crt").exists());
+}
