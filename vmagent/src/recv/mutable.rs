@@ -10,6 +10,10 @@
 //! (bash would drop the `=`); a line without `=` is an error (bash would read an empty value).
 //! The allow-list keeps the files safe to `source` from bash.
 //!
+//! Files saved by Windows tools are accepted: a leading UTF-8 byte order mark is dropped and CRLF
+//! line endings read as LF (the merged file is written with LF). Bytes that are not UTF-8 are
+//! refused naming the line, like any other bad line.
+//!
 //! Then every value is checked for its type (booleans, numbers, ports, hostnames, URLs, IP
 //! lists, CIDRs, service names, base64), so a bad setting is refused when it arrives rather
 //! than breaking a service later. A refused file changes nothing.
@@ -23,6 +27,10 @@ pub const MAX_VALUE: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MutableError {
+    #[error(
+        "line {line}: byte {column} is not valid UTF-8; save the file as UTF-8 (values may only hold ASCII)"
+    )]
+    NotUtf8 { line: usize, column: usize },
     #[error("line {line}: expected KEY=value")]
     NoEquals { line: usize },
     #[error(
@@ -67,11 +75,31 @@ fn in_contract(k: &str) -> bool {
     MUTABLE_DEFAULTS.iter().any(|(d, _)| *d == k)
 }
 
+/// Parse a delivered mutable.env as it arrived: bytes that are not UTF-8 are refused with
+/// their line and column; then as [`parse`].
+pub fn parse_bytes(bytes: &[u8]) -> Result<BTreeMap<String, String>, MutableError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let bad = e.valid_up_to();
+        let start = bytes[..bad]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        MutableError::NotUtf8 {
+            line: bytes[..bad].iter().filter(|b| **b == b'\n').count() + 1,
+            column: bad - start + 1,
+        }
+    })?;
+    parse(text)
+}
+
 /// Parse a delivered (or current) mutable.env. Errors name the line and key.
 pub fn parse(text: &str) -> Result<BTreeMap<String, String>, MutableError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = BTreeMap::new();
     for (i, raw) in text.split('\n').enumerate() {
         let line = i + 1;
+        // CRLF endings: the \r is the line ending's, not the value's.
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let l = raw.trim();
         if l.is_empty() || l.starts_with('#') {
             continue;

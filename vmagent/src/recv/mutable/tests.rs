@@ -366,3 +366,53 @@ fn c32_error_messages_name_line_key_and_reason() {
         "REGISTRY_ENABLED=\"yes\": it must be exactly true or false"
     );
 }
+
+// ---- bytes as delivered -------------------------------------------------------------------
+
+#[test]
+fn c33_a_leading_bom_and_crlf_endings_are_accepted() {
+    let m = parse_bytes(b"\xef\xbb\xbfKUBE_LOG_LEVEL='4'\r\n# note\r\nREGISTRY_ENABLED=true\r\n")
+        .unwrap();
+    assert_eq!(m["KUBE_LOG_LEVEL"], "4");
+    assert_eq!(m["REGISTRY_ENABLED"], "true");
+    assert_eq!(ok("\u{feff}KUBE_LOG_LEVEL=4")["KUBE_LOG_LEVEL"], "4");
+    // Only a leading BOM is dropped; one inside a line is refused like any other character.
+    assert!(matches!(
+        err("KUBE_LOG_LEVEL=4\n\u{feff}KUBE_API_PORT=6443"),
+        MutableError::BadKey { line: 2, .. }
+    ));
+    // A carriage return inside a value is not a line ending.
+    assert!(matches!(
+        err("NETSY_BUCKET=a\rb\n"),
+        MutableError::BadChar {
+            line: 1,
+            ch: '\r',
+            ..
+        }
+    ));
+}
+
+#[test]
+fn c34_invalid_utf8_is_refused_naming_the_line_and_column() {
+    let e = parse_bytes(b"KUBE_LOG_LEVEL=4\nREGISTRY_HOSTNAME=r\xffx\n").unwrap_err();
+    assert_eq!(
+        e,
+        MutableError::NotUtf8 {
+            line: 2,
+            column: 20
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "line 2: byte 20 is not valid UTF-8; save the file as UTF-8 (values may only hold ASCII)"
+    );
+    assert_eq!(
+        parse_bytes(b"\xc3").unwrap_err(),
+        MutableError::NotUtf8 { line: 1, column: 1 }
+    );
+    // Latin-1 from an old editor.
+    assert!(matches!(
+        parse_bytes(b"# caf\xe9\nKUBE_LOG_LEVEL=4\n"),
+        Err(MutableError::NotUtf8 { line: 1, column: 6 })
+    ));
+}
