@@ -55,19 +55,26 @@ pub fn status(root: &Path, host: &dyn Host) -> Status {
                 .collect()
         })
         .unwrap_or_default();
-    let last_apply = std::fs::read(under_root(root, &format!("{STATE_DIR}/last-apply.json")))
-        .ok()
+    // The state files are vmagent's own, but read them as carefully as anything else: no link
+    // followed, no FIFO opened, a size cap.
+    let state = |name: &str| {
+        crate::safefs::Root::open(root)
+            .and_then(|fs| fs.read(&format!("{STATE_DIR}/{name}"), 4 << 20))
+            .ok()
+            .flatten()
+    };
+    let last_apply = state("last-apply.json")
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["applied_at"].as_str().map(String::from));
-    let pending_deliveries =
-        std::fs::read_to_string(under_root(root, &format!("{STATE_DIR}/pending-changes")))
-            .map(|t| {
-                t.lines()
-                    .filter(|l| !l.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default();
+    let pending_deliveries = state("pending-changes")
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
     let mut st = Status {
         install: install.into(),
         kind: manifest.as_ref().map(|m| m.vmconfig.kind.clone()),
