@@ -44,6 +44,10 @@ pub enum ConfigureError {
     Apply(#[from] apply::ApplyError),
     #[error(transparent)]
     Accounts(#[from] accounts::AccountsError),
+    #[error(
+        "{path}: line {line} is not valid UTF-8; vmagent keeps this file's other lines, so fix or remove that line first"
+    )]
+    NotText { path: String, line: usize },
     #[error("cannot take the agent lock: {0}")]
     Lock(std::io::Error),
     #[error("cannot record the apply in {path}: {source}")]
@@ -52,6 +56,9 @@ pub enum ConfigureError {
         source: std::io::Error,
     },
 }
+
+/// The largest `/etc/hosts`, `/etc/subuid` or `/etc/subgid` vmagent merges its lines into.
+const MAX_MERGED_FILE: u64 = 64 << 20;
 
 /// Everything needed to plan: the desired state and what it came from.
 #[derive(Debug, Clone)]
@@ -111,9 +118,28 @@ pub fn prepare(
         let mutable = envfile::read(&under_root(root, settings::MUTABLE_ENV))?.unwrap_or_default();
         (Settings::from_layers([&ud, &facts, &mutable]), Some(facts))
     };
-    let read = |p: &str| std::fs::read_to_string(under_root(root, p)).unwrap_or_default();
-    let (etc_hosts, subuid, subgid) =
-        (read("/etc/hosts"), read("/etc/subuid"), read("/etc/subgid"));
+    // These files are merged, not replaced: their other lines are kept as they are. A missing
+    // file is empty; one that cannot be read as text is an error (reading it as empty would
+    // make apply drop every line vmagent does not manage).
+    let fs = Root::open(root).map_err(apply::ApplyError::from)?;
+    let read = |p: &str| -> Result<String, ConfigureError> {
+        let bytes = fs
+            .read(p, MAX_MERGED_FILE)
+            .map_err(apply::ApplyError::from)?
+            .unwrap_or_default();
+        String::from_utf8(bytes).map_err(|e| ConfigureError::NotText {
+            path: fs.full(p).display().to_string(),
+            line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
+        })
+    };
+    let (etc_hosts, subuid, subgid) = (
+        read("/etc/hosts")?,
+        read("/etc/subuid")?,
+        read("/etc/subgid")?,
+    );
     let lb = settings.get("KUBE_API_INTERNAL_LB_HOSTNAME");
     let api_lb_addrs = if kind == Kind::Knd && !lb.is_empty() {
         (lb, 0)

@@ -369,3 +369,26 @@ fn secrets_are_never_written_before_their_owner_and_mode_are_set() {
     assert!(zot_env.contains("zot-s3-secret"), "{zot_env}");
     assert_eq!(*host.violations.lock().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn a_merged_file_that_is_not_text_is_an_error_and_is_left_alone() {
+    let root = node("knd", "aws");
+    let r = root.path();
+    setup_apply(r);
+    let hosts = b"127.0.0.1 localhost\n10.0.0.9 caf\xe9\n".to_vec();
+    std::fs::write(r.join("etc/hosts"), &hosts).unwrap();
+    let err = configure::apply(
+        r,
+        &SystemHost,
+        &facts("aws"),
+        Services::None,
+        &BTreeSet::new(),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/etc/hosts") && msg.contains("line 2"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(r.join("etc/hosts")).unwrap(), hosts);
+}
