@@ -36,8 +36,9 @@ use crate::config::{
     Acme, Cluster, ClusterConfig, DEFAULT_SCHEMA_REF, Domain, DomainProvider, IpPrefix, Kubernetes,
     Listener, LoadBalancer, LoadProblem, Oidc, Pool, Provider, Registry, Secrets, SecretsProvider,
     Seed, Subnet, ValidationError, Vpc, check_cluster_id, check_dns_name, is_aws_region,
-    is_zone_in_region, light_check, validate_for_terraform,
+    is_zone_in_region, light_check,
 };
+use crate::tfgen::validate_for_terraform;
 
 /// Why interactive config creation stopped. `Display` is the user-facing message.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use super::jsonc::{self, JsoncError};
 use super::types::ClusterConfig;
 use super::validate::{
     ComponentsError, IdError, SeedError, ValidationError, check_cluster_id, check_components,
-    check_seed, validate_for_terraform,
+    check_seed,
 };
 
 /// Why the JSONC text could not be turned into a [`ClusterConfig`].
@@ -112,16 +112,6 @@ pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
     light_check(&cfg).map_err(|problem| ConfigError::Invalid {
         path: shown,
         problem,
-    })?;
-    Ok(cfg)
-}
-
-/// [`load`] followed by full validation including the Terraform-generation-only rules.
-pub fn load_and_validate(path: &Path) -> Result<ClusterConfig, ConfigError> {
-    let cfg = load(path)?;
-    validate_for_terraform(&cfg).map_err(|source| ConfigError::Validation {
-        path: path.display().to_string(),
-        source,
     })?;
     Ok(cfg)
 }

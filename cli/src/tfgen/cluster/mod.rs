@@ -60,7 +60,7 @@ pub fn required_targets(cfg: &ClusterConfig) -> BTreeMap<(String, String), Strin
 
 /// Generate every file of the cluster directory. The config is fully validated first.
 pub fn generate(cfg: &ClusterConfig, opts: &Options) -> Result<Vec<File>, GenerateError> {
-    config::validate_for_terraform(cfg)?;
+    super::validate_for_terraform(cfg)?;
     let c = &cfg.cluster;
     let provider = c.providers.first().expect("validation requires a provider");
     let network = config::service_network(&c.kubernetes.service_cidr)
