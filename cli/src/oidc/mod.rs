@@ -15,6 +15,7 @@ mod load;
 mod run;
 mod schema;
 mod types;
+mod url;
 mod validate;
 
 pub use generate::{MAIN_FILE, OUTPUTS_FILE, VARIABLES_FILE, generate};
