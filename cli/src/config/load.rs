@@ -22,7 +22,7 @@ pub enum ParseError {
     Json { at: Option<String>, message: String },
 }
 
-/// A failed light check (§2.1 order after parsing).
+/// A failed light check, in the order they run after parsing.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LoadProblem {
     #[error("missing cluster.id")]
@@ -98,7 +98,7 @@ pub fn light_check(cfg: &ClusterConfig) -> Result<(), LoadProblem> {
     Ok(())
 }
 
-/// Reads, parses and light-checks the file at `path` (the light load of §2.1).
+/// Reads, parses and light-checks the file at `path` (the light load every command does).
 pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

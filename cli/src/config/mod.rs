@@ -14,7 +14,7 @@
 //! * a value of the wrong JSON type is a parse error naming its path.
 //!
 //! Missing fields are not parse errors: they default, and the light load / full validation
-//! report them with the spec's messages (`missing cluster.id`, `… is required`).
+//! report them with their own messages (`missing cluster.id`, `… is required`).
 //!
 //! Light load ([`load`]) runs the checks every command needs (id, issuer, seed, components);
 //! full validation ([`validate`]) runs every rule in a fixed order and reports the first

@@ -76,7 +76,7 @@ pub enum ValidationError {
     /// `<field>: <problem>` (ACME, secrets, load balancer references).
     #[error("{field}: {problem}")]
     Field { field: String, problem: String },
-    /// `<field> <problem>` (the spec words most rules this way: `cluster.pools.x.arch must …`).
+    /// `<field> <problem>` (most rules read this way: `cluster.pools.x.arch must …`).
     #[error("{field} {problem}")]
     Rule { field: String, problem: String },
 }
@@ -274,7 +274,8 @@ fn check_domains(cluster: &Cluster, provider: &Provider) -> Result<(), Validatio
     Ok(())
 }
 
-/// Full validation (§2.4 order). First failure wins.
+/// Full validation: every rule in a fixed order (the order upstream podplane checked in).
+/// First failure wins.
 pub fn validate(cfg: &ClusterConfig) -> Result<(), ValidationError> {
     let c = &cfg.cluster;
     check_cluster_id(&c.id).map_err(ValidationError::Id)?;

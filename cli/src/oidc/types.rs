@@ -1,7 +1,7 @@
-//! Rust model of `podplane.oidc.jsonc` (spec §2.7).
+//! Rust model of `podplane.oidc.jsonc`, the Easy OIDC server config.
 //!
 //! Like the cluster model, every struct rejects unknown keys and every map rejects duplicate
-//! keys; absent fields default so that validation reports them with the spec's messages
+//! keys; absent fields default so that validation reports them with its own messages
 //! (`oidc.hostname is required`). The JSON schema still marks them `required`.
 
 use std::collections::BTreeMap;

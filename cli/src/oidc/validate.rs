@@ -1,5 +1,5 @@
-//! Full validation of `podplane.oidc.jsonc` (spec §2.7, §12.1). The first failure is reported,
-//! in the upstream order; clients are checked in sorted name order, so the failure is
+//! Full validation of `podplane.oidc.jsonc`. The first failure is reported, in the order
+//! upstream podplane checked; clients are checked in sorted name order, so the failure is
 //! deterministic.
 
 use super::types::OidcConfig;
@@ -36,7 +36,7 @@ pub enum ValidationError {
     UnknownGroupsOverride { client: String, name: String },
 }
 
-/// Runs every rule of §2.7 in order and returns the first failure.
+/// Runs every rule in order and returns the first failure.
 pub fn validate(cfg: &OidcConfig) -> Result<(), ValidationError> {
     use ValidationError as E;
     let o = &cfg.oidc;

@@ -8,7 +8,7 @@ use crate::config::{
     LoadBalancer, Oidc, Pool, Provider, Registry, Secrets, SecretsProvider, Seed, Subnet, Vpc,
 };
 
-/// The wizard's answers (§2.6), one field per question. `Default` holds the questions'
+/// The wizard's answers, one field per question. `Default` holds the questions'
 /// defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answers {
@@ -77,7 +77,7 @@ pub(super) const ROUTE53: &str = "aws-route53";
 /// Default secrets provider of the AWS draft.
 const SECRETS_PROVIDER: &str = "aws-secrets-manager";
 
-/// Maps wizard answers to the AWS draft config (§2.6 "Resulting config").
+/// Maps wizard answers to the AWS draft config:
 ///
 /// * one pool `control-plane`; provider `aws` with the answered region/profile and no
 ///   account;
@@ -236,7 +236,7 @@ fn first_two_octets(cidr: &str) -> (&str, &str) {
     (a, b)
 }
 
-/// The file's bytes as the wizard writes them (§2.1 Write): pretty JSON with 2-space indent
+/// The file's bytes as the wizard writes them: pretty JSON with 2-space indent
 /// and a trailing newline, `"$schema"` first (set to `./podplane.cluster.schema.json` when
 /// empty), fields in struct order, map keys sorted, struct-typed fields always present
 /// (`"seed": {}`, `"components": {}`, `"registry": {"hostname": …, "ingress": {}}`, …).

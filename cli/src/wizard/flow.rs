@@ -85,9 +85,9 @@ fn components_answer(v: &str) -> Result<String, String> {
     }
 }
 
-/// Runs the cluster wizard (§2.6) and returns the validated answers.
+/// Runs the cluster wizard and returns the validated answers.
 ///
-/// `preset_issuer` is the issuer chosen before the wizard (§1.4 step 3); when `None` the
+/// `preset_issuer` is the issuer chosen before the wizard ([`ask_issuer`]); when `None` the
 /// wizard asks "OIDC issuer URL" itself. Every accepted answer set maps (via
 /// [`config_from_answers`]) to a config passing [`light_check`] and [`validate_for_terraform`].
 pub fn run_wizard(
@@ -256,7 +256,7 @@ pub fn run_wizard(
     Ok(a)
 }
 
-/// Asks "Which cloud provider?" (§1.4 step 1). `aws` continues; `google` is not supported.
+/// Asks "Which cloud provider?", the first question. `aws` continues; `google` is not supported.
 pub fn ask_provider(input: &mut impl BufRead, out: &mut impl Write) -> Result<(), WizardError> {
     let provider = ask(
         input,
@@ -276,7 +276,7 @@ pub fn ask_provider(input: &mut impl BufRead, out: &mut impl Write) -> Result<()
     Ok(())
 }
 
-/// Asks for the cluster's OIDC issuer (§1.4 step 3). Without one, creation stops with
+/// Asks for the cluster's OIDC issuer, after the provider question. Without one, creation stops with
 /// [`WizardError::IssuerRequired`] (the Easy OIDC server wizard is not part of this version).
 pub fn ask_issuer(input: &mut impl BufRead, out: &mut impl Write) -> Result<String, WizardError> {
     let have = ask(
@@ -293,7 +293,7 @@ pub fn ask_issuer(input: &mut impl BufRead, out: &mut impl Write) -> Result<Stri
     ask(input, out, "OIDC issuer URL", "", cancelled, required)
 }
 
-/// Output directory selection (§10.4) against the process's current directory; see
+/// Output directory selection against the process's current directory; see
 /// [`choose_output_from`].
 pub fn choose_output(
     config_path: &Path,
@@ -305,7 +305,7 @@ pub fn choose_output(
     choose_output_from(config_path, cluster_id, &cwd, input, out)
 }
 
-/// Output directory selection (§10.4). When the directory of `config_path` exists and is not
+/// Output directory selection. When the directory of `config_path` exists and is not
 /// empty, prints `Podplane will generate cluster files, but <dir> is not empty.` and offers
 /// `1) Specify a directory` (default `cluster_id`, relative paths resolved against `cwd`),
 /// `2) Continue in this directory`, `3) Cancel` (→ `creation cancelled`); a specified
@@ -400,7 +400,7 @@ fn create_dir(dir: &Path) -> Result<(), WizardError> {
         })
 }
 
-/// The whole interactive creation for a missing config file (§1.4 steps 1, 3, 4, 5): cloud
+/// The whole interactive creation for a missing config file: cloud
 /// provider → OIDC issuer → wizard → output directory → write → `Created <path>`. Returns
 /// the path written (which differs from `config_path` when another directory was chosen).
 pub fn create_config_interactively(

@@ -1,6 +1,6 @@
 //! Interactive creation of `podplane.cluster.jsonc` (`podplane cluster create` when the file
-//! does not exist yet): spec §1.4 (flow), §2.6 (cluster wizard), §2.1 (writing the file) and
-//! §10.4 (output directory selection).
+//! does not exist yet): the cloud provider and OIDC issuer questions, the cluster questions,
+//! the output directory choice and writing the file.
 //!
 //! The upstream CLI uses a full-screen form; this one is line oriented so that it works the
 //! same on a terminal, in a pipe and in tests. Every question is printed as
@@ -13,7 +13,7 @@
 //!
 //! There is no "back" key: answers are given in order, hidden questions are skipped.
 //!
-//! Deliberate differences from upstream (see the report that came with this module):
+//! Deliberate differences from upstream podplane:
 //!
 //! * **Seeds.** This version has no seeds cache, so `recommended` and `minimal` cannot be
 //!   pinned to a digest; the components question offers only `none` (its default here) and
