@@ -59,7 +59,7 @@ pub fn generate(config_path: &Path, deps: &Deps) -> Result<PathBuf, CreateError>
         source,
     };
     // Full validation before anything is fetched or written.
-    config::validate_for_terraform(&cfg).map_err(|e| gen_err(e.into()))?;
+    tfgen::validate_for_terraform(&cfg).map_err(|e| gen_err(e.into()))?;
     let targets = cluster::required_targets(&cfg);
     let mut manifests = Vec::new();
     let mut runtime = None;

@@ -89,7 +89,7 @@ pub struct Shard {
 /// Runs the delete flow. Blocking: it drives its own runtime for the AWS calls, so call it
 /// outside any async context.
 ///
-/// Unlike upstream (quirk 16), `init` runs first: a fresh checkout of the cluster directory (or
+/// `init` runs first (upstream podplane skipped it): a fresh checkout of the cluster directory (or
 /// one whose providers were cleaned) can otherwise read no outputs and destroy nothing.
 pub fn delete_cluster(
     runner: &Runner,

@@ -379,7 +379,7 @@ enum ClusterCommand {
 fn run_cluster(command: ClusterCommand) -> Result<(), String> {
     match command {
         ClusterCommand::Validate { file } => {
-            config::load_and_validate(&file).map_err(|e| e.to_string())?;
+            podplane::tfgen::load_and_validate(&file).map_err(|e| e.to_string())?;
             println!("{} is valid", file.display());
         }
         ClusterCommand::Schema => print!("{}", config::schema_json()),

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use podplane::config::{self, ClusterConfig};
+use podplane::tfgen;
 use serde_json::{Value, json};
 
 fn fixture_path() -> PathBuf {
@@ -59,7 +60,7 @@ fn full_error(edits: &[(&str, Option<Value>)]) -> String {
     for (pointer, new) in edits {
         edit(&mut v, pointer, new.clone());
     }
-    match config::validate_for_terraform(&parse_value(&v)) {
+    match tfgen::validate_for_terraform(&parse_value(&v)) {
         Ok(()) => "<valid>".into(),
         Err(e) => e.to_string(),
     }
@@ -85,7 +86,7 @@ fn assert_cases(cases: &[(Vec<Edit>, &str)]) {
 
 #[test]
 fn fixture_is_valid_and_round_trips() {
-    let cfg = config::load_and_validate(&fixture_path()).unwrap();
+    let cfg = tfgen::load_and_validate(&fixture_path()).unwrap();
     assert_eq!(cfg.cluster.id, "test-cluster");
     assert_eq!(cfg.cluster.pools.len(), 2);
     assert_eq!(
@@ -163,7 +164,7 @@ fn light_load_errors() {
             edit(&mut v, pointer, new.clone());
         }
         std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
-        let err = config::load_and_validate(&path).unwrap_err().to_string();
+        let err = tfgen::load_and_validate(&path).unwrap_err().to_string();
         assert_eq!(err, expected, "edits: {edits:?}");
     }
 }

@@ -1,6 +1,6 @@
 //! `podplane oidc create` generation: upstream's golden OIDC config against upstream's expected
 //! files (with the header, through `terraform fmt`), `terraform fmt -check` over written files,
-//! every bad input of spec §12.1 "OIDC config" with its exact message, determinism, the
+//! every rejected bad input with its exact message, determinism, the
 //! `domain.provider` variants, the schema copy, and the apply/destroy steps against a fake
 //! `tofu`.
 //!

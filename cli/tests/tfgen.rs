@@ -1,5 +1,5 @@
-//! OpenTofu/Terraform generation: golden files for the upstream golden cluster, the variants
-//! of the spec's checklist, `terraform fmt -check` and an independent HCL parser over every
+//! OpenTofu/Terraform generation: golden files for the upstream golden cluster, variants
+//! (ACME, no seed, existing VPC, IPv6, manual DNS, escaping), `terraform fmt -check` and an independent HCL parser over every
 //! output, and the userdata template rendered by terraform itself.
 //!
 //! Regenerate the goldens with `UPDATE_GOLDEN=1 cargo test -p podplane --test tfgen`.
@@ -177,7 +177,7 @@ fn generation_is_byte_stable_and_checks_its_contract() {
     assert_eq!(differs, ["podplane.cluster.inputs.runtime.tf"]);
 }
 
-/// The checklist's variants, each checked for what makes it different.
+/// The golden config and its variants, each checked for what makes it different.
 fn variants() -> Vec<(&'static str, ClusterConfig)> {
     let base = golden_config();
     let mut acme = base.clone();
@@ -323,7 +323,8 @@ fn variants_render_their_differences() {
     );
     assert!(v["golden"]["podplane.cluster.outputs.tf"].contains("value       = {}"));
 
-    // Quirk 21: user values never become interpolations; quotes are escaped.
+    // User values never become interpolations (upstream podplane let `${` through); quotes
+    // are escaped.
     let esc = all_tf(&v["escaped"]);
     assert!(
         esc.lines().any(|l| l.trim_start().starts_with("\"team\"")

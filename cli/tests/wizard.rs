@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use podplane::config::{self, ClusterConfig};
+use podplane::tfgen;
 use podplane::wizard::{
     Answers, COMPONENTS_LABEL, WizardError, choose_output, choose_output_from, config_from_answers,
     config_json, create_config_interactively, run_wizard, write_config,
@@ -30,13 +31,13 @@ fn create(config_path: &Path, input: &str) -> (Result<PathBuf, WizardError>, Str
 /// back (through the repo's loader) to the same model.
 fn assert_usable(cfg: &ClusterConfig) {
     config::light_check(cfg).unwrap();
-    config::validate_for_terraform(cfg).unwrap();
+    tfgen::validate_for_terraform(cfg).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("podplane.cluster.jsonc");
     write_config(&path, cfg).unwrap();
     let loaded = config::load(&path).unwrap();
     assert_eq!(&loaded, cfg);
-    config::load_and_validate(&path).unwrap();
+    tfgen::load_and_validate(&path).unwrap();
 }
 
 /// Answers → config, checked, as a JSON value.

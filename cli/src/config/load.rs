@@ -8,7 +8,7 @@ use super::jsonc::{self, JsoncError};
 use super::types::ClusterConfig;
 use super::validate::{
     ComponentsError, IdError, SeedError, ValidationError, check_cluster_id, check_components,
-    check_seed, validate_for_terraform,
+    check_seed,
 };
 
 /// Why the JSONC text could not be turned into a [`ClusterConfig`].
@@ -22,7 +22,7 @@ pub enum ParseError {
     Json { at: Option<String>, message: String },
 }
 
-/// A failed light check (§2.1 order after parsing).
+/// A failed light check, in the order they run after parsing.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LoadProblem {
     #[error("missing cluster.id")]
@@ -98,7 +98,7 @@ pub fn light_check(cfg: &ClusterConfig) -> Result<(), LoadProblem> {
     Ok(())
 }
 
-/// Reads, parses and light-checks the file at `path` (the light load of §2.1).
+/// Reads, parses and light-checks the file at `path` (the light load every command does).
 pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -112,16 +112,6 @@ pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
     light_check(&cfg).map_err(|problem| ConfigError::Invalid {
         path: shown,
         problem,
-    })?;
-    Ok(cfg)
-}
-
-/// [`load`] followed by full validation including the Terraform-generation-only rules.
-pub fn load_and_validate(path: &Path) -> Result<ClusterConfig, ConfigError> {
-    let cfg = load(path)?;
-    validate_for_terraform(&cfg).map_err(|source| ConfigError::Validation {
-        path: path.display().to_string(),
-        source,
     })?;
     Ok(cfg)
 }

@@ -14,7 +14,7 @@
 //! * a value of the wrong JSON type is a parse error naming its path.
 //!
 //! Missing fields are not parse errors: they default, and the light load / full validation
-//! report them with the spec's messages (`missing cluster.id`, `… is required`).
+//! report them with their own messages (`missing cluster.id`, `… is required`).
 //!
 //! Light load ([`load`]) runs the checks every command needs (id, issuer, seed, components);
 //! full validation ([`validate`]) runs every rule in a fixed order and reports the first
@@ -28,10 +28,7 @@ mod types;
 mod validate;
 
 pub use jsonc::{JsoncError, to_json as jsonc_to_json};
-pub use load::{
-    ConfigError, LoadProblem, ParseError, light_check, load, load_and_validate, parse_jsonc,
-    parse_str,
-};
+pub use load::{ConfigError, LoadProblem, ParseError, light_check, load, parse_jsonc, parse_str};
 pub use schema::{SCHEMA_ID, schema_json};
 pub use service_network::{
     DEFAULT_SERVICE_CIDRS, Family, IpPrefix, ServiceCidrError, ServiceNetwork, api_service_ip,
@@ -42,7 +39,7 @@ pub use types::*;
 pub use validate::{
     ComponentsError, DnsNameError, IdError, SeedError, ValidationError, check_cluster_id,
     check_components, check_dns_name, check_seed, is_aws_region, is_bare_email, is_zone_in_region,
-    validate, validate_for_terraform,
+    validate,
 };
 
 /// Default file name of the cluster config.

@@ -1,4 +1,4 @@
-//! The Easy OIDC files (spec §3.8): main, variables (header only), outputs, schema copy.
+//! The Easy OIDC OpenTofu/Terraform files: main, variables (header only), outputs, schema copy.
 
 use crate::tfgen::hcl::{Block, Doc, Key, Value, field, ident, raw, str, strs};
 use crate::tfgen::{File, tf_file as tf};

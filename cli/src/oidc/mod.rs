@@ -1,5 +1,5 @@
 //! `podplane oidc create` / `oidc delete`: the Easy OIDC server config `podplane.oidc.jsonc`
-//! (spec §2.7) and its OpenTofu/Terraform files (spec §3.8).
+//! and its OpenTofu/Terraform files.
 //!
 //! * [`load`] reads, parses (JSONC, strict like the cluster config: unknown or duplicate keys
 //!   and wrong types are errors naming the field path) and fully validates a config; a missing
@@ -15,6 +15,7 @@ mod load;
 mod run;
 mod schema;
 mod types;
+mod url;
 mod validate;
 
 pub use generate::{MAIN_FILE, OUTPUTS_FILE, VARIABLES_FILE, generate};

@@ -121,7 +121,7 @@ pub fn destroy(
     if !confirm(DESTROY_QUESTION, auto_approve, input, out).map_err(RunError::Prompt)? {
         return Err(RunError::Cancelled("destroy"));
     }
-    // Unlike upstream (quirk 16), init first: a fresh checkout can otherwise destroy nothing.
+    // Init first (upstream podplane did not): a fresh checkout can otherwise destroy nothing.
     runner.init()?;
     runner.destroy(auto_approve)?;
     let _ = writeln!(out, "{DESTROY_DONE_MESSAGE}");

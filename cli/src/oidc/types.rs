@@ -1,7 +1,7 @@
-//! Rust model of `podplane.oidc.jsonc` (spec §2.7).
+//! Rust model of `podplane.oidc.jsonc`, the Easy OIDC server config.
 //!
 //! Like the cluster model, every struct rejects unknown keys and every map rejects duplicate
-//! keys; absent fields default so that validation reports them with the spec's messages
+//! keys; absent fields default so that validation reports them with its own messages
 //! (`oidc.hostname is required`). The JSON schema still marks them `required`.
 
 use std::collections::BTreeMap;
@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::url::url_parts;
 use crate::config::{OneOf, Require};
 
 /// `$schema` value for new OIDC config files.
@@ -166,7 +167,7 @@ impl OidcConfig {
         if h.is_empty() {
             return String::new();
         }
-        match super::validate::url_parts(h) {
+        match url_parts(h) {
             Some(Ok((scheme, host))) => format!("{scheme}://{host}"),
             _ => format!("https://{h}"),
         }
@@ -176,7 +177,7 @@ impl OidcConfig {
     /// (with port, without user info) of a hostname given as a URL.
     pub fn host(&self) -> String {
         let h = &self.oidc.hostname;
-        match super::validate::url_parts(h) {
+        match url_parts(h) {
             Some(Ok((_, host))) => host,
             _ => h.clone(),
         }

@@ -7,6 +7,9 @@
 
 pub mod cluster;
 pub mod hcl;
+mod rules;
+
+pub use rules::{load_and_validate, validate_for_terraform};
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,173 @@
+//! Format rules for single values: cluster IDs, DNS names, AWS regions and zones, email
+//! addresses, HTTPS URLs and IPv4 CIDRs. They know nothing about the rest of the config.
+
+use std::net::IpAddr;
+
+use thiserror::Error;
+
+use crate::config::service_network::IpPrefix;
+
+/// Why a cluster ID is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IdError {
+    #[error("is required")]
+    Required,
+    #[error("must be at most 32 characters")]
+    TooLong,
+    #[error("must not contain consecutive hyphens")]
+    ConsecutiveHyphens,
+    #[error("must be lowercase alphanumeric with hyphens, no leading/trailing hyphens")]
+    Charset,
+    #[error("{0:?} is reserved")]
+    Reserved(String),
+}
+
+/// Why a DNS name (hostname, zone) is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DnsNameError {
+    #[error("is required")]
+    Required,
+    #[error("must be at most 253 characters")]
+    TooLong,
+    #[error("must be lowercase and must not end with a dot")]
+    NotLowercaseOrTrailingDot,
+    #[error("must be a DNS hostname, not an IP address")]
+    IpAddress,
+    #[error("must contain only DNS labels")]
+    BadLabel,
+}
+
+/// `^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`
+pub(super) fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Cluster ID rule (also used for `local --id`).
+pub fn check_cluster_id(id: &str) -> Result<(), IdError> {
+    if id.is_empty() {
+        return Err(IdError::Required);
+    }
+    if id.len() > 32 {
+        return Err(IdError::TooLong);
+    }
+    if id.contains("--") {
+        return Err(IdError::ConsecutiveHyphens);
+    }
+    if !is_label(id) {
+        return Err(IdError::Charset);
+    }
+    if matches!(id, "local" | "k8s" | "oidc") {
+        return Err(IdError::Reserved(id.to_string()));
+    }
+    Ok(())
+}
+
+/// DNS-name rule: non-empty, ≤253, lowercase, no trailing dot, not an IP literal, every
+/// label ≤63 and matching the label pattern. Single-label names pass.
+pub fn check_dns_name(name: &str) -> Result<(), DnsNameError> {
+    if name.is_empty() {
+        return Err(DnsNameError::Required);
+    }
+    if name.len() > 253 {
+        return Err(DnsNameError::TooLong);
+    }
+    if name != name.to_lowercase() || name.ends_with('.') {
+        return Err(DnsNameError::NotLowercaseOrTrailingDot);
+    }
+    if name.parse::<IpAddr>().is_ok() {
+        return Err(DnsNameError::IpAddress);
+    }
+    if name.split('.').any(|l| l.len() > 63 || !is_label(l)) {
+        return Err(DnsNameError::BadLabel);
+    }
+    Ok(())
+}
+
+/// `^[a-z]{2}(?:-[a-z0-9]+)+-[1-9][0-9]*$` (e.g. `us-west-2`, `us-gov-west-1`).
+pub fn is_aws_region(region: &str) -> bool {
+    let b = region.as_bytes();
+    if b.len() < 3 || !b[0].is_ascii_lowercase() || !b[1].is_ascii_lowercase() || b[2] != b'-' {
+        return false;
+    }
+    let parts: Vec<&str> = region[3..].split('-').collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return false;
+    };
+    !middle.is_empty()
+        && middle.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && last.starts_with(|c: char| ('1'..='9').contains(&c))
+        && last.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// A zone belongs to `region` when it is the region plus one letter (`us-west-2a`) or the
+/// region plus `-…` (local zone, `us-west-2-lax-1a`).
+pub fn is_zone_in_region(region: &str, zone: &str) -> bool {
+    let Some(suffix) = zone.strip_prefix(region) else {
+        return false;
+    };
+    let standard = suffix.len() == 1 && suffix.as_bytes()[0].is_ascii_lowercase();
+    // Local and Wavelength zones: `us-west-2-lax-1a`, lowercase letters, digits and hyphens.
+    let local = suffix.len() > 1
+        && suffix.starts_with('-')
+        && !suffix.ends_with('-')
+        && suffix[1..]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    standard || local
+}
+
+/// A bare RFC 5322 `local@domain` address with dot-atom parts (no display name, no angle
+/// brackets, no quoted local part, no comments).
+pub fn is_bare_email(s: &str) -> bool {
+    fn dot_atom(s: &str) -> bool {
+        const SPECIALS: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
+        !s.is_empty()
+            && s.split('.').all(|atom| {
+                !atom.is_empty()
+                    && atom
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || SPECIALS.contains(&b))
+            })
+    }
+    match s.rsplit_once('@') {
+        Some((local, domain)) => dot_atom(local) && dot_atom(domain),
+        None => false,
+    }
+}
+
+/// An absolute `https://host[:port][/path]` URL with a non-empty host.
+pub(super) fn is_https_url(s: &str) -> bool {
+    let Some(rest) = s
+        .get(..8)
+        .filter(|p| p.eq_ignore_ascii_case("https://"))
+        .map(|_| &s[8..])
+    else {
+        return false;
+    };
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host_port.starts_with('[') {
+        host_port.split_inclusive(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    !host.is_empty()
+}
+
+/// Parses a canonical IPv4 CIDR.
+pub(super) fn canonical_v4(s: &str) -> Option<IpPrefix> {
+    IpPrefix::parse(s)
+        .ok()
+        .filter(|p| p.addr.is_ipv4() && p.is_canonical())
+}
