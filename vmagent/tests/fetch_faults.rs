@@ -428,6 +428,18 @@ async fn free_space_is_checked_before_the_first_byte() {
 }
 
 #[tokio::test]
+async fn absurd_sizes_add_up_without_overflow() {
+    let s = setup();
+    let mut a = s.artifact("a", random_bytes(10, 33));
+    let mut b = s.artifact("b", random_bytes(10, 34));
+    a.size = u64::MAX / 2 + 1;
+    b.size = u64::MAX / 2 + 1;
+    let err = s.fetch(vec![a, b]).await.unwrap_err();
+    assert!(matches!(err, FetchError::NoSpace { .. }), "{err}");
+    assert!(s.mirror.requests().is_empty());
+}
+
+#[tokio::test]
 async fn unwritable_destination_is_reported() {
     let mut s = setup();
     let file = s.dir.path().join("plain-file");

@@ -333,7 +333,7 @@ pub async fn fetch(targets: Vec<Target>, opts: &FetchOptions) -> Result<Summary,
 
     let mut summary = Summary {
         files: targets.len(),
-        bytes_total: targets.iter().map(|t| t.size).sum(),
+        bytes_total: total_size(&targets),
         ..Summary::default()
     };
 
@@ -356,7 +356,7 @@ pub async fn fetch(targets: Vec<Target>, opts: &FetchOptions) -> Result<Summary,
     }
 
     // Phase 2: room for what is left, before the first byte.
-    let needed: u64 = todo.iter().map(|t| t.size).sum();
+    let needed = total_size(&todo);
     if needed > 0 {
         let available = fsutil::available_bytes(&dir).map_err(|source| FetchError::Read {
             path: dir.clone(),
@@ -392,6 +392,11 @@ pub async fn fetch(targets: Vec<Target>, opts: &FetchOptions) -> Result<Summary,
     })?;
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// The sizes added up; saturating, as a manifest may pin absurd sizes (then refused for space).
+fn total_size(targets: &[Target]) -> u64 {
+    targets.iter().fold(0, |sum, t| sum.saturating_add(t.size))
 }
 
 /// Refuse targets without a size and two targets with one destination, before anything is
