@@ -766,7 +766,7 @@ async fn a_linked_cache_directory_is_not_followed() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, [a.digest.hex.clone()], "written through the link");
+    assert_eq!(names, [a.digest.hex.as_str()], "written through the link");
 }
 
 /// A loopback server that answers every connection with `head` and then `body_len` bytes of
