@@ -10,12 +10,17 @@
 //! `<deps>` is `$PODPLANE_DEPS_CACHE_DIR`, else `$XDG_CACHE_HOME/podplane/deps`, else
 //! `~/.cache/podplane/deps`; the published manifests come from `$PODPLANE_DEPS_URL`
 //! (default `https://deps.podplane.dev`).
+//!
+//! The deps server is not trusted with paths: `<name>`, `<version>` and `<basename(url)>` come
+//! from the manifest it serves, so each is checked to be a single safe path component
+//! ([`vmagent::manifest::check_name`]) before a path is built from it, and every artifact path
+//! stays below `<deps>/vmconfig/artifacts`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use vmagent::fetch::{self, FetchOptions, GetError, Target};
-use vmagent::manifest::{Dependency, Digest, Manifest, url_basename};
+use vmagent::manifest::{Dependency, Digest, Manifest, NameError, check_name, url_basename};
 
 pub const DEFAULT_DEPS_URL: &str = "https://deps.podplane.dev";
 
@@ -23,6 +28,20 @@ pub const DEFAULT_DEPS_URL: &str = "https://deps.podplane.dev";
 pub enum DepsError {
     #[error("unsupported arch {0:?} (use amd64 or arm64)")]
     Arch(String),
+    #[error("unsupported node kind {0:?} (use knc or knd)")]
+    Kind(String),
+    #[error(
+        "{name}: its {what} {value:?} {source}; it would be a path in the deps cache, so it must be a single path component: fix the manifest or the deps server"
+    )]
+    UnsafeName {
+        name: String,
+        what: &'static str,
+        value: String,
+        #[source]
+        source: NameError,
+    },
+    #[error("{0}: the name is taken by the OS image; rename the dependency in the manifest")]
+    ReservedName(String),
     #[error(transparent)]
     Get(#[from] GetError),
     #[error(transparent)]
@@ -83,12 +102,31 @@ impl Deps {
         ))
     }
 
-    pub fn artifact_path(&self, name: &str, dep: &Dependency) -> PathBuf {
-        self.dir.join(format!(
-            "vmconfig/artifacts/{name}/{}/{}",
-            dep.version,
-            url_basename(&dep.url)
-        ))
+    /// The directory every artifact is kept below.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.dir.join("vmconfig/artifacts")
+    }
+
+    /// `<deps>/vmconfig/artifacts/<name>/<version>/<basename(url)>`, built only from components
+    /// that passed [`check_name`], so it never leaves [`Deps::artifacts_dir`].
+    pub fn artifact_path(&self, name: &str, dep: &Dependency) -> Result<PathBuf, DepsError> {
+        let basename = url_basename(&dep.url);
+        let mut path = self.artifacts_dir();
+        for (what, value) in [
+            ("name", name),
+            ("version", dep.version.as_str()),
+            ("URL's file name", basename),
+        ] {
+            check_name(value).map_err(|source| DepsError::UnsafeName {
+                name: name.to_string(),
+                what,
+                value: value.to_string(),
+                source,
+            })?;
+            path.push(value);
+        }
+        debug_assert!(path.starts_with(self.artifacts_dir()));
+        Ok(path)
     }
 }
 
@@ -152,6 +190,13 @@ pub fn check_arch(a: &str) -> Result<(), DepsError> {
     }
 }
 
+pub fn check_kind(k: &str) -> Result<(), DepsError> {
+    match k {
+        "knc" | "knd" => Ok(()),
+        _ => Err(DepsError::Kind(k.into())),
+    }
+}
+
 /// What the cache keeps: the OS image (as `os-image`) and every dependency but the unreleased
 /// stub, provider-neutral ones always, provider-specific ones when selected (`all` = every one).
 pub fn download_items(
@@ -166,6 +211,9 @@ pub fn download_items(
     for (name, dep) in &m.vmconfig.dependencies {
         if dep.is_unreleased_stub(name) {
             continue;
+        }
+        if name == "os-image" && m.vmconfig.os.image.is_some() {
+            return Err(DepsError::ReservedName(name.clone()));
         }
         let neutral = dep.providers.iter().all(|p| p.trim().is_empty());
         let wanted = neutral
@@ -199,6 +247,10 @@ fn in_cache(path: &Path, dep: &Dependency) -> bool {
     let Ok(d) = Digest::parse(&dep.digest) else {
         return false;
     };
+    // A file of another size is not worth hashing (nor is a huge one).
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == dep.size) {
+        return false;
+    }
     fetch::hash::hash_file(path, d.algorithm).is_ok_and(|(got, len)| got == d && len == dep.size)
 }
 
@@ -240,9 +292,10 @@ async fn fetch_published(
 /// The cached manifest's bytes for (kind, arch), fetching and caching the published one
 /// first when the cache has none (`cluster create` pins these bytes).
 pub async fn ensure_manifest(deps: &Deps, kind: &str, arch: &str) -> Result<Vec<u8>, DepsError> {
+    check_kind(kind)?;
     check_arch(arch)?;
     let path = deps.manifest_path(kind, arch);
-    match std::fs::read(&path) {
+    match read_capped(&path) {
         Ok(bytes) => return Ok(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => return Err(DepsError::Read { path, source }),
@@ -250,6 +303,23 @@ pub async fn ensure_manifest(deps: &Deps, kind: &str, arch: &str) -> Result<Vec<
     let (bytes, _, _) = fetch_published(deps, kind, arch).await?;
     vmagent::fsutil::write_atomic(&path, &bytes, None)
         .map_err(|source| DepsError::Write { path, source })?;
+    Ok(bytes)
+}
+
+/// A cached manifest, at most [`vmagent::manifest::MAX_MANIFEST_BYTES`].
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let max = vmagent::manifest::MAX_MANIFEST_BYTES;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes; remove it so it is fetched again"),
+        ));
+    }
     Ok(bytes)
 }
 
@@ -263,13 +333,18 @@ pub async fn download(
     dry_run: bool,
     out: &mut dyn Write,
 ) -> Result<(), DepsError> {
+    check_kind(kind)?;
     check_arch(arch)?;
     let (mut manifest, source) = load(deps, kind, arch, file).await?;
     let items = download_items(&manifest, providers)?;
-    let missing: Vec<&(String, Dependency)> = items
-        .iter()
-        .filter(|(name, dep)| !in_cache(&deps.artifact_path(name, dep), dep))
-        .collect();
+    // Every path is built (and its components checked) before anything is written.
+    let mut missing: Vec<(&String, &Dependency, PathBuf)> = Vec::new();
+    for (name, dep) in &items {
+        let path = deps.artifact_path(name, dep)?;
+        if !in_cache(&path, dep) {
+            missing.push((name, dep, path));
+        }
+    }
     if dry_run {
         let _ = writeln!(out, "VMConfig manifest: {source}");
         let _ = writeln!(
@@ -281,20 +356,22 @@ pub async fn download(
             let _ = writeln!(out, "All dependencies already cached, nothing to download.");
         } else {
             let _ = writeln!(out, "VMConfig artifacts that would be downloaded:");
-            for (name, dep) in &missing {
-                let rel = deps.artifact_path(name, dep);
-                let rel = rel.strip_prefix(&deps.dir).unwrap_or(&rel);
+            for (_, _, path) in &missing {
+                let rel = path.strip_prefix(&deps.dir).unwrap_or(path);
                 let _ = writeln!(out, "  • {}", rel.display());
             }
         }
         return Ok(());
     }
-    for (name, _) in items.iter().filter(|i| !missing.iter().any(|m| m.0 == i.0)) {
+    for (name, _) in items
+        .iter()
+        .filter(|i| !missing.iter().any(|m| *m.0 == i.0))
+    {
         let _ = writeln!(out, "Found {name} in cache.");
     }
     let mut targets = Vec::new();
-    for (name, dep) in &missing {
-        let dest = deps.artifact_path(name, dep);
+    for (name, dep, dest) in &missing {
+        let dest = dest.clone();
         let parent = dest
             .parent()
             .expect("artifact paths have a parent")
@@ -305,7 +382,7 @@ pub async fn download(
         })?;
         let _ = writeln!(out, "Downloading {name}...");
         targets.push(Target {
-            key: name.clone(),
+            key: (*name).clone(),
             url: dep.url.clone(),
             digest: Digest::parse(&dep.digest).expect("checked above"),
             size: dep.size,
@@ -313,11 +390,11 @@ pub async fn download(
         });
     }
     if !targets.is_empty() {
-        let mut opts = FetchOptions::new(deps.dir.join("vmconfig/artifacts"));
+        let mut opts = FetchOptions::new(deps.artifacts_dir());
         opts.concurrency = 4;
         opts.progress = interactive();
         fetch::fetch(targets, &opts).await?;
-        for (name, _) in &missing {
+        for (name, _, _) in &missing {
             let _ = writeln!(out, "Downloaded {name}.");
         }
     }

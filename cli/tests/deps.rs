@@ -225,7 +225,158 @@ fn bad_inputs_are_refused() {
     publish(d.path(), &m);
     let (code, _, err) = podplane(&mirror, cache.path(), &["deps", "download"]);
     assert_eq!(code, 1);
-    assert!(err.contains("missing size for runc"), "{err}");
+    assert!(
+        err.contains("\"runc\"") && err.contains("no `size`"),
+        "{err}"
+    );
+}
+
+/// Every file below `dir`, relative to it (directories too).
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(base).unwrap().display().to_string());
+            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A hostile deps server whose manifest climbs out of the cache with a dependency's version,
+/// key or URL file name (once it made `deps download` write `~/.ssh/authorized_keys`, digest
+/// and size matching what it served). The manifest is refused before anything is written, and
+/// the error names the culprit.
+#[test]
+fn a_hostile_manifest_cannot_write_outside_the_cache() {
+    let payload = b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIATTACKER attacker\n".to_vec();
+    let digest = format!("sha256:{}", podplane_testkit::sha256_hex(&payload));
+    // Six levels up from <home>/.cache/podplane/deps/vmconfig/artifacts/<name> is <home>.
+    type Case = (&'static str, fn(&mut serde_json::Value, &str), &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "version",
+            |m, url| {
+                let k = &mut m["vmconfig"]["dependencies"]["kubelet"];
+                k["version"] = "../../../../../../.ssh".into();
+                k["url"] = format!("{url}/authorized_keys").into();
+            },
+            "\"../../../../../../.ssh\"",
+        ),
+        (
+            "key",
+            |m, url| {
+                let deps = m["vmconfig"]["dependencies"].as_object_mut().unwrap();
+                let mut k = deps.remove("kubelet").unwrap();
+                k["version"] = ".ssh".into();
+                k["url"] = format!("{url}/authorized_keys").into();
+                deps.insert("../../../../../..".into(), k);
+            },
+            "\"../../../../../..\"",
+        ),
+        (
+            "url",
+            |m, url| {
+                let k = &mut m["vmconfig"]["dependencies"]["kubelet"];
+                k["url"] = format!("{url}/%2e%2e").into();
+            },
+            "%2e%2e",
+        ),
+    ];
+    for (what, poison, needle) in cases {
+        let (mirror, d, mut m) = published();
+        mirror.add("/evil/authorized_keys", payload.clone());
+        mirror.add("/evil/%2e%2e", payload.clone());
+        let base = mirror.url("/evil");
+        poison(&mut m, &base);
+        for dep in m["vmconfig"]["dependencies"]
+            .as_object_mut()
+            .unwrap()
+            .values_mut()
+        {
+            if dep["url"].as_str().unwrap().starts_with(&base) {
+                dep["digest"] = digest.clone().into();
+                dep["size"] = payload.len().into();
+            }
+        }
+        publish(d.path(), &m);
+        let home = tempfile::tempdir().unwrap();
+        let config = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_podplane"))
+            .args(["deps", "download"])
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("PODPLANE_DEPS_CACHE_DIR")
+            .env("PODPLANE_DEPS_URL", mirror.base_url())
+            .env("PODPLANE_ARCH", "amd64")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("single path component"),
+            "{what}: {err}"
+        );
+        assert!(!home.path().join(".ssh").exists(), "{what}: wrote ~/.ssh");
+        let outside: Vec<String> = tree(home.path())
+            .into_iter()
+            .filter(|p| {
+                !Path::new(".cache/podplane/deps").starts_with(p)
+                    && !p.starts_with(".cache/podplane/deps")
+            })
+            .collect();
+        assert!(outside.is_empty(), "{what}: {outside:?}");
+        // Nothing was downloaded either: the manifest was refused first.
+        assert_eq!(
+            mirror.requests().len(),
+            1,
+            "{what}: {:?}",
+            mirror.requests()
+        );
+    }
+}
+
+#[test]
+fn artifact_paths_are_built_from_checked_components_only() {
+    let deps = podplane::deps::Deps {
+        base_url: "http://127.0.0.1:1".into(),
+        dir: "/cache".into(),
+    };
+    let dep = |version: &str, url: &str| vmagent::manifest::Dependency {
+        version: version.into(),
+        url: url.into(),
+        kind: vmagent::manifest::DepType::Binary,
+        digest: String::new(),
+        size: 1,
+        providers: vec![],
+        cached: None,
+    };
+    assert_eq!(
+        deps.artifact_path("kubelet", &dep("1.37.0", "https://dl/x/kubelet"))
+            .unwrap(),
+        Path::new("/cache/vmconfig/artifacts/kubelet/1.37.0/kubelet")
+    );
+    for (name, d) in [
+        ("..", dep("1", "https://h/f")),
+        ("k", dep("../..", "https://h/f")),
+        ("k", dep("1", "https://h/..")),
+        ("k", dep("1", "https://h/")),
+        ("k", dep("", "https://h/f")),
+        ("a/b", dep("1", "https://h/f")),
+        (".ssh", dep("1", "https://h/f")),
+    ] {
+        let err = deps.artifact_path(name, &d).unwrap_err();
+        assert!(err.to_string().contains("single path component"), "{err}");
+    }
 }
 
 /// `deps download -f`: the node kinds and arches of the cluster's pools, not the host's.

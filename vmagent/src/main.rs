@@ -189,7 +189,10 @@ struct FetchArgs {
     no_progress: bool,
 }
 
-/// `500ms`, `30s`, `2m`, `1h`, or plain seconds (`1.5`).
+/// Longest duration any flag accepts.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `500ms`, `30s`, `2m`, `1h`, or plain seconds (`1.5`); at most [`MAX_DURATION`] (7 days).
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
@@ -208,6 +211,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     if !(secs.is_finite() && secs >= 0.0) {
         return Err(format!("{s:?} is not a positive duration"));
+    }
+    // Checked before converting: a huge value would overflow `Duration` (a panic) or the
+    // deadline computed from it.
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "{s:?} is longer than the maximum of 7 days (168h); use a shorter duration"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -591,6 +601,27 @@ mod tests {
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn huge_durations_are_refused_not_panicking() {
+        assert_eq!(
+            parse_duration("168h").unwrap(),
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        for huge in [
+            "168.001h",
+            "604801",
+            "99999999999999h",
+            "999999999999999999999h",
+            "9999999999999999999999999999999999999999ms",
+        ] {
+            let err = parse_duration(huge).unwrap_err();
+            assert!(
+                err.contains(huge) && err.contains("7 days"),
+                "{huge}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -29,7 +29,8 @@ pub struct VmConfig {
     #[serde(default)]
     pub os: Os,
     /// Keyed by dependency name; a `BTreeMap` keeps byte order, which keeps rendered output stable.
-    #[serde(default)]
+    /// A key given twice is an error (serde_json alone would keep the last one silently).
+    #[serde(default, deserialize_with = "unique_keys")]
     pub dependencies: BTreeMap<String, Dependency>,
     /// Runtime container images; absent in older manifests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -108,7 +109,8 @@ pub struct Dependency {
     pub kind: DepType,
     #[serde(default)]
     pub digest: String,
-    /// Bytes; 0 means unknown. When known, downloads are checked against it.
+    /// Bytes. Required (non-zero) for every entry a VM or the CLI downloads: downloads stop at it
+    /// and are checked against it.
     #[serde(default)]
     pub size: u64,
     /// Providers this dependency applies to; empty means all.
@@ -229,6 +231,10 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     #[error(
+        "manifest {path} is larger than {max} bytes; a vmconfig manifest is a few KiB: check that the path names a manifest"
+    )]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error(
         "manifest {path} is not valid: at JSON path `{json_path}`: {message} (expected upstream's {{\"vmconfig\": {{...}}}} manifest)"
     )]
     Json {
@@ -250,6 +256,128 @@ pub enum ManifestError {
     BadUrl { key: String, url: String },
     #[error("dependency {key:?}: {source}")]
     Digest { key: String, source: DigestError },
+    #[error(
+        "dependency {key:?} has no `size` (or size 0); every artifact must declare its size in bytes: add it to the manifest"
+    )]
+    MissingSize { key: String },
+    #[error(
+        "{at} is {value:?}, which {source}; it is used in file names and paths, so it must be a single path component: fix the manifest"
+    )]
+    UnsafeName {
+        /// Where in the JSON, e.g. ``the key in `vmconfig.dependencies` `` or
+        /// `` `vmconfig.dependencies.runc.version` ``.
+        at: String,
+        value: String,
+        #[source]
+        source: NameError,
+    },
+    #[error(
+        "dependencies {first:?} and {second:?} would both be stored as {local_name:?}; rename one of them in the manifest"
+    )]
+    NameClash {
+        first: String,
+        second: String,
+        local_name: String,
+    },
+}
+
+/// Longest key, version or file name a manifest may use (bytes).
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Largest manifest file [`Manifest::load`] reads.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// Why a manifest-derived name (a dependency key, a version, the file name at the end of a URL)
+/// cannot be used as a single path component.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("is empty")]
+    Empty,
+    #[error("is longer than {MAX_NAME_LEN} bytes ({0})")]
+    TooLong(usize),
+    #[error("is \".\" or \"..\" or starts with \".\"")]
+    Dot,
+    #[error("contains {0:?} (no \"/\", \"\\\", \"?\", \"#\", white space or control characters)")]
+    BadChar(char),
+    #[error("contains a %-escape {0:?} that stands for a path separator or a dot")]
+    Escape(String),
+}
+
+/// Check that `s` is one safe path component: 1 to [`MAX_NAME_LEN`] bytes, not `.` or `..` and
+/// no leading dot, no `/`, `\`, `?`, `#`, white space or control characters, and no `%`-escape
+/// of a dot, slash or backslash (a URL built from it must not gain a dot segment either).
+pub fn check_name(s: &str) -> Result<(), NameError> {
+    if s.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if s.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong(s.len()));
+    }
+    if s.starts_with('.') {
+        return Err(NameError::Dot);
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| matches!(c, '/' | '\\' | '?' | '#') || c.is_whitespace() || c.is_control())
+    {
+        return Err(NameError::BadChar(c));
+    }
+    let bytes = s.as_bytes();
+    for (i, _) in s.match_indices('%') {
+        if let Some(hex) = bytes.get(i + 1..i + 3)
+            && matches!(
+                hex.to_ascii_lowercase().as_slice(),
+                b"2e" | b"2f" | b"5c" | b"00"
+            )
+        {
+            return Err(NameError::Escape(s[i..i + 3].to_string()));
+        }
+    }
+    Ok(())
+}
+
+fn check_name_at(at: String, value: &str) -> Result<(), ManifestError> {
+    check_name(value).map_err(|source| ManifestError::UnsafeName {
+        at,
+        value: value.to_string(),
+        source,
+    })
+}
+
+/// Deserialize a JSON object into a map, refusing a key that appears twice.
+fn unique_keys<'de, D, V>(de: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of dependencies keyed by name")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "dependency key {key:?} appears twice; each key may appear once: remove one of the entries"
+                    )));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+
+    de.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 impl ManifestError {
@@ -279,7 +407,7 @@ pub struct InstallItem {
     /// The upstream URL from the manifest.
     pub url: String,
     pub digest: Digest,
-    /// Expected size in bytes; 0 when the manifest does not say.
+    /// Expected size in bytes (never 0 in a validated manifest).
     pub size: u64,
 }
 
@@ -361,20 +489,35 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Read, parse and validate a manifest file.
+    /// Read, parse and validate a manifest file of at most [`MAX_MANIFEST_BYTES`].
     pub fn load(path: &Path) -> Result<Manifest, ManifestFileError> {
-        let bytes = std::fs::read(path).map_err(|source| {
+        use std::io::Read;
+        let read_err = |source| {
             ManifestError::Read {
                 path: path.to_path_buf(),
                 source,
             }
             .in_file(path)
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge {
+                path: path.to_path_buf(),
+                max: MAX_MANIFEST_BYTES,
+            }
+            .in_file(path));
+        }
         Manifest::from_slice(&bytes, path)
     }
 
-    /// Check the contract: required top-level fields, then every dependency that a VM could
-    /// install (all but the OS image type and the unreleased vmconfig stub), in key order.
+    /// Check the contract: required top-level fields; every name used in a path (each key, and
+    /// every version and URL file name that is given) is one safe path component; then every
+    /// dependency that a VM could install (all but the OS image type and the unreleased vmconfig
+    /// stub), in key order, and that no two of them share a local file name.
     pub fn validate(&self) -> Result<(), ManifestError> {
         let v = &self.vmconfig;
         for (field, value) in [
@@ -393,11 +536,27 @@ impl Manifest {
         if !matches!(v.os.arch.as_str(), "amd64" | "arm64") {
             return Err(ManifestError::BadArch(v.os.arch.clone()));
         }
+        if let Some(image) = &v.os.image {
+            check_names("vmconfig.os.image", image)?;
+        }
+        for (key, dep) in &v.dependencies {
+            check_name_at("the key in `vmconfig.dependencies`".into(), key)?;
+            check_names(&format!("vmconfig.dependencies.{key}"), dep)?;
+        }
+        let mut local_names: BTreeMap<String, &str> = BTreeMap::new();
         for (key, dep) in &v.dependencies {
             if dep.kind == DepType::Qcow2 || dep.is_unreleased_stub(key) {
                 continue;
             }
             check_dependency(key, dep)?;
+            let local_name = format!("{key}{}", dep.kind.extension());
+            if let Some(first) = local_names.insert(local_name.clone(), key) {
+                return Err(ManifestError::NameClash {
+                    first: first.to_string(),
+                    second: key.clone(),
+                    local_name,
+                });
+            }
         }
         Ok(())
     }
@@ -427,6 +586,21 @@ impl Manifest {
     }
 }
 
+/// The names of an entry that end up in paths: its version and the file name of its URL, when
+/// given (whether they are required is [`check_dependency`]'s business).
+fn check_names(at: &str, dep: &Dependency) -> Result<(), ManifestError> {
+    if !dep.version.is_empty() {
+        check_name_at(format!("`{at}.version`"), &dep.version)?;
+    }
+    if !dep.url.is_empty() {
+        check_name_at(
+            format!("the file name at the end of `{at}.url`"),
+            url_basename(&dep.url),
+        )?;
+    }
+    Ok(())
+}
+
 fn check_dependency(key: &str, dep: &Dependency) -> Result<(), ManifestError> {
     if dep.version.trim().is_empty() {
         return Err(ManifestError::MissingVersion { key: key.into() });
@@ -444,6 +618,9 @@ fn check_dependency(key: &str, dep: &Dependency) -> Result<(), ManifestError> {
         key: key.into(),
         source,
     })?;
+    if dep.size == 0 {
+        return Err(ManifestError::MissingSize { key: key.into() });
+    }
     Ok(())
 }
 

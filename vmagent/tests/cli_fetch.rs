@@ -132,11 +132,32 @@ fn bad_manifests_fail_before_any_download() {
     let bad_type = work.path().join("bad-type.json");
     std::fs::write(&bad_type, m2.to_string()).unwrap();
 
+    let mut m3: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m3["vmconfig"]["dependencies"]["kubelet"]["version"] = "../../../../../tmp".into();
+    let hostile_version = work.path().join("hostile-version.json");
+    std::fs::write(&hostile_version, m3.to_string()).unwrap();
+    let mut m4: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m4["vmconfig"]["dependencies"]["zot"]["size"] = 0.into();
+    let no_size = work.path().join("no-size.json");
+    std::fs::write(&no_size, m4.to_string()).unwrap();
+
     for (file, needles) in [
         (
             &bad_digest,
             vec!["bad-digest.json", "\"kubelet\"", "expected 64"],
         ),
+        (
+            &hostile_version,
+            vec![
+                "hostile-version.json",
+                "vmconfig.dependencies.kubelet.version",
+                "\"../../../../../tmp\"",
+                "single path component",
+            ],
+        ),
+        (&no_size, vec!["no-size.json", "\"zot\"", "size"]),
         (&not_json, vec!["not-json.json", "not valid"]),
         (
             &bad_type,
@@ -178,6 +199,23 @@ fn bad_manifests_fail_before_any_download() {
 
     let (code, _) = run(vmagent().args(["fetch", "--concurrency", "0"]));
     assert_eq!(code, 2, "usage errors exit 2");
+
+    // Huge durations are usage errors naming the flag and the limit, never a panic.
+    for huge in ["99999999999999h", "999999999999999999999h", "8d", "169h"] {
+        let (code, err) = run(vmagent()
+            .args(["fetch", "--budget", huge, "--manifest"])
+            .arg(&manifest)
+            .arg("--dir")
+            .arg(work.path().join("artifacts")));
+        assert_eq!(code, 2, "--budget {huge}: {err}");
+        assert!(
+            err.contains("--budget") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+    let (code, err) = run(vmagent().args(["fetch", "--stall-timeout", "99999999999999h"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("7 days"), "{err}");
 
     let (code, err) = run(vmagent().args(["--root", "/nonexistent-root", "fetch"]));
     assert_eq!(code, 1);
@@ -256,11 +294,14 @@ fn sigterm_removes_partial_downloads() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let temp = work
-        .path()
-        .join(format!(".kubelet.vmagent-{}.part", child.id()));
+    // Temp names are random: wait for any `.kubelet.vmagent-*.part`.
+    let has_temp = || {
+        files_in(work.path())
+            .iter()
+            .any(|n| n.starts_with(".kubelet.vmagent-") && n.ends_with(".part"))
+    };
     let start = Instant::now();
-    while !temp.exists() {
+    while !has_temp() {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "no temp file appeared"
@@ -274,6 +315,45 @@ fn sigterm_removes_partial_downloads() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{err}");
     assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    let left = files_in(work.path());
+    assert!(
+        left.iter()
+            .all(|n| !n.contains(".vmagent-") && n != "kubelet"),
+        "{left:?}"
+    );
+}
+
+/// `--budget` bounds a transfer under way: a mirror trickling one byte every 200 ms (never a
+/// stall) cannot hold `vmagent fetch --budget 2s` much longer than 2 s. The mirror's loop is
+/// bounded: a 40-byte body (8 s a response; the digest then fails, and one retry follows), and
+/// it ends early when vmagent hangs up.
+#[test]
+fn the_budget_ends_a_trickling_download() {
+    let (mirror, _d, manifest) = fixture_mirror();
+    let path = "/vmconfig/artifacts/kubelet/1.37.0/kubelet";
+    mirror.add(path, vec![0u8; 40]);
+    mirror.always(
+        path,
+        Fault::Trickle {
+            chunk: 1,
+            pause: Duration::from_millis(200),
+        },
+    );
+    let work = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let (code, err) = run(vmagent()
+        .args(["fetch", "--provider", "local", "--no-progress"])
+        .args(["--mirror", &mirror.base_url(), "--budget", "2s"])
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--dir")
+        .arg(work.path()));
+    let took = start.elapsed();
+    assert_eq!(code, 1, "{err}");
+    assert!(took < Duration::from_millis(4500), "took {took:?}: {err}");
+    for part in ["kubelet", path, "budget", "ran out"] {
+        assert!(err.contains(part), "{err} lacks {part}");
+    }
     let left = files_in(work.path());
     assert!(
         left.iter()

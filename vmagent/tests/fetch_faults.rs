@@ -428,6 +428,18 @@ async fn free_space_is_checked_before_the_first_byte() {
 }
 
 #[tokio::test]
+async fn absurd_sizes_add_up_without_overflow() {
+    let s = setup();
+    let mut a = s.artifact("a", random_bytes(10, 33));
+    let mut b = s.artifact("b", random_bytes(10, 34));
+    a.size = u64::MAX / 2 + 1;
+    b.size = u64::MAX / 2 + 1;
+    let err = s.fetch(vec![a, b]).await.unwrap_err();
+    assert!(matches!(err, FetchError::NoSpace { .. }), "{err}");
+    assert!(s.mirror.requests().is_empty());
+}
+
+#[tokio::test]
 async fn unwritable_destination_is_reported() {
     let mut s = setup();
     let file = s.dir.path().join("plain-file");
@@ -555,20 +567,47 @@ async fn a_full_disk_ends_with_one_error_and_no_file() {
     assert!(matches!(err, FetchError::NoSpace { .. }), "{err}");
     assert!(s.mirror.requests().is_empty());
 
-    // Size unknown: the write fails mid-download, naming the file and the cause.
-    let unknown = Target { size: 0, ..t };
-    let err = s.fetch(vec![unknown]).await.unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, FetchError::Write { .. }), "{msg}");
-    assert!(
-        msg.contains("No space left on device") && msg.contains("big"),
-        "{msg}"
-    );
     assert!(
         entries(&s.opts.dir).is_empty(),
         "{:?}",
         entries(&s.opts.dir)
     );
+}
+
+#[tokio::test]
+async fn a_target_without_a_size_is_refused_before_anything_happens() {
+    // Without a pinned size nothing would bound how much a server may send.
+    let s = setup();
+    let t = s.artifact("big", random_bytes(1000, 24));
+    let unknown = Target { size: 0, ..t };
+    let err = s.fetch(vec![unknown.clone()]).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("big") && msg.contains(&unknown.url) && msg.contains("size"),
+        "{msg}"
+    );
+    assert!(s.mirror.requests().is_empty());
+    assert!(!s.opts.dir.exists(), "nothing is created");
+}
+
+#[tokio::test]
+async fn two_targets_for_one_path_are_refused() {
+    let s = setup();
+    let a = s.artifact("a", random_bytes(1000, 26));
+    let b = Target {
+        key: "b".into(),
+        ..s.artifact("b", random_bytes(1000, 27))
+    };
+    let b = Target {
+        dest: a.dest.clone(),
+        ..b
+    };
+    let err = s.fetch(vec![a, b]).await.unwrap_err();
+    assert!(
+        err.to_string().contains("would both be written to"),
+        "{err}"
+    );
+    assert!(s.mirror.requests().is_empty());
 }
 
 #[tokio::test]
@@ -593,4 +632,235 @@ async fn a_cache_on_another_filesystem_is_copied_both_ways() {
         a.digest.to_string()
     );
     assert_eq!(entries(&s.opts.dir), ["a"]);
+}
+
+/// The time budget bounds a transfer under way, not only the waits between attempts: a server
+/// that sends one byte every 200 ms (never slow enough to count as a stall) cannot hold the
+/// fetch past the budget. The mirror's trickle loop is bounded by the body (100 bytes, 20 s at
+/// most) and ends as soon as the client hangs up.
+#[tokio::test]
+async fn the_budget_ends_a_trickling_transfer() {
+    let mut s = setup();
+    s.opts.retry.stall_timeout = Duration::from_secs(30);
+    s.opts.retry.budget = Duration::from_millis(1500);
+    let t = s.artifact("trickle", random_bytes(100, 28));
+    s.mirror.always(
+        "/trickle",
+        Fault::Trickle {
+            chunk: 1,
+            pause: Duration::from_millis(200),
+        },
+    );
+    let start = Instant::now();
+    let err = s.fetch(vec![t.clone()]).await.map(|_| ()).unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(1500 + 1000),
+        "took {took:?} for a 1.5 s budget"
+    );
+    let msg = err.to_string();
+    for part in ["trickle", t.url.as_str(), "budget", "ran out"] {
+        assert!(msg.contains(part), "{msg} lacks {part}");
+    }
+    assert!(
+        entries(&s.opts.dir).is_empty(),
+        "{:?}",
+        entries(&s.opts.dir)
+    );
+}
+
+/// A budget beyond any sane run is cut, never an overflow.
+#[tokio::test]
+async fn a_huge_budget_does_not_overflow() {
+    let mut s = setup();
+    s.opts.retry.budget = Duration::MAX;
+    let t = s.artifact("a", random_bytes(1000, 29));
+    s.fetch(vec![t]).await.unwrap();
+}
+
+/// A cache entry planted as a symbolic link is not followed: the artifact is downloaded and the
+/// destination is a regular file of ours.
+#[tokio::test]
+async fn a_symlinked_cache_entry_is_not_followed() {
+    let mut s = setup();
+    let cache = s.dir.path().join("cache");
+    s.opts.cache = Some(cache.clone());
+    let data = random_bytes(50_000, 30);
+    let a = s.artifact("a", data.clone());
+    let elsewhere = s.dir.path().join("elsewhere");
+    std::fs::write(&elsewhere, &data).unwrap();
+    let entry = fetch::cache_path(&cache, &a.digest);
+    std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
+
+    let sum = s.fetch(vec![a.clone()]).await.unwrap();
+    assert_eq!(sum.reused_from_cache, 0);
+    assert_eq!(sum.downloaded, 1);
+    let md = std::fs::symlink_metadata(&a.dest).unwrap();
+    assert!(md.file_type().is_file(), "{:?}", md.file_type());
+    assert_eq!(std::fs::read(&a.dest).unwrap(), data);
+    // The planted link is left as it was, and its target untouched.
+    assert!(
+        std::fs::symlink_metadata(&entry)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), data);
+}
+
+/// A cache entry is copied, never hard-linked: whoever owns the entry's inode (the cache may be
+/// shared) must not be able to change the artifact after it was verified.
+#[tokio::test]
+async fn a_cache_entry_is_copied_not_shared() {
+    use std::os::unix::fs::MetadataExt;
+    let mut s = setup();
+    let cache = s.dir.path().join("cache");
+    s.opts.cache = Some(cache.clone());
+    let data = random_bytes(50_000, 31);
+    let a = s.artifact("a", data.clone());
+    let entry = fetch::cache_path(&cache, &a.digest);
+    std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
+    std::fs::write(&entry, &data).unwrap();
+
+    let sum = s.fetch(vec![a.clone()]).await.unwrap();
+    assert_eq!(sum.reused_from_cache, 1);
+    assert!(s.mirror.requests().is_empty());
+    let (e, d) = (
+        std::fs::metadata(&entry).unwrap(),
+        std::fs::metadata(&a.dest).unwrap(),
+    );
+    assert_ne!(
+        e.ino(),
+        d.ino(),
+        "the artifact shares the cache entry's inode"
+    );
+    assert_eq!(std::fs::read(&a.dest).unwrap(), data);
+
+    // Rewriting the entry afterwards changes nothing in place.
+    std::fs::write(&entry, b"evil").unwrap();
+    assert_eq!(std::fs::read(&a.dest).unwrap(), data);
+}
+
+/// A cache whose algorithm directory is a link to somewhere else: nothing is read from or
+/// written there.
+#[tokio::test]
+async fn a_linked_cache_directory_is_not_followed() {
+    let mut s = setup();
+    let cache = s.dir.path().join("cache");
+    let outside = s.dir.path().join("outside");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, cache.join("sha256")).unwrap();
+    s.opts.cache = Some(cache.clone());
+    let data = random_bytes(50_000, 32);
+    let a = s.artifact("a", data.clone());
+    // A matching file "in the cache" through the link: not used.
+    std::fs::write(outside.join(&a.digest.hex), &data).unwrap();
+
+    let sum = s.fetch(vec![a.clone()]).await.unwrap();
+    assert_eq!(sum.downloaded, 1, "the linked entry was used");
+    assert_eq!(std::fs::read(&a.dest).unwrap(), data);
+    let mut names: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [a.digest.hex.as_str()], "written through the link");
+}
+
+/// A loopback server that answers every connection with `head` and then `body_len` bytes of
+/// `b'x'` written `chunk` at a time with `pause` between writes; it stops when the client hangs
+/// up or after `conns` connections.
+fn raw_server(
+    head: &'static str,
+    body_len: usize,
+    chunk: usize,
+    pause: Duration,
+    conns: usize,
+) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/manifest.json", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(conns) {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut req = [0u8; 4096];
+                let _ = c.read(&mut req);
+                if c.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let buf = vec![b'x'; chunk];
+                let mut sent = 0;
+                while sent < body_len {
+                    let n = chunk.min(body_len - sent);
+                    if c.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    sent += n;
+                    std::thread::sleep(pause);
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn documents_announcing_more_than_the_cap_are_refused_unread() {
+    let m = Mirror::start();
+    m.add(
+        "/big.json",
+        vec![b' '; fetch::MAX_DOCUMENT_BYTES as usize + 1],
+    );
+    let url = m.url("/big.json");
+    let err = fetch::get_document(&url, 1).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&url) && msg.contains(&fetch::MAX_DOCUMENT_BYTES.to_string()),
+        "{msg}"
+    );
+    assert_eq!(m.requests().len(), 1, "a too-large document is not retried");
+}
+
+#[tokio::test]
+async fn documents_without_a_length_stop_at_the_cap() {
+    // No Content-Length: the body runs until the connection closes (8 MiB here).
+    let url = raw_server(
+        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+        8 << 20,
+        64 << 10,
+        Duration::ZERO,
+        1,
+    );
+    let err = fetch::get_document(&url, 1).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&url) && msg.contains("larger than"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_trickling_document_ends_at_the_deadline() {
+    // One byte every 100 ms for up to 10 s, never a stall.
+    let url = raw_server(
+        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n",
+        100,
+        1,
+        Duration::from_millis(100),
+        1,
+    );
+    let limits = fetch::DocumentLimits {
+        attempts: 1,
+        deadline: Duration::from_millis(800),
+        ..fetch::DocumentLimits::default()
+    };
+    let start = Instant::now();
+    let err = fetch::get_document_with(&url, &limits).await.unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(err, fetch::GetError::Deadline { .. }), "{err}");
+    assert!(err.to_string().contains(&url), "{err}");
 }

@@ -124,9 +124,7 @@ pub(super) async fn download(
         source,
     };
     let mut tmp = TempFile::create_for(&t.dest).map_err(tmp_err)?;
-    if t.size > 0 {
-        tmp.preallocate(t.size).map_err(tmp_err)?;
-    }
+    tmp.preallocate(t.size).map_err(tmp_err)?;
     let mut p = Partial {
         tmp,
         hasher: Hasher::new(t.digest.algorithm),
@@ -148,7 +146,7 @@ pub(super) async fn download(
                 let body = body_state(p.len, t.size);
                 let actual =
                     std::mem::replace(&mut p.hasher, Hasher::new(t.digest.algorithm)).finish();
-                let size_ok = t.size == 0 || p.len == t.size;
+                let size_ok = p.len == t.size;
                 if actual == t.digest && size_ok {
                     // fsync + rename on the blocking pool, not on an async worker.
                     let tmp = std::mem::replace(&mut p.tmp, TempFile::detached());
@@ -263,9 +261,9 @@ fn gave_up(t: &Target, attempts: u32, started: Instant, last: String) -> FetchEr
 fn body_state(got: u64, want: u64) -> BodyState {
     if got == 0 {
         BodyState::Empty
-    } else if want > 0 && got < want {
+    } else if got < want {
         BodyState::Short { got, want }
-    } else if want > 0 && got > want {
+    } else if got > want {
         BodyState::Long { got, want }
     } else {
         BodyState::Complete { got }
@@ -332,7 +330,6 @@ async fn attempt(
             // A longer body than pinned is not worth reading; a shorter one is read, so the
             // error can name its digest and say it was short or empty.
             if let Some(n) = resp.content_length()
-                && t.size > 0
                 && n > t.size
             {
                 return Err(Failure::SizeMismatch(n));
@@ -382,7 +379,7 @@ async fn attempt(
         };
         p.push(&chunk).map_err(io)?;
         progress.add(chunk.len() as u64);
-        if t.size > 0 && p.len > t.size {
+        if p.len > t.size {
             // More than the manifest pins: stop reading, the digest check reports it.
             return Ok(());
         }
@@ -452,6 +449,5 @@ mod tests {
         assert_eq!(body_state(5, 10), BodyState::Short { got: 5, want: 10 });
         assert_eq!(body_state(11, 10), BodyState::Long { got: 11, want: 10 });
         assert_eq!(body_state(10, 10), BodyState::Complete { got: 10 });
-        assert_eq!(body_state(7, 0), BodyState::Complete { got: 7 });
     }
 }

@@ -43,17 +43,25 @@ impl Hasher {
     }
 }
 
-/// Digest of a file's content with the given algorithm, and its length.
+/// Digest of a file's content with the given algorithm, and its length. The path is followed:
+/// for files in directories only root can change; otherwise open the file safely and use
+/// [`hash_reader`] on it.
 pub fn hash_file(path: &Path, algorithm: Algorithm) -> io::Result<(Digest, u64)> {
-    let mut f = std::fs::File::open(path)?;
+    hash_reader(std::fs::File::open(path)?, algorithm)
+}
+
+/// Digest of everything `f` yields, and its length.
+pub fn hash_reader(mut f: impl Read, algorithm: Algorithm) -> io::Result<(Digest, u64)> {
     let mut h = Hasher::new(algorithm);
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0u64;
     loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         h.update(&buf[..n]);
         len += n as u64;
     }

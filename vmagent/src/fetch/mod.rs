@@ -5,12 +5,20 @@
 //! attempts are retried with exponential backoff and jitter, resuming with HTTP `Range` where the
 //! server allows it. Nothing unverified is ever left at a final path, and temp files are removed
 //! on every exit path (a `kill -9` leaves them for the next run, which sweeps them under a lock).
+//! The time budget bounds the whole fetch, transfers included: a server that trickles bytes
+//! cannot hold it past the budget.
+//!
+//! The optional cache directory may be shared with other accounts, so its entries are untrusted:
+//! they are opened without following links, checked on the descriptor and copied (hashing what
+//! is copied) into a fresh temp file of ours, never linked.
 
 mod download;
 pub mod hash;
 mod progress;
 pub mod wait;
 
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,12 +28,19 @@ use tokio::task::JoinSet;
 
 use crate::fsutil::{self, DirLock, TempFile};
 use crate::manifest::{Digest, InstallItem};
+use crate::safefs;
 
 pub use progress::Progress;
 pub use wait::{WaitError, wait_for};
 
 /// Name of the lock file taken in the destination directory.
 pub const LOCK_NAME: &str = ".vmagent-fetch.lock";
+
+/// Longest time budget a fetch accepts; longer ones are cut to it.
+pub const MAX_BUDGET: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Largest document [`get_document`] reads into memory (a manifest is a few KiB).
+pub const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
 
 /// One artifact to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +49,8 @@ pub struct Target {
     pub key: String,
     pub url: String,
     pub digest: Digest,
-    /// Expected size; 0 = unknown.
+    /// Expected size in bytes; required (a target of size 0 is refused): no more than this is
+    /// ever read from the server.
     pub size: u64,
     /// Final path.
     pub dest: PathBuf,
@@ -65,7 +81,8 @@ pub struct RetryPolicy {
     /// An attempt that receives no byte for this long is abandoned and retried.
     pub stall_timeout: Duration,
     pub connect_timeout: Duration,
-    /// Overall time budget for the whole fetch; no new attempt starts after it.
+    /// Overall time budget for the whole fetch: when it runs out, transfers under way are
+    /// cancelled and their temp files removed. At most [`MAX_BUDGET`].
     pub budget: Duration,
 }
 
@@ -155,7 +172,7 @@ pub enum BodyState {
         got: u64,
         want: u64,
     },
-    /// Length as expected (or no expected length): the bytes themselves differ.
+    /// Length as expected: the bytes themselves differ.
     Complete {
         got: u64,
     },
@@ -257,6 +274,28 @@ pub enum FetchError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{key}: no size is pinned for {url}; every artifact needs its size in bytes: add it to the manifest"
+    )]
+    NoSize { key: String, url: String },
+    #[error(
+        "{first} and {second} would both be written to {}; give them different names",
+        dest.display()
+    )]
+    SameDestination {
+        first: String,
+        second: String,
+        dest: PathBuf,
+    },
+    #[error(
+        "{key}: the time budget of {}s ran out while fetching {url}; the partial download was removed. Raise --budget or check the server's speed",
+        budget.as_secs_f64()
+    )]
+    BudgetSpent {
+        key: String,
+        url: String,
+        budget: Duration,
+    },
 }
 
 /// Fetch every target into place, or fail with the first fatal error and leave no temp file and
@@ -264,7 +303,9 @@ pub enum FetchError {
 /// present in the cache, are not downloaded.
 pub async fn fetch(targets: Vec<Target>, opts: &FetchOptions) -> Result<Summary, FetchError> {
     let start = Instant::now();
-    let deadline = start + opts.retry.budget;
+    let budget = opts.retry.budget.min(MAX_BUDGET);
+    let deadline = start + budget;
+    check_targets(&targets)?;
     let dir = opts.dir.clone();
     std::fs::create_dir_all(&dir).map_err(|source| FetchError::CreateDir {
         dir: dir.clone(),
@@ -292,7 +333,7 @@ pub async fn fetch(targets: Vec<Target>, opts: &FetchOptions) -> Result<Summary,
 
     let mut summary = Summary {
         files: targets.len(),
-        bytes_total: targets.iter().map(|t| t.size).sum(),
+        bytes_total: total_size(&targets),
         ..Summary::default()
     };
 
@@ -315,7 +356,7 @@ pub async fn fetch(targets: Vec<Target>, opts: &FetchOptions) -> Result<Summary,
     }
 
     // Phase 2: room for what is left, before the first byte.
-    let needed: u64 = todo.iter().map(|t| t.size).sum();
+    let needed = total_size(&todo);
     if needed > 0 {
         let available = fsutil::available_bytes(&dir).map_err(|source| FetchError::Read {
             path: dir.clone(),
@@ -336,7 +377,7 @@ pub async fn fetch(targets: Vec<Target>, opts: &FetchOptions) -> Result<Summary,
         let drawer = opts
             .progress
             .then(|| progress.clone().draw_every(Duration::from_millis(200)));
-        let result = download_all(todo, opts, deadline, progress.clone()).await;
+        let result = download_all(todo, opts, deadline, budget, progress.clone()).await;
         if let Some(d) = drawer {
             d.abort();
             progress.clear_line();
@@ -353,10 +394,38 @@ pub async fn fetch(targets: Vec<Target>, opts: &FetchOptions) -> Result<Summary,
     Ok(summary)
 }
 
+/// The sizes added up; saturating, as a manifest may pin absurd sizes (then refused for space).
+fn total_size(targets: &[Target]) -> u64 {
+    targets.iter().fold(0, |sum, t| sum.saturating_add(t.size))
+}
+
+/// Refuse targets without a size and two targets with one destination, before anything is
+/// created.
+fn check_targets(targets: &[Target]) -> Result<(), FetchError> {
+    let mut dests = std::collections::HashMap::new();
+    for t in targets {
+        if t.size == 0 {
+            return Err(FetchError::NoSize {
+                key: t.key.clone(),
+                url: t.url.clone(),
+            });
+        }
+        if let Some(first) = dests.insert(&t.dest, &t.key) {
+            return Err(FetchError::SameDestination {
+                first: first.clone(),
+                second: t.key.clone(),
+                dest: t.dest.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 async fn download_all(
     mut todo: Vec<Target>,
     opts: &FetchOptions,
     deadline: Instant,
+    budget: Duration,
     progress: Arc<Progress>,
 ) -> Result<usize, FetchError> {
     let client = download::client(&opts.retry)?;
@@ -374,11 +443,23 @@ async fn download_all(
             persisting: persisting.clone(),
         };
         set.spawn(async move {
-            let _slot = slots
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
-            download::download(&client, &t, &ctx, &progress).await
+            let work = async {
+                let _slot = slots
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
+                download::download(&client, &t, &ctx, &progress).await
+            };
+            // The budget bounds the transfer itself, not only the retries: when it runs out the
+            // download future is dropped, and its temp file with it.
+            match tokio::time::timeout_at(deadline.into(), work).await {
+                Ok(r) => r,
+                Err(_) => Err(FetchError::BudgetSpent {
+                    key: t.key.clone(),
+                    url: t.url.clone(),
+                    budget,
+                }),
+            }
         });
     }
     drop(persisting);
@@ -411,81 +492,150 @@ enum Reuse {
     No,
 }
 
-/// Is `t` already at its final path with the right digest, or in the cache? A wrong file at the
-/// final path is removed so that nothing unverified stays there.
+/// Is `t` already at its final path with the right digest, or in the cache? A wrong file, a
+/// link or anything else but a directory at the final path is removed so that nothing
+/// unverified stays there.
 fn reuse(t: &Target, cache: Option<&Path>) -> Result<Reuse, FetchError> {
-    match std::fs::symlink_metadata(&t.dest) {
-        Ok(md) if md.is_file() => {
-            let (d, len) = hash::hash_file(&t.dest, t.digest.algorithm).map_err(|source| {
-                FetchError::Read {
-                    path: t.dest.clone(),
-                    source,
-                }
-            })?;
-            if d == t.digest && (t.size == 0 || len == t.size) {
-                log::debug!(key = t.key.as_str(); "{} already in place", t.key);
-                return Ok(Reuse::InPlace);
-            }
-            log::info!(key = t.key.as_str(), path = t.dest.display().to_string(); "{}: {} has another digest; replacing it", t.key, t.dest.display());
-            remove(&t.dest)?;
-        }
-        Ok(md) if md.is_dir() => {
-            return Err(FetchError::NotAFile {
-                key: t.key.clone(),
-                path: t.dest.clone(),
-            });
-        }
-        Ok(_) => remove(&t.dest)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(FetchError::Read {
-                path: t.dest.clone(),
-                source,
-            });
-        }
+    if in_place(t)? {
+        log::debug!(key = t.key.as_str(); "{} already in place", t.key);
+        return Ok(Reuse::InPlace);
     }
     let Some(cache) = cache else {
         return Ok(Reuse::No);
     };
-    let entry = cache_path(cache, &t.digest);
-    if !entry.is_file() {
-        return Ok(Reuse::No);
+    from_cache(t, cache)
+}
+
+/// Open `path` for reading without following a link at its last component, and without
+/// blocking on a FIFO.
+fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+}
+
+fn in_place(t: &Target) -> Result<bool, FetchError> {
+    let read_err = |source| FetchError::Read {
+        path: t.dest.clone(),
+        source,
+    };
+    let md = match std::fs::symlink_metadata(&t.dest) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(read_err(source)),
+    };
+    if md.is_dir() {
+        return Err(FetchError::NotAFile {
+            key: t.key.clone(),
+            path: t.dest.clone(),
+        });
     }
-    // Link (or copy) into a temp file beside the destination, verify, then rename into place.
+    if md.is_file() {
+        // Checked again on the descriptor: what is hashed is what was opened.
+        let file = match open_nofollow(&t.dest) {
+            Ok(f) => Some(f),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(read_err(source)),
+        };
+        if let Some(file) = file {
+            let fmd = file.metadata().map_err(read_err)?;
+            if fmd.is_file() && fmd.len() == t.size {
+                let (d, len) =
+                    hash::hash_reader(file.take(t.size), t.digest.algorithm).map_err(read_err)?;
+                if d == t.digest && len == t.size {
+                    return Ok(true);
+                }
+            }
+        }
+        log::info!(key = t.key.as_str(), path = t.dest.display().to_string(); "{}: {} has another digest; replacing it", t.key, t.dest.display());
+    } else {
+        log::info!(key = t.key.as_str(), path = t.dest.display().to_string(); "{}: {} is not a regular file; replacing it", t.key, t.dest.display());
+    }
+    remove(&t.dest)?;
+    Ok(false)
+}
+
+/// Take `t` from the cache: the entry is opened without following links below the cache
+/// directory, must be a regular file of the pinned size, and is copied into a temp file beside
+/// the destination while hashing the copied bytes; only a match is renamed into place. An entry
+/// that does not match is removed; one that cannot be used is skipped with a warning.
+fn from_cache(t: &Target, cache: &Path) -> Result<Reuse, FetchError> {
+    let entry = cache_path(cache, &t.digest);
+    let skip = |why: &dyn std::fmt::Display| {
+        log::warn!(key = t.key.as_str(), path = entry.display().to_string(); "{}: not using cache entry {}: {why}", t.key, entry.display());
+        Ok(Reuse::No)
+    };
+    let root = match safefs::Root::open(cache) {
+        Ok(r) => r,
+        Err(e) => return skip(&e),
+    };
+    let dir = match root.open_dir(&format!("/{}", t.digest.algorithm.name())) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Ok(Reuse::No),
+        Err(e) => return skip(&e),
+    };
+    let name = OsStr::new(&t.digest.hex);
+    let (file, meta) = match dir.open_file(name) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok(Reuse::No),
+        Err(e) => return skip(&e),
+    };
+    let corrupt = |why: String| {
+        log::warn!(key = t.key.as_str(), path = entry.display().to_string(); "cache entry {} is corrupt ({why}); removing it", entry.display());
+        let _ = dir.remove(name);
+        Ok(Reuse::No)
+    };
+    if meta.size != t.size {
+        return corrupt(format!("{} bytes, {} pinned", meta.size, t.size));
+    }
     let write_err = |source| FetchError::Write {
         path: t.dest.clone(),
         source,
     };
-    let (tmp, linked) = match TempFile::hard_link_for(&t.dest, &entry) {
-        Ok(tmp) => (tmp, true),
-        Err(_) => {
-            let mut tmp = TempFile::create_for(&t.dest).map_err(write_err)?;
-            let mut src = std::fs::File::open(&entry).map_err(write_err)?;
-            std::io::copy(&mut src, tmp.file()).map_err(write_err)?;
-            (tmp, false)
-        }
+    let mut tmp = TempFile::create_for(&t.dest).map_err(write_err)?;
+    let copied = copy_hashing(file.take(t.size + 1), tmp.file(), t.digest.algorithm);
+    let (d, len) = match copied {
+        Ok(r) => r,
+        Err(CopyError::Read(e)) => return skip(&e),
+        Err(CopyError::Write(e)) => return Err(write_err(e)),
     };
-    let (d, len) =
-        hash::hash_file(tmp.path(), t.digest.algorithm).map_err(|source| FetchError::Read {
-            path: entry.clone(),
-            source,
-        })?;
-    if d != t.digest || (t.size != 0 && len != t.size) {
-        log::warn!(key = t.key.as_str(), path = entry.display().to_string(); "cache entry {} is corrupt; removing it", entry.display());
-        let _ = std::fs::remove_file(&entry);
-        return Ok(Reuse::No);
+    if d != t.digest || len != t.size {
+        return corrupt(format!("digest {d}, {len} bytes"));
     }
-    let persisted = if linked {
-        tmp.persist_synced()
-    } else {
-        tmp.persist()
-    };
-    persisted.map_err(|source| FetchError::Write {
-        path: t.dest.clone(),
-        source,
-    })?;
+    tmp.persist().map_err(write_err)?;
     log::debug!(key = t.key.as_str(); "{} taken from the cache", t.key);
     Ok(Reuse::FromCache)
+}
+
+enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// Copy `src` into `dst`, hashing exactly the bytes written.
+fn copy_hashing(
+    mut src: impl Read,
+    dst: &mut std::fs::File,
+    algorithm: crate::manifest::Algorithm,
+) -> Result<(Digest, u64), CopyError> {
+    let mut h = hash::Hasher::new(algorithm);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        h.update(&buf[..n]);
+        dst.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        len += n as u64;
+    }
+    Ok((h.finish(), len))
 }
 
 fn remove(p: &Path) -> Result<(), FetchError> {
@@ -500,23 +650,29 @@ pub fn cache_path(cache: &Path, d: &Digest) -> PathBuf {
     cache.join(d.algorithm.name()).join(&d.hex)
 }
 
-/// Put a verified file into the cache (hard link, or copy across filesystems), atomically.
+/// Put a verified file into the cache: a copy in a fresh temp file, renamed into place, in a
+/// directory reached without following links below the cache directory. An existing entry is
+/// left alone (a bad one is removed the next time it is read).
 pub(crate) fn store_in_cache(cache: &Path, d: &Digest, verified: &Path) -> Result<(), FetchError> {
     let entry = cache_path(cache, d);
-    if entry.is_file() {
-        return Ok(());
-    }
     let err = |source| FetchError::Cache {
         path: entry.clone(),
         source,
     };
-    std::fs::create_dir_all(entry.parent().expect("cache entry has a parent")).map_err(err)?;
-    if let Ok(link) = TempFile::hard_link_for(&entry, verified) {
-        return link.persist_synced().map_err(err);
+    let safe_err = |e: safefs::SafeFsError| FetchError::Cache {
+        path: entry.clone(),
+        source: e.into_io(),
+    };
+    let root = safefs::Root::open(cache).map_err(safe_err)?;
+    let dir = root
+        .create_dir_all(&format!("/{}", d.algorithm.name()))
+        .map_err(safe_err)?;
+    let name = OsStr::new(&d.hex);
+    if dir.meta_of(name).map_err(safe_err)?.is_some() {
+        return Ok(());
     }
-    // Another filesystem: copy, fsync, rename.
-    let mut t = TempFile::create_for(&entry).map_err(err)?;
-    let mut src = std::fs::File::open(verified).map_err(err)?;
+    let mut t = dir.create_temp(name).map_err(safe_err)?;
+    let mut src = open_nofollow(verified).map_err(err)?;
     std::io::copy(&mut src, t.file()).map_err(err)?;
     t.persist().map_err(err)
 }
@@ -528,47 +684,153 @@ pub enum GetError {
     Status { url: String, status: u16 },
     #[error("fetching {url}: {reason}")]
     Transport { url: String, reason: String },
+    #[error(
+        "{url} is larger than {max} bytes{}; that is not a manifest: check the URL (PODPLANE_DEPS_URL)",
+        announced.map(|n| format!(" (it announces {n})")).unwrap_or_default()
+    )]
+    TooLarge {
+        url: String,
+        max: u64,
+        announced: Option<u64>,
+    },
+    #[error(
+        "fetching {url} took longer than {}s; check that the server is reachable and answers",
+        after.as_secs_f64()
+    )]
+    Deadline { url: String, after: Duration },
     #[error(transparent)]
     Client(#[from] FetchError),
 }
 
+/// Bounds of [`get_document_with`].
+#[derive(Debug, Clone)]
+pub struct DocumentLimits {
+    /// Tries, on transport errors, stalls and HTTP 408/429/5xx.
+    pub attempts: u32,
+    /// Largest body accepted; a larger `Content-Length` is refused before the body is read.
+    pub max_bytes: u64,
+    /// An attempt that receives nothing for this long is abandoned (and retried).
+    pub stall_timeout: Duration,
+    /// The whole call, retries and waits included, ends by then.
+    pub deadline: Duration,
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        DocumentLimits {
+            attempts: 4,
+            max_bytes: MAX_DOCUMENT_BYTES,
+            stall_timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(120),
+        }
+    }
+}
+
 /// GET a small document (a manifest) into memory: up to `attempts` tries, waiting 1 s, 2 s,
 /// 4 s … between them, on transport errors and HTTP 408/429/5xx; any other non-200 answer fails
-/// at once.
+/// at once. At most [`MAX_DOCUMENT_BYTES`], and within the default deadline of
+/// [`DocumentLimits`].
 pub async fn get_document(url: &str, attempts: u32) -> Result<Vec<u8>, GetError> {
-    let client = download::client(&RetryPolicy::default())?;
+    get_document_with(
+        url,
+        &DocumentLimits {
+            attempts,
+            ..DocumentLimits::default()
+        },
+    )
+    .await
+}
+
+/// [`get_document`] with explicit bounds.
+pub async fn get_document_with(url: &str, limits: &DocumentLimits) -> Result<Vec<u8>, GetError> {
+    let policy = RetryPolicy {
+        connect_timeout: limits
+            .stall_timeout
+            .min(RetryPolicy::default().connect_timeout),
+        ..RetryPolicy::default()
+    };
+    let client = download::client(&policy)?;
+    match tokio::time::timeout(limits.deadline, get_with_retries(&client, url, limits)).await {
+        Ok(r) => r,
+        Err(_) => Err(GetError::Deadline {
+            url: url.into(),
+            after: limits.deadline,
+        }),
+    }
+}
+
+async fn get_with_retries(
+    client: &reqwest::Client,
+    url: &str,
+    limits: &DocumentLimits,
+) -> Result<Vec<u8>, GetError> {
     let mut delay = Duration::from_secs(1);
     let mut tries = 0;
     loop {
         tries += 1;
-        let retryable = match client.get(url).send().await {
-            Ok(r) if r.status().is_success() => match r.bytes().await {
-                Ok(b) => return Ok(b.to_vec()),
-                Err(e) => GetError::Transport {
-                    url: url.into(),
-                    reason: e.to_string(),
-                },
-            },
-            Ok(r) => {
-                let s = r.status();
-                let err = GetError::Status {
-                    url: url.into(),
-                    status: s.as_u16(),
-                };
-                if !(s.as_u16() == 408 || s.as_u16() == 429 || s.is_server_error()) {
-                    return Err(err);
-                }
-                err
+        let retryable = match get_once(client, url, limits).await {
+            Ok(body) => return Ok(body),
+            Err(e @ GetError::Status { status, .. })
+                if !(status == 408 || status == 429 || (500..600).contains(&status)) =>
+            {
+                return Err(e);
             }
-            Err(e) => GetError::Transport {
-                url: url.into(),
-                reason: e.to_string(),
-            },
+            Err(e @ (GetError::TooLarge { .. } | GetError::Client(_))) => return Err(e),
+            Err(e) => e,
         };
-        if tries >= attempts {
+        if tries >= limits.attempts {
             return Err(retryable);
         }
         tokio::time::sleep(delay).await;
         delay *= 2;
     }
+}
+
+/// One GET, reading at most `limits.max_bytes`, each wait bounded by the stall timeout.
+async fn get_once(
+    client: &reqwest::Client,
+    url: &str,
+    limits: &DocumentLimits,
+) -> Result<Vec<u8>, GetError> {
+    let stall = limits.stall_timeout;
+    let stalled = || GetError::Transport {
+        url: url.into(),
+        reason: format!("no data for {}s", stall.as_secs_f64()),
+    };
+    let transport = |e: reqwest::Error| GetError::Transport {
+        url: url.into(),
+        reason: e.to_string(),
+    };
+    let mut resp = tokio::time::timeout(stall, client.get(url).send())
+        .await
+        .map_err(|_| stalled())?
+        .map_err(transport)?;
+    if !resp.status().is_success() {
+        return Err(GetError::Status {
+            url: url.into(),
+            status: resp.status().as_u16(),
+        });
+    }
+    let too_large = |announced| GetError::TooLarge {
+        url: url.into(),
+        max: limits.max_bytes,
+        announced,
+    };
+    if let Some(n) = resp.content_length()
+        && n > limits.max_bytes
+    {
+        return Err(too_large(Some(n)));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(stall, resp.chunk())
+        .await
+        .map_err(|_| stalled())?
+        .map_err(transport)?
+    {
+        if (body.len() + chunk.len()) as u64 > limits.max_bytes {
+            return Err(too_large(None));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

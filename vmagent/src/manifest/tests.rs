@@ -331,3 +331,187 @@ fn qcow2_dependencies_are_never_install_items() {
     let m = parse_value(&v).unwrap();
     assert!(m.install_items(None).iter().all(|i| i.key != "disk"));
 }
+
+/// The error for a manifest whose JSON is `text`, with `from` replaced by `to` once.
+fn from_text_with(from: &str, to: &str) -> ManifestFileError {
+    let text = knc_amd64_json().to_string();
+    assert!(text.contains(from), "fixture lacks {from}");
+    Manifest::from_slice(text.replacen(from, to, 1).as_bytes(), Path::new("m.json")).unwrap_err()
+}
+
+#[test]
+fn names_used_in_paths_must_be_single_safe_components() {
+    let bad = [
+        "",
+        ".",
+        "..",
+        ".hidden",
+        "../../../../.ssh",
+        "a/b",
+        "a\\b",
+        "a\0b",
+        "a\nb",
+        "a b",
+        "a\u{7f}",
+        "a?b",
+        "a#b",
+        "%2e%2E",
+        "a%2Fb",
+    ];
+    let too_long = "k".repeat(MAX_NAME_LEN + 1);
+    for name in bad.iter().copied().chain([too_long.as_str()]) {
+        assert!(check_name(name).is_err(), "{name:?} accepted");
+    }
+    for good in [
+        "kubelet",
+        "1.37.0",
+        "17.9-0+deb13u1",
+        "2:1.2~rc1",
+        "libpq5_17.9-0%2Bdeb13u1_amd64.deb",
+        &"k".repeat(MAX_NAME_LEN),
+    ] {
+        check_name(good).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+    }
+
+    // A hostile key: refused before anything else, naming the key and the fix.
+    let mut v = knc_amd64_json();
+    let runc = v["vmconfig"]["dependencies"]["runc"].clone();
+    v["vmconfig"]["dependencies"]["../../.ssh/authorized_keys"] = runc;
+    let err = parse_value(&v).unwrap_err();
+    assert!(
+        matches!(&err.source, ManifestError::UnsafeName { value, .. } if value == "../../.ssh/authorized_keys"),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    for part in [
+        "m.json",
+        "key in `vmconfig.dependencies`",
+        "\"../../.ssh/authorized_keys\"",
+        "fix the manifest",
+    ] {
+        assert!(msg.contains(part), "{msg} lacks {part}");
+    }
+
+    // A hostile version, and a hostile URL file name, on an install item and on the OS image.
+    for (pointer, field, value, at) in [
+        (
+            "/vmconfig/dependencies/kubelet",
+            "version",
+            "../../../../.ssh",
+            "`vmconfig.dependencies.kubelet.version`",
+        ),
+        (
+            "/vmconfig/dependencies/kubelet",
+            "url",
+            "https://evil.example/x/..",
+            "the file name at the end of `vmconfig.dependencies.kubelet.url`",
+        ),
+        (
+            "/vmconfig/dependencies/kubelet",
+            "url",
+            "https://evil.example/",
+            "the file name at the end of `vmconfig.dependencies.kubelet.url`",
+        ),
+        (
+            "/vmconfig/os/image",
+            "version",
+            "a/../../b",
+            "`vmconfig.os.image.version`",
+        ),
+        (
+            "/vmconfig/os/image",
+            "url",
+            "https://evil.example/.bashrc",
+            "the file name at the end of `vmconfig.os.image.url`",
+        ),
+    ] {
+        let mut v = knc_amd64_json();
+        v.pointer_mut(pointer).unwrap()[field] = value.into();
+        let err = parse_value(&v).unwrap_err();
+        assert!(
+            matches!(&err.source, ManifestError::UnsafeName { at: a, .. } if a == at),
+            "{pointer}.{field}={value}: {err:?}"
+        );
+        assert!(err.to_string().contains(at), "{err}");
+    }
+
+    // Even the unreleased stub and OS-image-type entries may not carry unsafe names.
+    let mut v = knc_amd64_json();
+    v["vmconfig"]["dependencies"]["disk"] = serde_json::json!({
+        "version": "..", "type": "qcow2", "url": "", "digest": ""
+    });
+    assert!(matches!(
+        parse_value(&v).unwrap_err().source,
+        ManifestError::UnsafeName { .. }
+    ));
+}
+
+#[test]
+fn duplicate_dependency_keys_are_refused() {
+    // serde_json would silently keep the second "runc"; the duplicate must be an error.
+    let runc = knc_amd64_json()["vmconfig"]["dependencies"]["runc"].to_string();
+    let err = from_text_with("\"runc\":{", &format!("\"runc\":{runc},\"runc\":{{"));
+    let msg = err.to_string();
+    assert!(matches!(err.source, ManifestError::Json { .. }), "{msg}");
+    for part in [
+        "m.json",
+        "vmconfig.dependencies",
+        "\"runc\" appears twice",
+        "remove one",
+    ] {
+        assert!(msg.contains(part), "{msg} lacks {part}");
+    }
+}
+
+#[test]
+fn two_items_with_one_local_name_are_refused() {
+    let mut v = knc_amd64_json();
+    let mut deb = v["vmconfig"]["dependencies"]["uidmap"].clone();
+    deb["url"] = "https://example.com/pool/runc_1_amd64.deb".into();
+    // Key "runc.deb" of type binary and key "runc" of type deb are both "runc.deb" on disk.
+    let mut bin = v["vmconfig"]["dependencies"]["runc"].clone();
+    bin["url"] = "https://example.com/runc.deb".into();
+    v["vmconfig"]["dependencies"]["runc"] = deb;
+    v["vmconfig"]["dependencies"]["runc.deb"] = bin;
+    let err = parse_value(&v).unwrap_err();
+    assert!(
+        matches!(&err.source, ManifestError::NameClash { local_name, .. } if local_name == "runc.deb"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn size_zero_or_missing_is_refused_naming_the_key() {
+    let e = with_dep_field("kubelet", "size", 0.into());
+    assert!(
+        matches!(e.source, ManifestError::MissingSize { ref key } if key == "kubelet"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("\"kubelet\"") && e.to_string().contains("size"),
+        "{e}"
+    );
+    let mut v = knc_amd64_json();
+    v["vmconfig"]["dependencies"]["zot"]
+        .as_object_mut()
+        .unwrap()
+        .remove("size");
+    assert!(matches!(
+        parse_value(&v).unwrap_err().source,
+        ManifestError::MissingSize { ref key } if key == "zot"
+    ));
+}
+
+#[test]
+fn oversized_manifest_files_are_not_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("huge.json");
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(MAX_MANIFEST_BYTES + 1).unwrap();
+    let err = Manifest::load(&p).unwrap_err();
+    assert!(
+        matches!(err.source, ManifestError::TooLarge { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("huge.json"), "{err}");
+}
