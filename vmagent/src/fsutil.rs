@@ -115,13 +115,6 @@ impl TempFile {
         ))
     }
 
-    /// A symlink to `target` at a fresh temp name beside `final_path`, to be renamed into place.
-    pub fn for_symlink(final_path: &Path, target: &Path) -> io::Result<TempFile> {
-        let (parent, final_name) = split_final(final_path)?;
-        let dir = open_dir(parent)?;
-        TempFile::symlink_in(&dir, &parent.to_string_lossy(), final_name, target)
-    }
-
     /// A symlink to `target` at a fresh temp name for `final_name` in the open directory `dir`
     /// (shown as `dir_path`), to be renamed into place.
     pub fn symlink_in(
@@ -150,33 +143,6 @@ impl TempFile {
         Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             format!("{dir_path}: no free temp name"),
-        ))
-    }
-
-    /// A hard link to the existing file `src` at a fresh temp name beside `final_path` (for
-    /// taking a file from a cache), to be renamed into place.
-    pub fn hard_link_for(final_path: &Path, src: &Path) -> io::Result<TempFile> {
-        let (parent, final_name) = split_final(final_path)?;
-        let dir = open_dir(parent)?;
-        for _ in 0..NAME_TRIES {
-            let name = temp_name(final_name);
-            match rustix::fs::linkat(rustix::fs::CWD, src, &dir, &name, AtFlags::empty()) {
-                Ok(()) => {
-                    return Ok(TempFile {
-                        path: parent.join(&name),
-                        dir: Some(dir),
-                        name,
-                        final_name: final_name.to_os_string(),
-                        file: None,
-                    });
-                }
-                Err(rustix::io::Errno::EXIST) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{}: no free temp name", parent.display()),
         ))
     }
 
@@ -348,10 +314,12 @@ pub struct DirLock {
 impl DirLock {
     /// Take the lock, waiting up to `timeout` for another holder to finish.
     pub fn acquire(dir: &Path, name: &str, timeout: Duration) -> io::Result<DirLock> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(dir.join(name))?;
         let start = Instant::now();
         loop {
