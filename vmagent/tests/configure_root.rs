@@ -453,8 +453,9 @@ fn status_reports_install_last_apply_pending_changes_and_deliveries() {
         text.starts_with("install: installed (knc test)\n"),
         "{text}"
     );
+    // A unit changed too, so the daemon-reload that apply runs first is listed with the restarts.
     assert!(
-        text.contains("pending: 3 files, 3 service actions"),
+        text.contains("pending: 3 files, 4 service actions (daemon-reload, "),
         "{text}"
     );
 
