@@ -14,8 +14,9 @@ use crate::manifest::Manifest;
 use crate::settings::{Settings, SettingsError};
 
 pub mod containerd;
+pub mod control_plane;
 pub mod hosts;
-pub mod kube;
+pub mod kubelet;
 pub mod netsy;
 pub mod node;
 pub mod registry;
@@ -161,6 +162,22 @@ impl Features {
     }
 }
 
+/// The cluster CA every component trusts (delivered by Nstance).
+pub const CA: &str = "/opt/crt/ca.crt";
+
+/// A comma-separated setting (`default` when unset or empty), items trimmed; an empty item is an
+/// error naming the key.
+pub fn list<'a>(s: &'a Settings, key: &str, default: &'a str) -> Result<Vec<&'a str>, RenderError> {
+    let v = s.get_or(key, default);
+    let items: Vec<&str> = v.split(',').map(str::trim).collect();
+    if items.iter().any(|i| i.is_empty()) {
+        return Err(RenderError::Invalid(format!(
+            "{key} is {v:?}; it must be a comma-separated list with no empty items"
+        )));
+    }
+    Ok(items)
+}
+
 /// `KEY='value'` lines; a `'` inside a value is written `'\''`.
 pub fn env_file(pairs: &[(&str, &str)]) -> String {
     pairs
@@ -243,7 +260,8 @@ pub fn render(inp: &Inputs) -> Result<Desired, RenderError> {
     hosts::render(inp, &mut d)?;
     node::render(inp, &features, &mut d)?;
     containerd::render(inp, &features, &mut d)?;
-    kube::render(inp, &features, &mut d)?;
+    kubelet::render(inp, &features, &mut d)?;
+    control_plane::render(inp, &features, &mut d)?;
     telemetry::render(inp, &features, &mut d)?;
     registry::render(inp, &features, &mut d)?;
     netsy::render(inp, &features, &mut d)?;
@@ -252,6 +270,8 @@ pub fn render(inp: &Inputs) -> Result<Desired, RenderError> {
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod kube_testutil;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
