@@ -7,7 +7,8 @@
 
 use std::net::IpAddr;
 
-use super::node::{conditions, wrapper};
+use super::node::wrapper;
+use super::unit::Unit;
 use super::{
     CA, Desired, Features, Inputs, RenderError, api_server_url, base64_setting, env_file,
     kubeconfig, list,
@@ -92,12 +93,18 @@ fn cidrs<'a>(
 
 /// A control-plane unit: `Type=exec`, restarted forever, waiting for its certificates.
 fn cp_unit(description: &str, user: &str, after: &str, exec: &str, certs: &[&str]) -> String {
-    format!(
-        "[Unit]\nDescription={description}\nWants={after}\nAfter={after}\nStartLimitIntervalSec=0\n{}\n\
-         [Service]\nType=exec\nUser={user}\nExecStart={exec}\nRestart=always\nRestartSec=10\n\n\
-         [Install]\nWantedBy=multi-user.target\n",
-        conditions(certs)
-    )
+    Unit::new(description)
+        .set("Wants", after)
+        .set("After", after)
+        .set("StartLimitIntervalSec", "0")
+        .condition_paths(certs)
+        .section("Service")
+        .set("Type", "exec")
+        .set("User", user)
+        .set("ExecStart", exec)
+        .set("Restart", "always")
+        .set("RestartSec", "10")
+        .wanted_by("multi-user.target")
 }
 
 fn control_plane(s: &Settings, d: &mut Desired) -> Result<(), RenderError> {

@@ -4,7 +4,8 @@
 
 use std::net::IpAddr;
 
-use super::node::{conditions, wrapper};
+use super::node::wrapper;
+use super::unit::Unit;
 use super::{
     CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig, list,
 };
@@ -81,13 +82,18 @@ fn kubelet(s: &Settings, d: &mut Desired) -> Result<(), RenderError> {
         "/etc/systemd/system/kubelet.service",
         0o644,
         "root:root",
-        format!(
-            "[Unit]\nDescription=Kubernetes kubelet\nWants=containerd.service kube-apiserver.service\n\
-             After=containerd.service kube-apiserver.service\nStartLimitIntervalSec=0\n{}\n\
-             [Service]\nType=exec\nUser=root\nExecStart={KUBELET_RUN}\nRestart=always\nRestartSec=10\n\n\
-             [Install]\nWantedBy=multi-user.target\n",
-            conditions(&certs)
-        ),
+        Unit::new("Kubernetes kubelet")
+            .set("Wants", "containerd.service kube-apiserver.service")
+            .set("After", "containerd.service kube-apiserver.service")
+            .set("StartLimitIntervalSec", "0")
+            .condition_paths(&certs)
+            .section("Service")
+            .set("Type", "exec")
+            .set("User", "root")
+            .set("ExecStart", KUBELET_RUN)
+            .set("Restart", "always")
+            .set("RestartSec", "10")
+            .wanted_by("multi-user.target"),
     );
     let mut inputs = vec![
         KUBELET_ENV,

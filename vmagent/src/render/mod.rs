@@ -21,6 +21,7 @@ pub mod netsy;
 pub mod node;
 pub mod registry;
 pub mod telemetry;
+pub mod unit;
 
 /// Everything rendering depends on.
 #[derive(Debug, Clone)]
@@ -176,6 +177,13 @@ pub fn list<'a>(s: &'a Settings, key: &str, default: &'a str) -> Result<Vec<&'a 
         )));
     }
     Ok(items)
+}
+
+/// `s` as a double-quoted string literal with JSON escapes. The same syntax is a valid JSON
+/// string, YAML double-quoted scalar and TOML basic string, so every rendered config quotes its
+/// variable strings with this one function.
+pub fn quoted(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
 }
 
 /// `KEY='value'` lines; a `'` inside a value is written `'\''`.

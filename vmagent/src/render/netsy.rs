@@ -5,7 +5,8 @@
 //! knd has no netsy at all. On knc without `NETSY_BUCKET` only the unit is rendered (disabled)
 //! and netsy's other files must not exist.
 
-use super::{Desired, Features, Inputs, RenderError, env_file};
+use super::unit::Unit;
+use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
 use crate::accounts::Kind;
 
 const ENV: &str = "/opt/env/netsy.env";
@@ -129,11 +130,6 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
     Ok(())
 }
 
-/// A JSON string literal.
-fn js(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
-}
-
 /// cluster.jsonc, keys in netsy's documented order.
 fn cluster_json(cluster: &str, provider: &str, bucket: &str, key_prefix: &str) -> String {
     let storage = if provider == "google" { "gcs" } else { "s3" };
@@ -169,9 +165,9 @@ fn cluster_json(cluster: &str, provider: &str, bucket: &str, key_prefix: &str) -
   "compaction_interval": "5m"
 }}
 "#,
-        js(cluster),
-        js(bucket),
-        js(key_prefix)
+        quoted(cluster),
+        quoted(bucket),
+        quoted(key_prefix)
     )
 }
 
@@ -196,13 +192,18 @@ exec /opt/netsy/bin/netsy",
 }
 
 fn unit() -> String {
-    format!(
-        "[Unit]\nDescription=netsy: the control plane's etcd-compatible datastore\n{}\
-         Wants=nstance-agent.service network-online.target\nAfter=network-online.target\nStartLimitIntervalSec=0\n\n\
-         [Service]\nType=exec\nUser=netsy\nExecStart={RUN}\nRestart=always\nRestartSec=5\n\n\
-         [Install]\nWantedBy=multi-user.target\n",
-        super::node::conditions(&CERTS)
-    )
+    Unit::new("netsy: the control plane's etcd-compatible datastore")
+        .condition_paths(&CERTS)
+        .set("Wants", "nstance-agent.service network-online.target")
+        .set("After", "network-online.target")
+        .set("StartLimitIntervalSec", "0")
+        .section("Service")
+        .set("Type", "exec")
+        .set("User", "netsy")
+        .set("ExecStart", RUN)
+        .set("Restart", "always")
+        .set("RestartSec", "5")
+        .wanted_by("multi-user.target")
 }
 
 #[cfg(test)]

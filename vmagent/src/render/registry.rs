@@ -6,7 +6,8 @@
 //! `zot.service` is rendered (disabled), zot's env, config and wrapper must not exist, and a known
 //! hostname's hosts.toml is removed (upstream left it stale after disabling).
 
-use super::{Desired, Features, Inputs, RenderError, env_file};
+use super::unit::Unit;
+use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
 
 const ENV: &str = "/opt/env/zot.env";
 const RUN: &str = "/opt/zot/bin/run-zot.sh";
@@ -154,14 +155,9 @@ enum Driver<'a> {
     },
 }
 
-/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
-fn q(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
-}
-
 fn zot_yml(driver: &Driver, listen: &str) -> String {
     let driver = match driver {
-        Driver::Gcs { bucket } => format!("    name: gcs\n    bucket: {}\n", q(bucket)),
+        Driver::Gcs { bucket } => format!("    name: gcs\n    bucket: {}\n", quoted(bucket)),
         Driver::S3 {
             bucket,
             region,
@@ -170,15 +166,15 @@ fn zot_yml(driver: &Driver, listen: &str) -> String {
         } => {
             let mut y = format!(
                 "    name: s3\n    region: {}\n    bucket: {}\n    secure: {}\n    skipverify: false\n",
-                q(region),
-                q(bucket),
+                quoted(region),
+                quoted(bucket),
                 !endpoint.starts_with("http://")
             );
             if let Some(p) = path_style {
                 y.push_str(&format!("    forcepathstyle: {p}\n"));
             }
             if !endpoint.is_empty() {
-                y.push_str(&format!("    regionendpoint: {}\n", q(endpoint)));
+                y.push_str(&format!("    regionendpoint: {}\n", quoted(endpoint)));
             }
             y
         }
@@ -212,7 +208,7 @@ storage:
 log:
   level: info
 ",
-        q(listen)
+        quoted(listen)
     )
 }
 
@@ -224,11 +220,13 @@ log:
 /// top-level `server` has no client certificate, so every request there would fail.
 fn hosts_toml(hostname: &str, listen: &str) -> String {
     let url = format!("https://{listen}:{PORT}");
+    let server = quoted(&format!("https://{hostname}"));
+    let url = quoted(&url);
     format!(
         "# Rendered by vmagent; changes are overwritten.
-server = \"https://{hostname}\"
+server = {server}
 
-[host.\"{url}\"]
+[host.{url}]
   capabilities = [\"pull\", \"resolve\"]
   ca = \"{CA}\"
   client = [[\"/opt/crt/containerd.client.crt\", \"/opt/key/containerd/containerd.client.key\"]]
@@ -263,13 +261,18 @@ exec /usr/bin/zot serve {CONFIG}"
 }
 
 fn unit() -> String {
-    format!(
-        "[Unit]\nDescription=zot: the cluster registry, served to containerd on this node\n{}\
-         Requires=network-online.target\nAfter=network-online.target\nStartLimitIntervalSec=0\n\n\
-         [Service]\nType=exec\nUser=zot\nExecStart={RUN}\nRestart=always\nRestartSec=5\n\n\
-         [Install]\nWantedBy=multi-user.target\n",
-        super::node::conditions(&[SERVER_CRT, SERVER_KEY])
-    )
+    Unit::new("zot: the cluster registry, served to containerd on this node")
+        .condition_paths(&[SERVER_CRT, SERVER_KEY])
+        .set("Requires", "network-online.target")
+        .set("After", "network-online.target")
+        .set("StartLimitIntervalSec", "0")
+        .section("Service")
+        .set("Type", "exec")
+        .set("User", "zot")
+        .set("ExecStart", RUN)
+        .set("Restart", "always")
+        .set("RestartSec", "5")
+        .wanted_by("multi-user.target")
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! from a template), the run wrapper and `fluent-bit.service`. With telemetry off only the unit
 //! is rendered (disabled) and the other files must not exist.
 
-use super::{Desired, Features, Inputs, RenderError, env_file};
+use super::unit::Unit;
+use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
 
 const ENV: &str = "/opt/env/fluent-bit.env";
 const RUN: &str = "/opt/fluent-bit/bin/run-fluent-bit.sh";
@@ -256,11 +257,6 @@ struct S3<'a> {
     role: &'a str,
 }
 
-/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
-fn q(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
-}
-
 fn config(services: &[String], cloudinit: bool, s3: Option<&S3>, otlp: Option<&Otlp>) -> String {
     let mut y = String::from(
         "# Rendered by vmagent; changes are overwritten.
@@ -297,7 +293,7 @@ pipeline:
         for svc in services {
             y.push_str(&format!(
                 "        - {}\n",
-                q(&format!("_SYSTEMD_UNIT={svc}.service"))
+                quoted(&format!("_SYSTEMD_UNIT={svc}.service"))
             ));
         }
     }
@@ -344,14 +340,14 @@ pipeline:
     if let Some(s3) = s3 {
         y.push_str(&format!(
             "    - name: s3\n      match: '*'\n      bucket: {}\n      region: {}\n",
-            q(s3.bucket),
-            q(s3.region)
+            quoted(s3.bucket),
+            quoted(s3.region)
         ));
         if !s3.endpoint.is_empty() {
-            y.push_str(&format!("      endpoint: {}\n", q(s3.endpoint)));
+            y.push_str(&format!("      endpoint: {}\n", quoted(s3.endpoint)));
         }
         if !s3.role.is_empty() {
-            y.push_str(&format!("      role_arn: {}\n", q(s3.role)));
+            y.push_str(&format!("      role_arn: {}\n", quoted(s3.role)));
         }
         y.push_str(
             "      upload_timeout: 1m
@@ -369,9 +365,9 @@ pipeline:
     if let Some(o) = otlp {
         y.push_str(&format!(
             "    - name: opentelemetry\n      match: '*'\n      host: {}\n      port: {}\n      logs_uri: {}\n      tls: {}\n      retry_limit: no_limits\n      storage.total_limit_size: 500M\n",
-            q(&o.host),
+            quoted(&o.host),
             o.port,
-            q(&o.logs_uri),
+            quoted(&o.logs_uri),
             if o.tls { "on" } else { "off" }
         ));
     }
@@ -416,12 +412,16 @@ exec /opt/fluent-bit/bin/fluent-bit -c /opt/fluent-bit/etc/fluent-bit.yml",
 }
 
 fn unit() -> String {
-    format!(
-        "[Unit]\nDescription=Fluent Bit: ship node logs\nRequires=network-online.target\nAfter=network-online.target\n\
-         StartLimitIntervalSec=10\nStartLimitBurst=5\n\n\
-         [Service]\nUser=fluent-bit\nExecStart={RUN}\nRestart=always\n\n\
-         [Install]\nWantedBy=multi-user.target\n"
-    )
+    Unit::new("Fluent Bit: ship node logs")
+        .set("Requires", "network-online.target")
+        .set("After", "network-online.target")
+        .set("StartLimitIntervalSec", "10")
+        .set("StartLimitBurst", "5")
+        .section("Service")
+        .set("User", "fluent-bit")
+        .set("ExecStart", RUN)
+        .set("Restart", "always")
+        .wanted_by("multi-user.target")
 }
 
 #[cfg(test)]

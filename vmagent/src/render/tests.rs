@@ -16,3 +16,12 @@ fn renders_are_deterministic() {
         );
     }
 }
+
+#[test]
+fn quoted_escapes_what_would_end_or_break_the_string() {
+    assert_eq!(quoted("plain.example.com"), "\"plain.example.com\"");
+    assert_eq!(
+        quoted("a\"b\\c\nd\te\u{1}"),
+        "\"a\\\"b\\\\c\\nd\\te\\u0001\""
+    );
+}
