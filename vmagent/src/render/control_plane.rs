@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 
 use super::node::wrapper;
+use super::template::fill;
 use super::unit::Unit;
 use super::{
     CA, Desired, Features, Inputs, RenderError, api_server_url, base64_setting, env_file,
@@ -271,70 +272,22 @@ fn control_plane(s: &Settings, d: &mut Desired) -> Result<(), RenderError> {
 /// run-kube-apiserver.sh: refuse to start (and let systemd retry) until every certificate and
 /// key is delivered; `--oidc-ca-file` only when the CA is configured and present.
 fn apiserver_wrapper() -> String {
-    let mut exec = format!("for f in \\\n  {}; do\n", APISERVER_FILES.join(" \\\n  "));
-    exec.push_str(
-        r#"  if [[ ! -f "${f}" ]]; then
-    echo "[run-kube-apiserver] missing ${f}; waiting for its delivery" >&2
-    sleep 2
-    exit 1
-  fi
-done
-"#,
+    let exec = fill(
+        include_str!("../../templates/run-kube-apiserver.body.sh"),
+        &[
+            ("APISERVER_FILES", &APISERVER_FILES.join(" \\\n  ")),
+            ("SA_PUB", SA_PUB),
+            ("SA_KEY", SA_KEY),
+            ("CA", CA),
+            ("APISERVER_CLIENT_CRT", APISERVER_CLIENT_CRT),
+            ("APISERVER_CLIENT_KEY", APISERVER_CLIENT_KEY),
+            ("APISERVER_SERVER_CRT", APISERVER_SERVER_CRT),
+            ("APISERVER_SERVER_KEY", APISERVER_SERVER_KEY),
+            ("FRONT_PROXY_CRT", FRONT_PROXY_CRT),
+            ("FRONT_PROXY_KEY", FRONT_PROXY_KEY),
+        ],
     );
-    exec.push_str(&format!(
-        r#"args=(
-  "--v=${{KUBE_LOG_LEVEL}}"
-  "--service-cluster-ip-range=${{KUBE_SERVICE_CLUSTER_IP_RANGE}}"
-  --goaway-chance=0
-  "--external-hostname=${{KUBE_API_PUBLIC_HOSTNAME}}"
-  "--secure-port=${{KUBE_API_PORT}}"
-  --etcd-compaction-interval=0
-  --watch-cache=false
-  "--etcd-servers=${{KUBE_API_ETCD_SERVERS}}"
-  --etcd-healthcheck-timeout=5s
-  --etcd-readycheck-timeout=5s
-  "--service-account-issuer=${{KUBE_SERVICE_ACCOUNT_ISSUER}}"
-  "--service-account-jwks-uri=https://${{KUBE_API_PUBLIC_HOSTNAME}}/.well-known/openid-configuration"
-  --service-account-key-file={SA_PUB}
-  --service-account-signing-key-file={SA_KEY}
-  --client-ca-file={CA}
-  --etcd-certfile={APISERVER_CLIENT_CRT}
-  --etcd-keyfile={APISERVER_CLIENT_KEY}
-  --etcd-cafile={CA}
-  --tls-cert-file={APISERVER_SERVER_CRT}
-  --tls-private-key-file={APISERVER_SERVER_KEY}
-  --tls-min-version=VersionTLS13
-  --tls-cipher-suites=TLS_AES_256_GCM_SHA384
-  --kubelet-client-certificate={APISERVER_CLIENT_CRT}
-  --kubelet-client-key={APISERVER_CLIENT_KEY}
-  --kubelet-certificate-authority={CA}
-  --proxy-client-cert-file={FRONT_PROXY_CRT}
-  --proxy-client-key-file={FRONT_PROXY_KEY}
-  --requestheader-allowed-names=front-proxy-client
-  --requestheader-client-ca-file={CA}
-  --requestheader-extra-headers-prefix=X-Remote-Extra-
-  --requestheader-group-headers=X-Remote-Group
-  --requestheader-uid-headers=X-Remote-Uid
-  --requestheader-username-headers=X-Remote-User
-  --kubelet-preferred-address-types=InternalIP,InternalDNS
-  --anonymous-auth=false
-  "--oidc-issuer-url=${{OIDC_ISSUER}}"
-  "--oidc-client-id=${{CLUSTER_ID}}"
-  --oidc-username-claim=email
-  --oidc-username-prefix=
-  --oidc-groups-claim=groups
-  --oidc-groups-prefix=
-  "--oidc-signing-algs=${{OIDC_SIGNING_ALGS}}"
-  --authorization-mode=Node,RBAC
-  --enable-admission-plugins=NodeRestriction,NamespaceExists,OwnerReferencesPermissionEnforcement
-  --allow-privileged=true
-)
-if [[ -n "${{OIDC_CA_FILE:-}}" && -f "${{OIDC_CA_FILE}}" ]]; then
-  args+=("--oidc-ca-file=${{OIDC_CA_FILE}}")
-fi
-exec /usr/bin/kube-apiserver "${{args[@]}}""#
-    ));
-    wrapper("kube-apiserver", APISERVER_ENV, &[], &exec)
+    wrapper("kube-apiserver", APISERVER_ENV, &[], exec.trim_end())
 }
 
 /// run-kube-controller-manager.sh; the node CIDR mask flags are rendered only for the address

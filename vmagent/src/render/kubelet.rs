@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use super::node::wrapper;
+use super::template::fill;
 use super::unit::Unit;
 use super::{
     CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig, list,
@@ -108,100 +109,30 @@ fn kubelet(s: &Settings, d: &mut Desired) -> Result<(), RenderError> {
 }
 
 fn kubelet_yaml(dns: &[IpAddr]) -> String {
-    let dns: String = dns.iter().map(|ip| format!("- \"{ip}\"\n")).collect();
-    format!(
-        r#"# Rendered by vmagent; changes are overwritten.
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-contentType: application/json
-authentication:
-  anonymous:
-    enabled: false
-  webhook:
-    enabled: false
-  x509:
-    clientCAFile: {CA}
-authorization:
-  mode: AlwaysAllow
-tlsCertFile: {KUBELET_SERVER_CRT}
-tlsPrivateKeyFile: {KUBELET_SERVER_KEY}
-tlsMinVersion: VersionTLS13
-cgroupDriver: systemd
-containerRuntimeEndpoint: unix:///var/run/containerd/containerd.sock
-shutdownGracePeriod: 30s
-shutdownGracePeriodCriticalPods: 10s
-readOnlyPort: 0
-failCgroupV1: true
-serializeImagePulls: false
-registryPullQPS: 10
-registryBurst: 20
-resolvConf: /run/systemd/resolve/resolv.conf
-clusterDNS:
-{dns}clusterDomain: cluster.local
-maxPods: 110
-kubeReserved:
-  cpu: 200m
-  memory: 256Mi
-systemReserved:
-  cpu: 200m
-  memory: 256Mi
-evictionHard:
-  memory.available: 50Mi
-  nodefs.available: "5%"
-  nodefs.inodesFree: "2%"
-  imagefs.available: "5%"
-evictionSoft:
-  memory.available: 100Mi
-  nodefs.available: "10%"
-  nodefs.inodesFree: "5%"
-  imagefs.available: "10%"
-evictionSoftGracePeriod:
-  memory.available: 30s
-  nodefs.available: 30s
-  nodefs.inodesFree: 30s
-  imagefs.available: 30s
-evictionPressureTransitionPeriod: 1m
-"#
+    let dns: Vec<String> = dns.iter().map(|ip| format!("- \"{ip}\"")).collect();
+    fill(
+        include_str!("../../templates/kubelet.yaml"),
+        &[
+            ("CA", CA),
+            ("KUBELET_SERVER_CRT", KUBELET_SERVER_CRT),
+            ("KUBELET_SERVER_KEY", KUBELET_SERVER_KEY),
+            ("CLUSTER_DNS", &dns.join("\n")),
+        ],
     )
 }
 
 /// run-kubelet.sh: every decision is made from kubelet.env at start, so the env file alone
 /// drives the flags.
 fn kubelet_wrapper() -> String {
-    let exec = format!(
-        r#"labels=""
-for label in \
-  "node.kubernetes.io/instance-type=${{PROVIDER_INSTANCE_TYPE:-}}" \
-  "topology.kubernetes.io/region=${{PROVIDER_REGION:-}}" \
-  "topology.kubernetes.io/zone=${{PROVIDER_ZONE:-}}"; do
-  if [[ -n "${{label#*=}}" ]]; then
-    labels="${{labels:+${{labels}},}}${{label}}"
-  fi
-done
-node_ip="${{INSTANCE_IPV4:-}}"
-if [[ -n "${{INSTANCE_IPV6:-}}" ]]; then
-  node_ip="${{node_ip:+${{node_ip}},}}${{INSTANCE_IPV6}}"
-fi
-if [[ -z "${{node_ip}}" ]]; then
-  echo "[run-kubelet] INSTANCE_IPV4 and INSTANCE_IPV6 are both empty in {KUBELET_ENV}" >&2
-  sleep 2
-  exit 1
-fi
-args=(
-  --config={KUBELET_YAML}
-  --kubeconfig={KUBELET_KUBECONFIG}
-  "--node-ip=${{node_ip}}"
-  "--hostname-override=${{INSTANCE_ID:-}}"
-)
-if [[ -n "${{labels}}" ]]; then
-  args+=("--node-labels=${{labels}}")
-fi
-if [[ -n "${{INSTANCE_PROVIDER_ID:-}}" ]]; then
-  args+=("--provider-id=${{INSTANCE_PROVIDER_ID}}")
-fi
-exec /usr/bin/kubelet "${{args[@]}}""#
+    let exec = fill(
+        include_str!("../../templates/run-kubelet.body.sh"),
+        &[
+            ("KUBELET_ENV", KUBELET_ENV),
+            ("KUBELET_YAML", KUBELET_YAML),
+            ("KUBELET_KUBECONFIG", KUBELET_KUBECONFIG),
+        ],
     );
-    wrapper("kubelet", KUBELET_ENV, &[], &exec)
+    wrapper("kubelet", KUBELET_ENV, &[], exec.trim_end())
 }
 
 #[cfg(test)]

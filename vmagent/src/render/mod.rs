@@ -21,6 +21,7 @@ pub mod netsy;
 pub mod node;
 pub mod registry;
 pub mod telemetry;
+pub mod template;
 pub mod unit;
 
 /// Everything rendering depends on.
