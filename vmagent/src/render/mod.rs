@@ -282,6 +282,8 @@ mod golden;
 #[cfg(test)]
 mod kube_testutil;
 #[cfg(test)]
+mod lint;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
