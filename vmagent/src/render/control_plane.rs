@@ -12,7 +12,7 @@ use super::template::fill;
 use super::unit::Unit;
 use super::{
     CA, Desired, Features, Inputs, RenderError, api_server_url, base64_setting, env_file,
-    kubeconfig, list,
+    kubeconfig, setting_list,
 };
 use crate::accounts::Kind;
 use crate::settings::Settings;
@@ -67,7 +67,7 @@ fn cidrs<'a>(
     key: &str,
     default: &'a str,
 ) -> Result<(Vec<&'a str>, bool, bool), RenderError> {
-    let items = list(s, key, default)?;
+    let items = setting_list(s, key, default)?;
     let (mut v4, mut v6) = (false, false);
     for item in &items {
         let parsed = item.split_once('/').and_then(|(addr, len)| {

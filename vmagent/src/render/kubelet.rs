@@ -8,7 +8,7 @@ use super::node::wrapper;
 use super::template::fill;
 use super::unit::Unit;
 use super::{
-    CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig, list,
+    CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig, setting_list,
 };
 use crate::settings::Settings;
 
@@ -27,7 +27,7 @@ pub fn render(inp: &Inputs, _f: &Features, d: &mut Desired) -> Result<(), Render
 
 /// `KUBE_CLUSTER_DNS`: the cluster DNS service addresses kubelet hands to pods.
 fn cluster_dns(s: &Settings) -> Result<Vec<IpAddr>, RenderError> {
-    list(s, "KUBE_CLUSTER_DNS", "198.19.255.254,fdc6::ffff")?
+    setting_list(s, "KUBE_CLUSTER_DNS", "198.19.255.254,fdc6::ffff")?
         .into_iter()
         .map(|item| {
             item.parse::<IpAddr>().map_err(|_| {

@@ -169,7 +169,11 @@ pub const CA: &str = "/opt/crt/ca.crt";
 
 /// A comma-separated setting (`default` when unset or empty), items trimmed; an empty item is an
 /// error naming the key.
-pub fn list<'a>(s: &'a Settings, key: &str, default: &'a str) -> Result<Vec<&'a str>, RenderError> {
+pub fn setting_list<'a>(
+    s: &'a Settings,
+    key: &str,
+    default: &'a str,
+) -> Result<Vec<&'a str>, RenderError> {
     let v = s.get_or(key, default);
     let items: Vec<&str> = v.split(',').map(str::trim).collect();
     if items.iter().any(|i| i.is_empty()) {
