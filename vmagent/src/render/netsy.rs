@@ -5,6 +5,7 @@
 //! knd has no netsy at all. On knc without `NETSY_BUCKET` only the unit is rendered (disabled)
 //! and netsy's other files must not exist.
 
+use super::template::fill;
 use super::unit::Unit;
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
 use crate::accounts::Kind;
@@ -133,41 +134,14 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
 /// cluster.jsonc, keys in netsy's documented order.
 fn cluster_json(cluster: &str, provider: &str, bucket: &str, key_prefix: &str) -> String {
     let storage = if provider == "google" { "gcs" } else { "s3" };
-    format!(
-        r#"{{
-  "cluster_id": {},
-  "storage": {{
-    "provider": "{storage}",
-    "bucket_name": {},
-    "key_prefix": {},
-    "class": "STANDARD",
-    "encryption": "provider-managed"
-  }},
-  "heartbeat_interval": "1s",
-  "elector": {{
-    "degradation_count": 2,
-    "deregistration_timeout": "3m",
-    "primary_prior_timeout": "5s"
-  }},
-  "replication": {{
-    "quorum": -1,
-    "degradation_count": 2,
-    "chunk_buffer": {{
-      "threshold_size_mb": 4,
-      "threshold_age_minutes": 1
-    }}
-  }},
-  "snapshot": {{
-    "threshold_records": 10000,
-    "threshold_size_mb": 10000,
-    "threshold_age_minutes": 0
-  }},
-  "compaction_interval": "5m"
-}}
-"#,
-        quoted(cluster),
-        quoted(bucket),
-        quoted(key_prefix)
+    fill(
+        include_str!("../../templates/netsy-cluster.jsonc"),
+        &[
+            ("CLUSTER_ID", &quoted(cluster)),
+            ("STORAGE", storage),
+            ("BUCKET_NAME", &quoted(bucket)),
+            ("KEY_PREFIX", &quoted(key_prefix)),
+        ],
     )
 }
 
@@ -176,18 +150,11 @@ fn wrapper(exports: &[&str]) -> String {
         "netsy",
         ENV,
         exports,
-        &format!(
-            "if [[ -n \"${{NETSY_REGION}}\" ]]; then
-  export AWS_DEFAULT_REGION=\"${{NETSY_REGION}}\"
-fi
-for v in {}; do
-  if [[ -n \"${{!v:-}}\" ]]; then
-    export \"${{v}}\"
-  fi
-done
-exec /opt/netsy/bin/netsy",
-            AWS_VARS.join(" ")
-        ),
+        fill(
+            include_str!("../../templates/run-netsy.body.sh"),
+            &[("AWS_VARS", &AWS_VARS.join(" "))],
+        )
+        .trim_end(),
     )
 }
 

@@ -6,6 +6,7 @@
 //! from a template), the run wrapper and `fluent-bit.service`. With telemetry off only the unit
 //! is rendered (disabled) and the other files must not exist.
 
+use super::template::fill;
 use super::unit::Unit;
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
 
@@ -404,10 +405,11 @@ fn wrapper() -> String {
             "TELEMETRY_OTLP_LOGS_URI",
             "TELEMETRY_OTLP_TLS",
         ],
-        "if [[ -n \"${TELEMETRY_S3_BUCKET}\" && -z \"${TELEMETRY_S3_ASSUME_ROLE}\" && -n \"${TELEMETRY_S3_ACCESS_KEY_ID}\" ]]; then
-  export AWS_ACCESS_KEY_ID=\"${TELEMETRY_S3_ACCESS_KEY_ID}\" AWS_SECRET_ACCESS_KEY=\"${TELEMETRY_S3_SECRET_ACCESS_KEY}\"
-fi
-exec /opt/fluent-bit/bin/fluent-bit -c /opt/fluent-bit/etc/fluent-bit.yml",
+        fill(
+            include_str!("../../templates/run-fluent-bit.body.sh"),
+            &[("CONFIG", CONFIG)],
+        )
+        .trim_end(),
     )
 }
 
