@@ -15,7 +15,7 @@
 //! opened once relative to it with `O_NOFOLLOW | O_NONBLOCK`, checked on that descriptor (regular
 //! file, one link, size cap), read from it, checked as PEM of the kind its name promises and only
 //! then written, owner and mode set before the first byte, atomically. A file that fails any of
-//! that is skipped with its reason in the report; the others still install.
+//! that is skipped with its reason in the pass's outcome; the others still install.
 
 pub mod mutable;
 pub mod pem;
@@ -526,7 +526,7 @@ fn triggered(fs: &Root) -> bool {
 }
 
 /// One delivery pass (also the boot reconcile, with no debounce). A refused mutable.env does
-/// not fail the pass: it is in the report ([`MutableOutcome::Refused`]) and the caller reports it.
+/// not fail the pass: its outcome carries it ([`MutableOutcome::Refused`]) for the caller to show.
 pub fn recv(
     root: &Path,
     host: &dyn Host,

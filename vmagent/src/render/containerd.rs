@@ -2,7 +2,8 @@
 //! systemd cgroups; the manifest's single pause image as the pinned sandbox, mirrored through the
 //! cluster registry when zot runs) and its unit.
 
-use super::{Desired, Features, Inputs, RenderError};
+use super::unit::Unit;
+use super::{Desired, Features, Inputs, RenderError, quoted};
 
 pub const CONFIG: &str = "/etc/containerd/config.toml";
 const PAUSE_PREFIX: &str = "registry.k8s.io/pause:";
@@ -55,7 +56,7 @@ pub fn config_version(inp: &Inputs) -> u8 {
 }
 
 pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderError> {
-    let sandbox = sandbox_image(inp, f)?;
+    let sandbox = quoted(&sandbox_image(inp, f)?);
     let oom = if inp.oom_adjust {
         "oom_score = -999\n"
     } else {
@@ -70,7 +71,7 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
 version = 2
 {oom}
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{sandbox}"
+  sandbox_image = {sandbox}
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "/etc/containerd/certs.d"
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -89,7 +90,7 @@ version = 3
 {oom}
 [plugins."io.containerd.cri.v1.images"]
   [plugins."io.containerd.cri.v1.images".pinned_images]
-    sandbox = "{sandbox}"
+    sandbox = {sandbox}
   [plugins."io.containerd.cri.v1.images".registry]
     config_path = "/etc/containerd/certs.d"
 
@@ -108,15 +109,32 @@ version = 3
         "/etc/systemd/system/containerd.service",
         0o644,
         "root:root",
-        format!("[Unit]\nDescription=containerd container runtime\nAfter=network.target local-fs.target dbus.service\n\n\
-         [Service]\nType=notify\nEnvironment=CONTAINERD_CONFIG=/etc/containerd/config.toml\n\
-         ExecStartPre=-/sbin/modprobe overlay\nExecStart=/usr/local/bin/containerd --config ${{CONTAINERD_CONFIG}}\n\
-         ExecStartPost=-/bin/chgrp containerd /run/containerd/containerd.sock\n\
-         Restart=always\nRestartSec=5\nDelegate=yes\nKillMode=process\nLimitNPROC=infinity\nLimitCORE=infinity\n\
-         TasksMax=infinity\n{}\n\
-         [Install]\nWantedBy=multi-user.target\n",
-            if inp.oom_adjust { "OOMScoreAdjust=-999\n" } else { "" }
-        ),
+        Unit::new("containerd container runtime")
+            .set("After", "network.target local-fs.target dbus.service")
+            .section("Service")
+            .set("Type", "notify")
+            .set(
+                "Environment",
+                "CONTAINERD_CONFIG=/etc/containerd/config.toml",
+            )
+            .set("ExecStartPre", "-/sbin/modprobe overlay")
+            .set(
+                "ExecStart",
+                "/usr/local/bin/containerd --config ${CONTAINERD_CONFIG}",
+            )
+            .set(
+                "ExecStartPost",
+                "-/bin/chgrp containerd /run/containerd/containerd.sock",
+            )
+            .set("Restart", "always")
+            .set("RestartSec", "5")
+            .set("Delegate", "yes")
+            .set("KillMode", "process")
+            .set("LimitNPROC", "infinity")
+            .set("LimitCORE", "infinity")
+            .set("TasksMax", "infinity")
+            .set_if("OOMScoreAdjust", inp.oom_adjust.then_some("-999"))
+            .wanted_by("multi-user.target"),
     );
     d.service("containerd.service", true, &[CONFIG]);
     Ok(())

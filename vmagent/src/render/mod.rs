@@ -14,12 +14,15 @@ use crate::manifest::Manifest;
 use crate::settings::{Settings, SettingsError};
 
 pub mod containerd;
+pub mod control_plane;
 pub mod hosts;
-pub mod kube;
+pub mod kubelet;
 pub mod netsy;
 pub mod node;
 pub mod registry;
 pub mod telemetry;
+pub mod template;
+pub mod unit;
 
 /// Everything rendering depends on.
 #[derive(Debug, Clone)]
@@ -161,6 +164,33 @@ impl Features {
     }
 }
 
+/// The cluster CA every component trusts (delivered by Nstance).
+pub const CA: &str = "/opt/crt/ca.crt";
+
+/// A comma-separated setting (`default` when unset or empty), items trimmed; an empty item is an
+/// error naming the key.
+pub fn setting_list<'a>(
+    s: &'a Settings,
+    key: &str,
+    default: &'a str,
+) -> Result<Vec<&'a str>, RenderError> {
+    let v = s.get_or(key, default);
+    let items: Vec<&str> = v.split(',').map(str::trim).collect();
+    if items.iter().any(|i| i.is_empty()) {
+        return Err(RenderError::Invalid(format!(
+            "{key} is {v:?}; it must be a comma-separated list with no empty items"
+        )));
+    }
+    Ok(items)
+}
+
+/// `s` as a double-quoted string literal with JSON escapes. The same syntax is a valid JSON
+/// string, YAML double-quoted scalar and TOML basic string, so every rendered config quotes its
+/// variable strings with this one function.
+pub fn quoted(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
 /// `KEY='value'` lines; a `'` inside a value is written `'\''`.
 pub fn env_file(pairs: &[(&str, &str)]) -> String {
     pairs
@@ -243,7 +273,8 @@ pub fn render(inp: &Inputs) -> Result<Desired, RenderError> {
     hosts::render(inp, &mut d)?;
     node::render(inp, &features, &mut d)?;
     containerd::render(inp, &features, &mut d)?;
-    kube::render(inp, &features, &mut d)?;
+    kubelet::render(inp, &features, &mut d)?;
+    control_plane::render(inp, &features, &mut d)?;
     telemetry::render(inp, &features, &mut d)?;
     registry::render(inp, &features, &mut d)?;
     netsy::render(inp, &features, &mut d)?;
@@ -252,6 +283,10 @@ pub fn render(inp: &Inputs) -> Result<Desired, RenderError> {
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod kube_testutil;
+#[cfg(test)]
+mod lint;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! delivery path unit, the periodic reconcile timer (upstream's hosts refresh), and
 //! `/etc/subuid` / `/etc/subgid` for kubelet (other users' lines kept).
 
+use super::unit::Unit;
 use super::{Desired, Features, Inputs, RenderError, env_file, kubeconfig};
 use crate::accounts::Kind;
 
@@ -97,11 +98,17 @@ fn nstance_agent(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
         "/etc/systemd/system/nstance-agent.service",
         0o644,
         "root:root",
-        format!(
-            "[Unit]\nDescription=Nstance agent: registration, keys and deliveries\nWants=network.target\nAfter=network.target\nStartLimitIntervalSec=0\n\n\
-             [Service]\nType=exec\nUser=nstance-agent\nExecStart={NSTANCE_RUN}\nRestart=always\nRestartSec=5\n\n\
-             [Install]\nWantedBy=multi-user.target\n"
-        ),
+        Unit::new("Nstance agent: registration, keys and deliveries")
+            .set("Wants", "network.target")
+            .set("After", "network.target")
+            .set("StartLimitIntervalSec", "0")
+            .section("Service")
+            .set("Type", "exec")
+            .set("User", "nstance-agent")
+            .set("ExecStart", NSTANCE_RUN)
+            .set("Restart", "always")
+            .set("RestartSec", "5")
+            .wanted_by("multi-user.target"),
     );
     d.service("nstance-agent.service", true, &[NSTANCE_ENV, NSTANCE_RUN]);
     Ok(())
@@ -152,12 +159,19 @@ fn kube2iam(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderErr
         "/etc/systemd/system/kube2iam.service",
         0o644,
         "root:root",
-        format!(
-            "[Unit]\nDescription=kube2iam: IAM roles for pods\nWants=kube-apiserver.service\nAfter=kube-apiserver.service\nStartLimitIntervalSec=0\n{}\n\
-             [Service]\nType=exec\nUser=kube2iam\nAmbientCapabilities=CAP_NET_ADMIN\nExecStart={KUBE2IAM_RUN}\nRestart=always\nRestartSec=10\n\n\
-             [Install]\nWantedBy=multi-user.target\n",
-            conditions(&certs)
-        ),
+        Unit::new("kube2iam: IAM roles for pods")
+            .set("Wants", "kube-apiserver.service")
+            .set("After", "kube-apiserver.service")
+            .set("StartLimitIntervalSec", "0")
+            .condition_paths(&certs)
+            .section("Service")
+            .set("Type", "exec")
+            .set("User", "kube2iam")
+            .set("AmbientCapabilities", "CAP_NET_ADMIN")
+            .set("ExecStart", KUBE2IAM_RUN)
+            .set("Restart", "always")
+            .set("RestartSec", "10")
+            .wanted_by("multi-user.target"),
     );
     let mut inputs = vec![KUBE2IAM_ENV, KUBE2IAM_RUN, KUBE2IAM_KUBECONFIG];
     inputs.extend(certs);
@@ -172,16 +186,24 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
         path_unit,
         0o644,
         "root:root",
-        "[Unit]\nDescription=Apply Nstance deliveries when write-files.last appears\n\n\
-         [Path]\nPathExists=/opt/nstance-agent/recv/write-files.last\nUnit=nstance-recv-watch.service\n\n\
-         [Install]\nWantedBy=multi-user.target\n",
+        Unit::new("Apply Nstance deliveries when write-files.last appears")
+            .section("Path")
+            .set("PathExists", "/opt/nstance-agent/recv/write-files.last")
+            .set("Unit", "nstance-recv-watch.service")
+            .wanted_by("multi-user.target"),
     );
     d.file(
         svc_unit,
         0o644,
         "root:root",
-        "[Unit]\nDescription=Apply Nstance deliveries (certificates, mutable.env)\nAfter=network.target\n\n\
-         [Service]\nType=oneshot\nExecStart=/usr/bin/vmagent recv\nStandardOutput=journal\nStandardError=journal\n",
+        Unit::new("Apply Nstance deliveries (certificates, mutable.env)")
+            .set("After", "network.target")
+            .section("Service")
+            .set("Type", "oneshot")
+            .set("ExecStart", "/usr/bin/vmagent recv")
+            .set("StandardOutput", "journal")
+            .set("StandardError", "journal")
+            .build(),
     );
     d.service("nstance-recv-watch.path", true, &[svc_unit]);
 
@@ -191,18 +213,30 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
         svc,
         0o644,
         "root:root",
-        "[Unit]\nDescription=Re-resolve the API server name and reconcile the node\n\
-         ConditionPathExists=/opt/podplane/etc/user-data.env\nConditionPathExists=/opt/podplane/etc/detected.env\n\
-         ConditionPathExists=/opt/podplane/etc/mutable.env\nWants=network-online.target\nAfter=network-online.target\n\n\
-         [Service]\nType=oneshot\nExecStart=/usr/bin/vmagent apply\n",
+        Unit::new("Re-resolve the API server name and reconcile the node")
+            .condition_paths(&[
+                "/opt/podplane/etc/user-data.env",
+                "/opt/podplane/etc/detected.env",
+                "/opt/podplane/etc/mutable.env",
+            ])
+            .set("Wants", "network-online.target")
+            .set("After", "network-online.target")
+            .section("Service")
+            .set("Type", "oneshot")
+            .set("ExecStart", "/usr/bin/vmagent apply")
+            .build(),
     );
     d.file(
         timer,
         0o644,
         "root:root",
-        "[Unit]\nDescription=Periodic reconcile (API server addresses in /etc/hosts)\n\n\
-         [Timer]\nOnBootSec=1min\nOnUnitActiveSec=5min\nRandomizedDelaySec=30s\nPersistent=true\n\n\
-         [Install]\nWantedBy=timers.target\n",
+        Unit::new("Periodic reconcile (API server addresses in /etc/hosts)")
+            .section("Timer")
+            .set("OnBootSec", "1min")
+            .set("OnUnitActiveSec", "5min")
+            .set("RandomizedDelaySec", "30s")
+            .set("Persistent", "true")
+            .wanted_by("timers.target"),
     );
     d.service("hosts-refresh.timer", true, &[svc]);
 
@@ -211,10 +245,15 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
         "/etc/systemd/system/vmagent-reconcile.service",
         0o644,
         "root:root",
-        "[Unit]\nDescription=Reconcile the node at boot: pending Nstance deliveries, then configuration\n\
-         ConditionPathExists=/opt/podplane/share/vmconfig-installed.json\nWants=network-online.target\nAfter=network-online.target\n\n\
-         [Service]\nType=oneshot\nExecStart=/usr/bin/vmagent reconcile\nRemainAfterExit=yes\n\n\
-         [Install]\nWantedBy=multi-user.target\n",
+        Unit::new("Reconcile the node at boot: pending Nstance deliveries, then configuration")
+            .condition_paths(&["/opt/podplane/share/vmconfig-installed.json"])
+            .set("Wants", "network-online.target")
+            .set("After", "network-online.target")
+            .section("Service")
+            .set("Type", "oneshot")
+            .set("ExecStart", "/usr/bin/vmagent reconcile")
+            .set("RemainAfterExit", "yes")
+            .wanted_by("multi-user.target"),
     );
     d.enable_only("vmagent-reconcile.service");
 }
@@ -271,12 +310,4 @@ pub fn wrapper(name: &str, env: &str, exports: &[&str], exec_line: &str) -> Stri
         "echo \"[run-{name}] starting ts=${{EPOCHREALTIME}}\" >&2\n{exec_line}\n"
     ));
     s
-}
-
-/// `ConditionPathExists=` lines, one per path.
-pub fn conditions(paths: &[&str]) -> String {
-    paths
-        .iter()
-        .map(|p| format!("ConditionPathExists={p}\n"))
-        .collect()
 }

@@ -16,3 +16,27 @@ fn renders_are_deterministic() {
         );
     }
 }
+
+#[test]
+fn quoted_escapes_what_would_end_or_break_the_string() {
+    assert_eq!(quoted("plain.example.com"), "\"plain.example.com\"");
+    assert_eq!(
+        quoted("a\"b\\c\nd\te\u{1}"),
+        "\"a\\\"b\\\\c\\nd\\te\\u0001\""
+    );
+}
+
+#[test]
+fn no_template_field_is_left_unfilled() {
+    let m = manifest();
+    for kind in [Kind::Knd, Kind::Knc] {
+        for provider in ["aws", "local"] {
+            let s = settings(kind, provider);
+            let d = render(&inputs(kind, &s, &m)).unwrap();
+            for (path, f) in &d.files {
+                let text = String::from_utf8_lossy(&f.content);
+                assert!(!text.contains("{{"), "{provider} {path}:\n{text}");
+            }
+        }
+    }
+}

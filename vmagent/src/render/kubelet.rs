@@ -1,0 +1,140 @@
+//! kubelet, on every node: its env file, KubeletConfiguration, kubeconfig, run wrapper and
+//! unit. Each of them is an input of `kubelet.service`, so a change to any restarts kubelet and
+//! nothing else.
+
+use std::net::IpAddr;
+
+use super::node::wrapper;
+use super::template::fill;
+use super::unit::Unit;
+use super::{
+    CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig, setting_list,
+};
+use crate::settings::Settings;
+
+pub(super) const KUBELET_ENV: &str = "/opt/env/kubelet.env";
+pub(super) const KUBELET_RUN: &str = "/opt/kubelet/bin/run-kubelet.sh";
+pub(super) const KUBELET_YAML: &str = "/opt/kubelet/etc/kubelet.yaml";
+pub(super) const KUBELET_KUBECONFIG: &str = "/opt/kubelet/etc/kubeconfig";
+pub(super) const KUBELET_CLIENT_CRT: &str = "/opt/crt/kubelet.client.crt";
+pub(super) const KUBELET_CLIENT_KEY: &str = "/opt/key/kubelet/kubelet.client.key";
+pub(super) const KUBELET_SERVER_CRT: &str = "/opt/crt/kubelet.server.crt";
+pub(super) const KUBELET_SERVER_KEY: &str = "/opt/key/kubelet/kubelet.server.key";
+
+pub fn render(inp: &Inputs, _f: &Features, d: &mut Desired) -> Result<(), RenderError> {
+    kubelet(inp.settings, d)
+}
+
+/// `KUBE_CLUSTER_DNS`: the cluster DNS service addresses kubelet hands to pods.
+fn cluster_dns(s: &Settings) -> Result<Vec<IpAddr>, RenderError> {
+    setting_list(s, "KUBE_CLUSTER_DNS", "198.19.255.254,fdc6::ffff")?
+        .into_iter()
+        .map(|item| {
+            item.parse::<IpAddr>().map_err(|_| {
+                RenderError::Invalid(format!(
+                    "KUBE_CLUSTER_DNS has {item:?}, which is not an IP address; it must be a comma-separated list of IPv4/IPv6 addresses"
+                ))
+            })
+        })
+        .collect()
+}
+
+fn kubelet(s: &Settings, d: &mut Desired) -> Result<(), RenderError> {
+    d.file(
+        KUBELET_ENV,
+        0o600,
+        "root:root",
+        env_file(&[
+            ("PROVIDER_INSTANCE_TYPE", s.get("PROVIDER_INSTANCE_TYPE")),
+            ("PROVIDER_REGION", s.get("PROVIDER_REGION")),
+            ("PROVIDER_ZONE", s.get("PROVIDER_ZONE")),
+            ("INSTANCE_IPV4", s.get("INSTANCE_IPV4")),
+            ("INSTANCE_IPV6", s.get("INSTANCE_IPV6")),
+            ("INSTANCE_ID", s.get("INSTANCE_ID")),
+            ("INSTANCE_PROVIDER_ID", s.get("INSTANCE_PROVIDER_ID")),
+        ]),
+    );
+    d.file(
+        KUBELET_YAML,
+        0o640,
+        "root:kubelet",
+        kubelet_yaml(&cluster_dns(s)?),
+    );
+    d.file(
+        KUBELET_KUBECONFIG,
+        0o640,
+        "root:kubelet",
+        kubeconfig(
+            "kubelet",
+            &api_server_url(s)?,
+            KUBELET_CLIENT_CRT,
+            KUBELET_CLIENT_KEY,
+        ),
+    );
+    d.file(KUBELET_RUN, 0o755, "root:root", kubelet_wrapper());
+    let certs = [
+        CA,
+        KUBELET_CLIENT_CRT,
+        KUBELET_CLIENT_KEY,
+        KUBELET_SERVER_CRT,
+        KUBELET_SERVER_KEY,
+    ];
+    d.file(
+        "/etc/systemd/system/kubelet.service",
+        0o644,
+        "root:root",
+        Unit::new("Kubernetes kubelet")
+            .set("Wants", "containerd.service kube-apiserver.service")
+            .set("After", "containerd.service kube-apiserver.service")
+            .set("StartLimitIntervalSec", "0")
+            .condition_paths(&certs)
+            .section("Service")
+            .set("Type", "exec")
+            .set("User", "root")
+            .set("ExecStart", KUBELET_RUN)
+            .set("Restart", "always")
+            .set("RestartSec", "10")
+            .wanted_by("multi-user.target"),
+    );
+    let mut inputs = vec![
+        KUBELET_ENV,
+        KUBELET_RUN,
+        KUBELET_YAML,
+        KUBELET_KUBECONFIG,
+        super::containerd::CONFIG,
+    ];
+    inputs.extend(certs);
+    d.service("kubelet.service", true, &inputs);
+    Ok(())
+}
+
+fn kubelet_yaml(dns: &[IpAddr]) -> String {
+    let dns: Vec<String> = dns.iter().map(|ip| format!("- \"{ip}\"")).collect();
+    fill(
+        include_str!("../../templates/kubelet.yaml"),
+        &[
+            ("CA", CA),
+            ("KUBELET_SERVER_CRT", KUBELET_SERVER_CRT),
+            ("KUBELET_SERVER_KEY", KUBELET_SERVER_KEY),
+            ("CLUSTER_DNS", &dns.join("\n")),
+        ],
+    )
+}
+
+/// run-kubelet.sh: every decision is made from kubelet.env at start, so the env file alone
+/// drives the flags.
+fn kubelet_wrapper() -> String {
+    let exec = fill(
+        include_str!("../../templates/run-kubelet.body.sh"),
+        &[
+            ("KUBELET_ENV", KUBELET_ENV),
+            ("KUBELET_YAML", KUBELET_YAML),
+            ("KUBELET_KUBECONFIG", KUBELET_KUBECONFIG),
+        ],
+    );
+    wrapper("kubelet", KUBELET_ENV, &[], exec.trim_end())
+}
+
+#[cfg(test)]
+#[path = "kubelet/tests.rs"]
+mod tests;

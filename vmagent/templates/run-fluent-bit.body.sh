@@ -1,0 +1,4 @@
+if [[ -n "${TELEMETRY_S3_BUCKET}" && -z "${TELEMETRY_S3_ASSUME_ROLE}" && -n "${TELEMETRY_S3_ACCESS_KEY_ID}" ]]; then
+  export AWS_ACCESS_KEY_ID="${TELEMETRY_S3_ACCESS_KEY_ID}" AWS_SECRET_ACCESS_KEY="${TELEMETRY_S3_SECRET_ACCESS_KEY}"
+fi
+exec /opt/fluent-bit/bin/fluent-bit -c {{CONFIG}}
