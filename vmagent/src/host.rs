@@ -191,7 +191,7 @@ impl Host for SystemHost {
 
 /// One thing a [`RecordingHost`] was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum Recorded {
     Run(Cmd),
     Chown {
         path: PathBuf,
@@ -200,11 +200,11 @@ pub enum Action {
     },
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for Recorded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::Run(c) => write!(f, "{}", c.display()),
-            Action::Chown { path, user, group } => {
+            Recorded::Run(c) => write!(f, "{}", c.display()),
+            Recorded::Chown { path, user, group } => {
                 write!(f, "chown {user}:{group} {}", path.display())
             }
         }
@@ -216,7 +216,7 @@ type Responder = Box<dyn Fn(&Cmd) -> Result<Output, HostError> + Send + Sync>;
 /// Records every action and succeeds (or answers through a responder), for tests.
 #[derive(Default)]
 pub struct RecordingHost {
-    actions: Mutex<Vec<Action>>,
+    actions: Mutex<Vec<Recorded>>,
     responder: Option<Responder>,
 }
 
@@ -235,7 +235,7 @@ impl RecordingHost {
         }
     }
 
-    pub fn actions(&self) -> Vec<Action> {
+    pub fn actions(&self) -> Vec<Recorded> {
         self.actions.lock().unwrap().clone()
     }
 
@@ -247,7 +247,10 @@ impl RecordingHost {
 
 impl Host for RecordingHost {
     fn run(&self, cmd: &Cmd) -> Result<Output, HostError> {
-        self.actions.lock().unwrap().push(Action::Run(cmd.clone()));
+        self.actions
+            .lock()
+            .unwrap()
+            .push(Recorded::Run(cmd.clone()));
         match &self.responder {
             Some(f) => f(cmd),
             None => Ok(Output::default()),
@@ -262,7 +265,7 @@ impl Host for RecordingHost {
         user: &str,
         group: &str,
     ) -> Result<(), HostError> {
-        self.actions.lock().unwrap().push(Action::Chown {
+        self.actions.lock().unwrap().push(Recorded::Chown {
             path: path.to_path_buf(),
             user: user.into(),
             group: group.into(),

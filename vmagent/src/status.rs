@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::configure;
+use crate::converge;
 use crate::fsutil::under_root;
 use crate::host::{Cmd, Host};
 use crate::install::{INSTALLED, MANIFEST, STATE_DIR};
@@ -90,10 +90,10 @@ pub fn status(root: &Path, host: &dyn Host) -> Status {
     if manifest.is_none() {
         return st;
     }
-    match configure::plan(
+    match converge::plan(
         root,
         host,
-        &configure::overrides_from_env(),
+        &converge::overrides_from_env(),
         &Default::default(),
     ) {
         Ok((prepared, plan)) => {

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use common::*;
 use vmagent::apply::Services;
-use vmagent::configure;
+use vmagent::converge;
 use vmagent::host::{Output, RecordingHost, SystemHost};
 
 #[test]
@@ -185,7 +185,7 @@ fn bad_inputs_fail_with_nothing_written() {
     let r = root.path();
     std::fs::remove_file(r.join("opt/podplane/etc/user-data.env")).unwrap();
     let before = tree(r);
-    let err = configure::apply(
+    let err = converge::apply(
         r,
         &SystemHost,
         &facts("local"),
@@ -212,7 +212,7 @@ fn bad_inputs_fail_with_nothing_written() {
     let root = node("knd", "local");
     let r = root.path();
     std::fs::write(r.join("opt/podplane/bootstrap.done"), "completed_at=x\n").unwrap();
-    let err = configure::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
     assert!(
         err.to_string().contains("will not silently run again"),
         "{err}"
@@ -222,12 +222,12 @@ fn bad_inputs_fail_with_nothing_written() {
     let root = node("knd", "aws");
     let r = root.path();
     let silent = RecordingHost::with_responder(|_| Ok(Output::default()));
-    let err = configure::plan(r, &silent, &BTreeMap::new(), &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &silent, &BTreeMap::new(), &BTreeSet::new()).unwrap_err();
     assert!(err.to_string().contains("INSTANCE_PROVIDER_ID"), "{err}");
     let mut f = facts("aws");
     f.remove("INSTANCE_NETDEV");
     f.remove("INSTANCE_IPV4");
-    let err = configure::plan(r, &silent, &f, &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &silent, &f, &BTreeSet::new()).unwrap_err();
     assert!(err.to_string().contains("no default route"), "{err}");
     let no_v4 = RecordingHost::with_responder(|c| {
         Ok(Output {
@@ -239,7 +239,7 @@ fn bad_inputs_fail_with_nothing_written() {
             stderr: String::new(),
         })
     });
-    let err = configure::plan(r, &no_v4, &f, &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &no_v4, &f, &BTreeSet::new()).unwrap_err();
     assert!(
         err.to_string().contains("ens5 has no IPv4 address"),
         "{err}"
@@ -253,13 +253,13 @@ fn bad_inputs_fail_with_nothing_written() {
         r.join("opt/podplane/share/vmconfig-manifest.json"),
     )
     .unwrap();
-    let err = configure::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
     assert!(
         err.to_string().contains("install has not finished"),
         "{err}"
     );
     std::fs::remove_file(r.join("opt/podplane/share/vmconfig-manifest.json")).unwrap();
-    let err = configure::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
     assert!(err.to_string().contains("not installed"), "{err}");
 }
 
@@ -281,7 +281,7 @@ fn pause_image_count_must_be_one() {
         m["vmconfig"]["images"] = images;
         std::fs::write(&path, m.to_string()).unwrap();
         let before = tree(r);
-        let err = configure::apply(
+        let err = converge::apply(
             r,
             &SystemHost,
             &facts("local"),
@@ -388,7 +388,7 @@ fn a_bad_otlp_endpoint_fails_the_apply_with_nothing_written() {
     set_mutable(r, "TELEMETRY_ENABLED", "true");
     set_mutable(r, "TELEMETRY_OTLP_ENDPOINT", "collector.example.com:4318");
     let before = tree(r);
-    let err = configure::apply(
+    let err = converge::apply(
         r,
         &SystemHost,
         &facts("aws"),

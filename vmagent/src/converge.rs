@@ -1,6 +1,6 @@
-//! `vmagent plan` and `vmagent apply`: check the preconditions, run the one-shot bootstrap
-//! detection when it is pending, read the three env layers, render the desired state, diff it
-//! against the disk and (for apply) carry it out, restarting only what changed.
+//! Converging a node: `vmagent plan` and `vmagent apply`. Check the preconditions, run the
+//! one-shot bootstrap detection when it is pending, read the three env layers, render the desired
+//! state, diff it against the disk and (for apply) carry it out, restarting only what changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::ToSocketAddrs;
