@@ -290,7 +290,7 @@ pub async fn bootstrap(
     let (_, report) = crate::converge::apply(
         root,
         host,
-        &crate::converge::overrides_from_env(),
+        &crate::converge::overrides_from_env(host),
         opts.services,
         &Default::default(),
     )?;

@@ -3,7 +3,6 @@
 //! state, diff it against the disk and (for apply) carry it out, restarting only what changed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::time::Duration;
 
@@ -71,24 +70,11 @@ pub struct Prepared {
     pub pending_bootstrap: Option<BTreeMap<String, String>>,
 }
 
-/// Is CAP_SYS_RESOURCE (24) in this process's bounding set? Without it nothing on the host can
-/// lower an OOM score (unprivileged containers, some sandboxes).
-pub fn can_lower_oom_scores() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_none_or(|bnd| bnd & (1 << 24) != 0)
-}
-
-/// Environment values that replace detection (`INSTANCE_IPV4=…`), from the process environment.
-pub fn overrides_from_env() -> BTreeMap<String, String> {
+/// Environment values that replace detection (`INSTANCE_IPV4=…`), from the host's environment.
+pub fn overrides_from_env(host: &dyn Host) -> BTreeMap<String, String> {
     facts::DETECTED_KEYS
         .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .filter_map(|k| host.env_var(k).map(|v| (k.to_string(), v)))
         .collect()
 }
 
@@ -142,10 +128,7 @@ pub fn prepare(
     );
     let lb = settings.get("KUBE_API_INTERNAL_LB_HOSTNAME");
     let api_lb_addrs = if kind == Kind::Knd && !lb.is_empty() {
-        (lb, 0)
-            .to_socket_addrs()
-            .map(|it| it.map(|a| a.ip()).collect())
-            .unwrap_or_default()
+        host.resolve(lb)
     } else {
         vec![]
     };
@@ -157,7 +140,7 @@ pub fn prepare(
         subuid: &subuid,
         subgid: &subgid,
         api_lb_addrs,
-        oom_adjust: can_lower_oom_scores(),
+        oom_adjust: host.can_lower_oom_scores(),
     })?;
     Ok(Prepared {
         kind,

@@ -438,7 +438,7 @@ fn install_cmd(root: &Path, a: &InstallArgs) -> ExitCode {
 }
 
 fn plan_cmd(root: &Path) -> ExitCode {
-    let overrides = converge::overrides_from_env();
+    let overrides = converge::overrides_from_env(&SystemHost);
     match converge::plan(root, &SystemHost, &overrides, &Default::default()) {
         Ok((_, plan)) => {
             print!("{plan}");
@@ -517,7 +517,12 @@ fn recv_cmd(root: &Path, debounce: Duration, services: &str) -> ExitCode {
         debounce,
         services: services_mode(services),
     };
-    match vmagent::recv::recv(root, &SystemHost, &converge::overrides_from_env(), &opts) {
+    match vmagent::recv::recv(
+        root,
+        &SystemHost,
+        &converge::overrides_from_env(&SystemHost),
+        &opts,
+    ) {
         Ok(r) => {
             let applied = match &r.applied {
                 Some((_, a)) => format!(
@@ -551,7 +556,7 @@ fn recv_cmd(root: &Path, debounce: Duration, services: &str) -> ExitCode {
 
 fn apply_cmd(root: &Path, a: &ApplyArgs) -> ExitCode {
     let services = services_mode(&a.services);
-    let overrides = converge::overrides_from_env();
+    let overrides = converge::overrides_from_env(&SystemHost);
     match converge::apply(root, &SystemHost, &overrides, services, &Default::default()) {
         Ok((plan, report)) => {
             for n in &plan.notes {

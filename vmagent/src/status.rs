@@ -93,7 +93,7 @@ pub fn status(root: &Path, host: &dyn Host) -> Status {
     match converge::plan(
         root,
         host,
-        &converge::overrides_from_env(),
+        &converge::overrides_from_env(host),
         &Default::default(),
     ) {
         Ok((prepared, plan)) => {

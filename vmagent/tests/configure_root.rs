@@ -179,6 +179,57 @@ fn single_key_changes_restart_exactly_the_services_that_read_them() {
 }
 
 #[test]
+fn plan_asks_the_host_for_dns_capabilities_and_environment() {
+    let root = node("knd", "aws");
+    let r = root.path();
+    std::fs::write(
+        r.join("opt/podplane/etc/mutable.env"),
+        "KUBE_API_INTERNAL_LB_HOSTNAME='lb.c1.internal'\n",
+    )
+    .unwrap();
+    let lb: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+    let desired = |host: &RecordingHost| {
+        converge::plan(r, host, &facts("aws"), &BTreeSet::new())
+            .unwrap_or_else(|e| panic!("plan: {e}"))
+            .0
+            .desired
+    };
+    let text = |d: &vmagent::render::Desired, path: &str| {
+        String::from_utf8(d.files[path].content.clone()).unwrap()
+    };
+    let resolving = RecordingHost::new().with_name("lb.c1.internal", &[lb]);
+    let d = desired(&resolving);
+    let hosts = text(&d, "/etc/hosts");
+    assert!(
+        hosts.contains("10.0.0.7 kube-apiserver.podplane.internal"),
+        "{hosts}"
+    );
+    assert!(text(&d, "/etc/systemd/system/containerd.service").contains("OOMScoreAdjust=-999"));
+    assert!(resolving.lines().is_empty(), "{:?}", resolving.lines());
+
+    let capped = RecordingHost::new()
+        .with_name("lb.c1.internal", &[lb])
+        .with_oom_adjust(false);
+    let unit = text(&desired(&capped), "/etc/systemd/system/containerd.service");
+    assert!(!unit.contains("OOMScoreAdjust"), "{unit}");
+
+    // A name the host cannot resolve is an error naming the key, whatever the real DNS says.
+    let err = converge::plan(r, &RecordingHost::new(), &facts("aws"), &BTreeSet::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("KUBE_API_INTERNAL_LB_HOSTNAME"), "{err}");
+
+    let env = RecordingHost::new()
+        .with_env("INSTANCE_IPV4", "10.0.9.9")
+        .with_env("HOME", "/root");
+    let overrides = converge::overrides_from_env(&env);
+    assert_eq!(
+        overrides,
+        BTreeMap::from([("INSTANCE_IPV4".to_string(), "10.0.9.9".to_string())])
+    );
+}
+
+#[test]
 fn bad_inputs_fail_with_nothing_written() {
     // No user-data.env.
     let root = node("knd", "local");

@@ -338,6 +338,18 @@ impl vmagent::host::Host for CheckingHost {
         }
         self.inner.chown(root, file, path, user, group)
     }
+
+    fn resolve(&self, name: &str) -> Vec<std::net::IpAddr> {
+        self.inner.resolve(name)
+    }
+
+    fn can_lower_oom_scores(&self) -> bool {
+        self.inner.can_lower_oom_scores()
+    }
+
+    fn env_var(&self, key: &str) -> Option<String> {
+        self.inner.env_var(key)
+    }
 }
 
 #[test]
