@@ -66,6 +66,8 @@ pub struct Prepared {
     pub manifest: Manifest,
     pub settings: Settings,
     pub desired: Desired,
+    /// The permissions table: accounts, directories, execute bits.
+    pub spec: accounts::Spec,
     /// Facts detected now because bootstrap has not run yet (apply writes them first).
     pub pending_bootstrap: Option<BTreeMap<String, String>>,
 }
@@ -132,7 +134,9 @@ pub fn prepare(
     } else {
         vec![]
     };
-    let desired = render::render(&Inputs {
+    let admin = accounts::ssh_keys_configured(root)?;
+    let spec = accounts::spec(kind, admin, accounts::lib_dir(&manifest.vmconfig.os.arch));
+    let mut desired = render::render(&Inputs {
         kind,
         settings: &settings,
         manifest: &manifest,
@@ -142,11 +146,13 @@ pub fn prepare(
         api_lb_addrs,
         oom_adjust: host.can_lower_oom_scores(),
     })?;
+    accounts::sudoers(&mut desired, admin);
     Ok(Prepared {
         kind,
         manifest,
         settings,
         desired,
+        spec,
         pending_bootstrap,
     })
 }
@@ -159,7 +165,7 @@ pub fn plan(
     changed_elsewhere: &BTreeSet<String>,
 ) -> Result<(Prepared, Plan), ConfigureError> {
     let p = prepare(root, host, overrides)?;
-    let mut pl = plan::plan(root, &p.desired, changed_elsewhere)?;
+    let mut pl = plan_prepared(root, &p, changed_elsewhere)?;
     if p.pending_bootstrap.is_some() {
         pl.notes.insert(
             0,
@@ -169,7 +175,22 @@ pub fn plan(
     Ok((p, pl))
 }
 
-/// Bootstrap if pending, converge permissions, then plan and apply.
+/// The plan for `p`: accounts and permissions (the table, then the identity files), then the
+/// desired files and services.
+fn plan_prepared(
+    root: &Path,
+    p: &Prepared,
+    changed_elsewhere: &BTreeSet<String>,
+) -> Result<Plan, ConfigureError> {
+    let mut perms = accounts::plan(root, &p.spec)?;
+    let mut notes = Vec::new();
+    perms.extend(identity_files(root, &mut notes));
+    let mut pl = plan::plan(root, &p.desired, perms, changed_elsewhere)?;
+    pl.notes.extend(notes);
+    Ok(pl)
+}
+
+/// Bootstrap if pending, then plan and apply (accounts and permissions first).
 pub fn apply(
     root: &Path,
     host: &dyn Host,
@@ -200,77 +221,46 @@ pub fn apply_locked(
     if let Some(facts) = &p.pending_bootstrap {
         facts::write_bootstrap(root, facts, &now_utc())?;
     }
-    let admin = accounts::ssh_keys_configured(root)?;
-    let spec = accounts::spec(
-        p.kind,
-        admin,
-        accounts::lib_dir(&p.manifest.vmconfig.os.arch),
-    );
-    for c in accounts::ensure(root, &spec, host)? {
-        log::info!("permissions: {c}");
-    }
     // Bootstrap just wrote the settings files: render again from disk.
     let p = if p.pending_bootstrap.is_some() {
         prepare(root, host, overrides)?
     } else {
         p
     };
-    identity_files(root, host)?;
-    let pl = plan::plan(root, &p.desired, changed_elsewhere)?;
+    let pl = plan_prepared(root, &p, changed_elsewhere)?;
     let report = apply::apply(root, &p.desired, &pl, host, services)?;
     record(root, &p.desired, &report)?;
     Ok((pl, report))
 }
 
-/// The Nstance nonce stays private to the agent. Without a nonce and without an identity
-/// certificate the agent can neither register nor authenticate: said, not fatal (the operator
-/// may be about to provide one).
-fn identity_files(root: &Path, host: &dyn Host) -> Result<(), ConfigureError> {
+/// The Nstance nonce stays private to the agent: 0600 nstance-agent:nstance-agent, changed
+/// through its descriptor (nstance-agent owns the identity directory, so a link may be swapped
+/// in; it is never followed). Without a nonce and without an identity certificate the agent can
+/// neither register nor authenticate: said in a note, not fatal (the operator may be about to
+/// provide one).
+fn identity_files(root: &Path, notes: &mut Vec<String>) -> Option<accounts::Change> {
     const NONCE: &str = "/opt/nstance-agent/identity/nonce.jwt";
-    let fs = Root::open(root).map_err(apply::ApplyError::from)?;
-    // nstance-agent owns the identity directory: open the nonce without following a link and
-    // change it through that descriptor, so a swapped-in link never redirects the chmod/chown.
-    let node = match fs.open_node(NONCE) {
-        Ok(node) => node,
-        Err(e) => {
-            log::warn!("not securing {NONCE}: {e}");
-            None
-        }
-    };
-    match node {
-        Some((fd, md)) if md.kind == crate::safefs::Kind::File => {
-            let db = crate::userdb::UserDb::load(root).map_err(|e| ConfigureError::Record {
-                path: e.path.display().to_string(),
-                source: e.source,
-            })?;
-            let owned =
-                db.uid("nstance-agent") == Some(md.uid) && db.gid("nstance-agent") == Some(md.gid);
-            if !owned {
-                host.chown(
-                    root,
-                    std::os::fd::AsFd::as_fd(&fd),
-                    &fs.full(NONCE),
-                    "nstance-agent",
-                    "nstance-agent",
-                )
-                .map_err(|e| ConfigureError::Apply(e.into()))?;
-            }
-            if md.mode != 0o600 || !owned {
-                crate::safefs::set_mode(&fd, 0o600).map_err(|source| ConfigureError::Record {
-                    path: fs.full(NONCE).display().to_string(),
-                    source,
-                })?;
+    let want = (0o600, "nstance-agent", "nstance-agent");
+    let fs = Root::open(root).ok()?;
+    match fs.open_node(NONCE) {
+        Ok(Some((_, md))) if md.kind == crate::safefs::Kind::File => {
+            match accounts::plan_private(root, NONCE, want) {
+                Ok(change) => return change,
+                Err(e) => log::warn!("not securing {NONCE}: {e}"),
             }
         }
-        _ => {
-            if !under_root(root, "/opt/nstance-agent/identity/identity.crt").exists() {
-                log::warn!(
-                    "neither identity/nonce.jwt nor identity/identity.crt exists: nstance-agent can neither register nor authenticate"
-                );
-            }
-        }
+        Err(e) => log::warn!("not securing {NONCE}: {e}"),
+        Ok(_) => {}
     }
-    Ok(())
+    if !matches!(
+        fs.meta("/opt/nstance-agent/identity/identity.crt"),
+        Ok(Some(_))
+    ) {
+        notes.push(
+            "neither identity/nonce.jwt nor identity/identity.crt exists: nstance-agent can neither register nor authenticate".into(),
+        );
+    }
+    None
 }
 
 /// Now as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -305,6 +295,7 @@ fn record(root: &Path, desired: &Desired, report: &ApplyReport) -> Result<(), Co
     let path = under_root(root, &format!("{STATE_DIR}/last-apply.json"));
     let doc = serde_json::json!({
         "applied_at": now_utc(),
+        "accounts": report.accounts,
         "written": report.written,
         "removed": report.removed,
         "actions": report.actions,

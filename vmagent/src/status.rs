@@ -97,7 +97,7 @@ pub fn status(root: &Path, host: &dyn Host) -> Status {
         &Default::default(),
     ) {
         Ok((prepared, plan)) => {
-            st.pending_files = Some(plan.files.len() + plan.dirs.len());
+            st.pending_files = Some(plan.accounts.len() + plan.files.len() + plan.dirs.len());
             st.pending_actions = plan
                 .daemon_reload
                 .then(|| "daemon-reload".to_string())

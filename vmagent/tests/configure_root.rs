@@ -230,6 +230,84 @@ fn plan_asks_the_host_for_dns_capabilities_and_environment() {
 }
 
 #[test]
+fn plan_shows_accounts_permissions_sudoers_and_the_nonce_and_apply_does_them() {
+    let root = node("knd", "aws");
+    let r = root.path();
+    // zot's account is missing (its group is still there); the nonce is world-readable.
+    let passwd = std::fs::read_to_string(r.join("etc/passwd")).unwrap();
+    let without_zot: String = passwd
+        .lines()
+        .filter(|l| !l.starts_with("zot:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(r.join("etc/passwd"), &without_zot).unwrap();
+    let nonce = r.join("opt/nstance-agent/identity/nonce.jwt");
+    std::fs::create_dir_all(nonce.parent().unwrap()).unwrap();
+    std::fs::write(&nonce, "eyJhbGciOi.nonce\n").unwrap();
+    std::fs::set_permissions(&nonce, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+
+    let before = tree(r);
+    let useradd = format!(
+        "useradd --root {} -m -s /usr/sbin/nologin -r -g zot -G podplane zot",
+        r.display()
+    );
+    let (_, p) = converge::plan(r, &RecordingHost::new(), &facts("aws"), &BTreeSet::new())
+        .unwrap_or_else(|e| panic!("plan: {e}"));
+    let text = p.to_string();
+    for want in [
+        format!("run {useradd} (created user zot)\n"),
+        "create directory /opt/bin (0700 root:root)\n".to_string(),
+        "change directory /opt (mode 0755 -> 0750, owner ".to_string(),
+        "create /etc/sudoers.d/admin\n".to_string(),
+        "change /opt/nstance-agent/identity/nonce.jwt (mode 0644 -> 0600".to_string(),
+    ] {
+        assert!(text.contains(&want), "{want:?} not in:\n{text}");
+    }
+    assert_eq!(tree(r), before, "plan writes nothing");
+
+    // apply runs exactly the planned command through the host (which adds the account here).
+    let passwd_path = r.join("etc/passwd");
+    let host = RecordingHost::with_responder(move |c| {
+        if c.program == "useradd" {
+            let mut t = std::fs::read_to_string(&passwd_path).unwrap();
+            t.push_str("zot:x:2999:2999::/nonexistent:/usr/sbin/nologin\n");
+            std::fs::write(&passwd_path, t).unwrap();
+        }
+        Ok(Output::default())
+    });
+    let (applied, report) =
+        converge::apply(r, &host, &facts("aws"), Services::None, &BTreeSet::new())
+            .unwrap_or_else(|e| panic!("apply: {e}"));
+    assert_eq!(
+        applied.accounts, p.accounts,
+        "apply carries out what plan showed"
+    );
+    assert!(host.lines().contains(&useradd), "{:?}", host.lines());
+    assert!(
+        report.accounts.contains(&"created user zot".to_string())
+            && report.accounts.contains(&"created /opt/bin".to_string()),
+        "{:?}",
+        report.accounts
+    );
+    assert_eq!(std::fs::metadata(&nonce).unwrap().mode() & 0o7777, 0o600);
+    assert!(
+        host.lines().contains(&format!(
+            "chown nstance-agent:nstance-agent {}",
+            nonce.display()
+        )),
+        "{:?}",
+        host.lines()
+    );
+    let sudoers = r.join("etc/sudoers.d/admin");
+    assert_eq!(
+        std::fs::read_to_string(&sudoers).unwrap(),
+        vmagent::accounts::SUDOERS_LINE
+    );
+    assert_eq!(std::fs::metadata(&sudoers).unwrap().mode() & 0o7777, 0o440);
+    assert!(report.written.contains(&"/etc/sudoers.d/admin".to_string()));
+}
+
+#[test]
 fn bad_inputs_fail_with_nothing_written() {
     // No user-data.env.
     let root = node("knd", "local");
