@@ -404,3 +404,53 @@ fn a_merged_file_that_is_not_text_is_an_error_and_is_left_alone() {
     );
     assert_eq!(std::fs::read(r.join("etc/hosts")).unwrap(), hosts);
 }
+
+#[test]
+fn a_link_in_place_of_the_sudoers_file_or_the_nonce_is_never_followed() {
+    let root = node("knd", "aws");
+    let r = root.path();
+    setup_apply(r);
+    // A file somewhere else that the agent must never change through a link.
+    let victim = r.join("etc/shadow");
+    std::fs::write(&victim, "root:*:1::::::\n").unwrap();
+    std::fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let sudoers = r.join("etc/sudoers.d/admin");
+    std::fs::remove_file(&sudoers).unwrap();
+    symlink("../shadow", &sudoers).unwrap();
+    let err = converge::plan(r, &SystemHost, &facts("aws"), &BTreeSet::new()).unwrap_err();
+    assert!(err.to_string().contains("/etc/sudoers.d/admin"), "{err}");
+    let err = converge::apply(
+        r,
+        &SystemHost,
+        &facts("aws"),
+        Services::None,
+        &BTreeSet::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/etc/sudoers.d/admin"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "root:*:1::::::\n"
+    );
+    std::fs::remove_file(&sudoers).unwrap();
+
+    // nstance-agent owns the identity directory: a nonce that is a link is left alone.
+    let nonce = r.join("opt/nstance-agent/identity/nonce.jwt");
+    symlink("../../../etc/shadow", &nonce).unwrap();
+    let p = converge::plan(r, &SystemHost, &facts("aws"), &BTreeSet::new())
+        .unwrap()
+        .1;
+    assert!(
+        !p.to_string()
+            .contains("change /opt/nstance-agent/identity/nonce.jwt"),
+        "{p}"
+    );
+    setup_apply(r);
+    let md = std::fs::metadata(&victim).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o640);
+    assert!(std::fs::symlink_metadata(&nonce).unwrap().is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(&sudoers).unwrap(),
+        vmagent::accounts::SUDOERS_LINE
+    );
+}
