@@ -562,9 +562,9 @@ fn apply_cmd(root: &Path, a: &ApplyArgs) -> ExitCode {
             for n in &plan.notes {
                 log::warn!("{n}");
             }
-            log::info!(written = report.written.len(), removed = report.removed.len(), actions = report.actions.len();
-                "applied: {} files written, {} removed, {} service actions{}",
-                report.written.len(), report.removed.len(), report.actions.len(),
+            log::info!(accounts = report.accounts.len(), written = report.written.len(), removed = report.removed.len(), actions = report.actions.len();
+                "applied: {} account and permission changes, {} files written, {} removed, {} service actions{}",
+                report.accounts.len(), report.written.len(), report.removed.len(), report.actions.len(),
                 if report.actions.is_empty() { String::new() } else { format!(" ({})", report.actions.join(", ")) });
             ExitCode::SUCCESS
         }
