@@ -1,6 +1,8 @@
 //! Users, groups, directories and modes every service relies on (upstream's permissions.sh).
-//! [`spec`] is the table, a pure function of the node kind; [`ensure`] converges a root to it
-//! through the [`Host`] and reports what it changed, so a second run reports nothing.
+//! [`spec`] is the table, a pure function of the node kind. [`plan`] lists what converging a root
+//! to it changes (the exact account commands included); [`carry_out`] makes those changes
+//! through the [`Host`] and reports them, so a second run reports nothing. `vmagent plan/apply`
+//! take these steps as part of their plan; [`ensure`] (install) plans and carries out at once.
 //!
 //! Paths are never followed through symlinks: a managed directory that is a symlink or not a
 //! directory is an error, as is a directory whose user or group does not exist.
@@ -68,7 +70,7 @@ pub struct Spec {
 
 const NOLOGIN: &str = "/usr/sbin/nologin";
 pub const SUDOERS_ADMIN: &str = "/etc/sudoers.d/admin";
-const SUDOERS_LINE: &str = "admin ALL=(ALL) NOPASSWD:ALL\n";
+pub const SUDOERS_LINE: &str = "admin ALL=(ALL) NOPASSWD:ALL\n";
 
 fn service(name: &'static str, groups: &[&'static str]) -> UserSpec {
     UserSpec {
@@ -313,6 +315,102 @@ pub enum AccountsError {
 /// What [`ensure`] changed, one line per change.
 pub type Changes = Vec<String>;
 
+/// One planned change to accounts or permissions. [`plan`] lists them; [`carry_out`] makes them,
+/// checking each path again through its descriptor when it acts, so what it changes is what the
+/// disk needs at that moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A `groupadd`, `useradd` or `usermod`, exactly as it will run. `done` is the change line;
+    /// `user` / `group`: the account it creates.
+    Account {
+        cmd: Cmd,
+        done: String,
+        user: Option<String>,
+        group: Option<String>,
+    },
+    /// A managed directory to create, chmod or chown.
+    Dir {
+        spec: DirSpec,
+        create: bool,
+        /// Current and wanted mode.
+        mode: Option<(u32, u32)>,
+        /// Current owner (`uid:gid`) when it differs.
+        owner: Option<String>,
+    },
+    /// A regular file that gets `+x`: current and new mode.
+    Exec { path: String, mode: (u32, u32) },
+    /// A shared library (through its link, as chmod does) set to 0755: current mode.
+    Library { path: String, mode: u32 },
+    /// A private file that must be `mode`, owned by `user:group` (the Nstance nonce).
+    Private {
+        path: String,
+        want: (u32, &'static str, &'static str),
+        mode: Option<(u32, u32)>,
+        owner: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = |mode: &Option<(u32, u32)>, owner: &Option<String>, to: &str| {
+            let mut w = Vec::new();
+            if let Some((a, b)) = mode {
+                w.push(format!("mode {a:04o} -> {b:04o}"));
+            }
+            if let Some(a) = owner {
+                w.push(format!("owner {a} -> {to}"));
+            }
+            w.join(", ")
+        };
+        match self {
+            Change::Account { cmd, done, .. } => write!(f, "run {} ({done})", cmd.display()),
+            Change::Dir {
+                spec, create: true, ..
+            } => write!(
+                f,
+                "create directory {} ({:04o} {}:{})",
+                spec.path, spec.mode, spec.user, spec.group
+            ),
+            Change::Dir {
+                spec, mode, owner, ..
+            } => write!(
+                f,
+                "change directory {} ({})",
+                spec.path,
+                what(mode, owner, &format!("{}:{}", spec.user, spec.group))
+            ),
+            Change::Exec { path, mode: (a, b) } => {
+                write!(f, "change {path} (mode {a:04o} -> {b:04o}: executable)")
+            }
+            Change::Library { path, mode } => {
+                write!(f, "change {path} (mode {mode:04o} -> 0755)")
+            }
+            Change::Private {
+                path,
+                want: (_, user, group),
+                mode,
+                owner,
+            } => write!(
+                f,
+                "change {path} ({})",
+                what(mode, owner, &format!("{user}:{group}"))
+            ),
+        }
+    }
+}
+
+/// The users and groups that `changes` create.
+pub fn created(changes: &[Change]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut users, mut groups) = (BTreeSet::new(), BTreeSet::new());
+    for c in changes {
+        if let Change::Account { user, group, .. } = c {
+            users.extend(user.clone());
+            groups.extend(group.clone());
+        }
+    }
+    (users, groups)
+}
+
 fn account_tool(root: &Path, tool: &str) -> Cmd {
     let c = Cmd::new(tool);
     if root == Path::new("/") {
@@ -322,41 +420,132 @@ fn account_tool(root: &Path, tool: &str) -> Cmd {
     }
 }
 
-/// Converge `root` to `spec`.
+/// Converge `root` to `spec`: [`plan`], [`carry_out`], then the admin sudoers file.
 pub fn ensure(root: &Path, spec: &Spec, host: &dyn Host) -> Result<Changes, AccountsError> {
-    let mut changes = Vec::new();
-    ensure_accounts(root, spec, host, &mut changes)?;
-    let db = UserDb::load(root)?;
-    let fs = Root::open(root)?;
-    for d in &spec.dirs {
-        ensure_dir(root, &fs, d, &db, host, &mut changes)?;
-    }
-    ensure_executables(root, &fs, spec, &mut changes)?;
+    let planned = plan(root, spec)?;
+    let mut changes = carry_out(root, &planned, host)?;
     ensure_sudoers(root, spec.admin, host, &mut changes)?;
     Ok(changes)
 }
 
-fn ensure_accounts(
-    root: &Path,
-    spec: &Spec,
-    host: &dyn Host,
-    changes: &mut Changes,
-) -> Result<(), AccountsError> {
+/// What converging `root` to `spec` changes, in order: groups, users, directories, execute
+/// bits, libraries. Reads only. (The sudoers file is a managed file: see [`sudoers`].)
+pub fn plan(root: &Path, spec: &Spec) -> Result<Vec<Change>, AccountsError> {
     let db = UserDb::load(root)?;
+    let mut out = Vec::new();
+    plan_accounts(root, spec, &db, &mut out);
+    let (new_users, new_groups) = created(&out);
+    let fs = Root::open(root)?;
+    for d in &spec.dirs {
+        out.extend(plan_dir(root, &fs, d, &db, &new_users, &new_groups)?);
+    }
+    plan_executables(root, &fs, spec, &mut out)?;
+    Ok(out)
+}
+
+/// Carry out `changes` through `host`, each checked again on its descriptor, and report what
+/// changed.
+pub fn carry_out(
+    root: &Path,
+    changes: &[Change],
+    host: &dyn Host,
+) -> Result<Changes, AccountsError> {
+    let mut out = Vec::new();
+    let fs = Root::open(root)?;
+    // The account database as the account commands left it.
+    let mut db: Option<UserDb> = None;
+    for c in changes {
+        match c {
+            Change::Account {
+                cmd, done, user, ..
+            } => {
+                let cmd = match user {
+                    // The primary group as the commands before this one left the database.
+                    Some(u) => {
+                        let db = match &mut db {
+                            Some(db) => db,
+                            None => db.insert(UserDb::load(root)?),
+                        };
+                        primary_group(cmd, u, db.group(u).is_some())
+                    }
+                    None => cmd.clone(),
+                };
+                host.run(&cmd)?;
+                out.push(done.clone());
+                db = None;
+            }
+            Change::Dir { spec, .. } => {
+                let db = match &mut db {
+                    Some(db) => db,
+                    None => db.insert(UserDb::load(root)?),
+                };
+                ensure_dir(root, &fs, spec, db, host, &mut out)?;
+            }
+            Change::Exec { path, .. } => add_exec(&fs, path, &mut out)?,
+            Change::Library { path, .. } => set_library_mode(root, path, &mut out)?,
+            Change::Private {
+                path,
+                want: (mode, user, group),
+                ..
+            } => {
+                let db = match &mut db {
+                    Some(db) => db,
+                    None => db.insert(UserDb::load(root)?),
+                };
+                secure_private(root, &fs, path, (*mode, user, group), db, host, &mut out)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `useradd … -g NAME` when the group `user` exists, `useradd … -U` (create it) when not.
+fn primary_group(cmd: &Cmd, user: &str, exists: bool) -> Cmd {
+    let mut c = cmd.clone();
+    let at = c.args.iter().position(|a| a == "-U" || a == "-g");
+    if let Some(i) = at {
+        let span = if c.args[i] == "-g" {
+            i..(i + 2).min(c.args.len())
+        } else {
+            i..i + 1
+        };
+        let flag = if exists {
+            vec!["-g".to_string(), user.to_string()]
+        } else {
+            vec!["-U".to_string()]
+        };
+        c.args.splice(span, flag);
+    }
+    c
+}
+
+fn plan_accounts(root: &Path, spec: &Spec, db: &UserDb, out: &mut Vec<Change>) {
     // Every supplementary group must exist before the users that join it.
     let needed: BTreeSet<&str> = spec
         .users
         .iter()
         .flat_map(|u| u.groups.iter().copied())
         .collect();
+    let mut new_groups = BTreeSet::new();
     for g in needed {
         if db.group(g).is_none() {
-            host.run(&account_tool(root, "groupadd").args(["-r", g]))?;
-            changes.push(format!("created group {g}"));
+            out.push(Change::Account {
+                cmd: account_tool(root, "groupadd").args(["-r", g]),
+                done: format!("created group {g}"),
+                user: None,
+                group: Some(g.to_string()),
+            });
+            new_groups.insert(g);
         }
     }
-    let db = UserDb::load(root)?;
-    let has_syslog = db.group("syslog").is_some();
+    let group_exists = |g: &str| db.group(g).is_some() || new_groups.contains(g);
+    let has_syslog = group_exists("syslog");
+    let usermod = |args: &[&str], done: String| Change::Account {
+        cmd: account_tool(root, "usermod").args(args.iter().copied()),
+        done,
+        user: None,
+        group: None,
+    };
     for u in &spec.users {
         let mut groups: Vec<&str> = u.groups.clone();
         if u.name == "fluent-bit" && has_syslog {
@@ -376,7 +565,7 @@ fn ensure_accounts(
                     c = c.args(["-d", h]);
                 }
                 // Primary group of the same name: reuse it when it exists already.
-                c = if db.group(u.name).is_some() {
+                c = if group_exists(u.name) {
                     c.args(["-g", u.name])
                 } else {
                     c.arg("-U")
@@ -384,28 +573,83 @@ fn ensure_accounts(
                 if !list.is_empty() {
                     c = c.args(["-G", &list]);
                 }
-                host.run(&c.arg(u.name))?;
-                changes.push(format!("created user {}", u.name));
+                out.push(Change::Account {
+                    cmd: c.arg(u.name),
+                    done: format!("created user {}", u.name),
+                    user: Some(u.name.to_string()),
+                    group: Some(u.name.to_string()),
+                });
             }
             Some(existing) => {
                 if existing.shell != u.shell {
-                    host.run(&account_tool(root, "usermod").args(["-s", u.shell, u.name]))?;
-                    changes.push(format!("set the shell of {} to {}", u.name, u.shell));
+                    out.push(usermod(
+                        &["-s", u.shell, u.name],
+                        format!("set the shell of {} to {}", u.name, u.shell),
+                    ));
                 }
-                if u.home.is_some_and(|h| existing.home != h) {
-                    let h = u.home.unwrap_or_default();
-                    host.run(&account_tool(root, "usermod").args(["-d", h, u.name]))?;
-                    changes.push(format!("set the home of {} to {h}", u.name));
+                if let Some(h) = u.home.filter(|h| existing.home != *h) {
+                    out.push(usermod(
+                        &["-d", h, u.name],
+                        format!("set the home of {} to {h}", u.name),
+                    ));
                 }
                 let want: BTreeSet<String> = groups.iter().map(|g| g.to_string()).collect();
                 if db.supplementary_groups(u.name) != want {
-                    host.run(&account_tool(root, "usermod").args(["-G", &list, u.name]))?;
-                    changes.push(format!("set the groups of {} to [{list}]", u.name));
+                    out.push(usermod(
+                        &["-G", &list, u.name],
+                        format!("set the groups of {} to [{list}]", u.name),
+                    ));
                 }
             }
         }
     }
-    Ok(())
+}
+
+fn missing_owner(root: &Path, d: &DirSpec, user_known: bool) -> AccountsError {
+    AccountsError::MissingOwner {
+        path: fsutil::under_root(root, d.path),
+        user: d.user,
+        group: d.group,
+        what: if user_known { "group" } else { "user" },
+    }
+}
+
+fn plan_dir(
+    root: &Path,
+    fs: &Root,
+    d: &DirSpec,
+    db: &UserDb,
+    new_users: &BTreeSet<String>,
+    new_groups: &BTreeSet<String>,
+) -> Result<Option<Change>, AccountsError> {
+    let user_known = db.uid(d.user).is_some() || new_users.contains(d.user);
+    if !user_known || (db.gid(d.group).is_none() && !new_groups.contains(d.group)) {
+        return Err(missing_owner(root, d, user_known));
+    }
+    let path = fsutil::under_root(root, d.path);
+    let m = match fs.meta(d.path)? {
+        Some(m) if m.kind == FileKind::Symlink => return Err(AccountsError::Symlink { path }),
+        Some(m) if m.kind != FileKind::Dir => return Err(AccountsError::NotADirectory { path }),
+        Some(m) => m,
+        None => {
+            return Ok(Some(Change::Dir {
+                spec: d.clone(),
+                create: true,
+                mode: None,
+                owner: None,
+            }));
+        }
+    };
+    // An account the plan creates owns nothing yet.
+    let owned = db.uid(d.user) == Some(m.uid) && db.gid(d.group) == Some(m.gid);
+    let mode = (m.mode != d.mode).then_some((m.mode, d.mode));
+    let owner = (!owned).then(|| format!("{}:{}", m.uid, m.gid));
+    Ok((mode.is_some() || owner.is_some()).then(|| Change::Dir {
+        spec: d.clone(),
+        create: false,
+        mode,
+        owner,
+    }))
 }
 
 fn ensure_dir(
@@ -418,16 +662,7 @@ fn ensure_dir(
 ) -> Result<(), AccountsError> {
     let path = fsutil::under_root(root, d.path);
     let (Some(uid), Some(gid)) = (db.uid(d.user), db.gid(d.group)) else {
-        return Err(AccountsError::MissingOwner {
-            path,
-            user: d.user,
-            group: d.group,
-            what: if db.uid(d.user).is_none() {
-                "user"
-            } else {
-                "group"
-            },
-        });
+        return Err(missing_owner(root, d, db.uid(d.user).is_some()));
     };
     match fs.meta(d.path)? {
         Some(m) if m.kind == FileKind::Symlink => return Err(AccountsError::Symlink { path }),
@@ -458,19 +693,24 @@ fn ensure_dir(
     Ok(())
 }
 
+/// A regular file's descriptor and metadata, opened without following a link; `None` when it
+/// is missing, a link or not a regular file (not ours to change).
+fn regular(
+    fs: &Root,
+    shown: &str,
+) -> Result<Option<(std::os::fd::OwnedFd, safefs::Meta)>, AccountsError> {
+    match fs.open_node(shown) {
+        Ok(Some((fd, md))) if md.kind == FileKind::File => Ok(Some((fd, md))),
+        Ok(_) | Err(SafeFsError::Link { .. }) | Err(SafeFsError::NotRegular { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Add the execute bits to a regular file, through its descriptor (never through a link).
 fn add_exec(fs: &Root, shown: &str, changes: &mut Changes) -> Result<(), AccountsError> {
-    let (fd, md) = match fs.open_node(shown) {
-        Ok(Some(n)) => n,
-        // Missing, a link or not a regular file: not ours to change.
-        Ok(None) | Err(SafeFsError::Link { .. }) | Err(SafeFsError::NotRegular { .. }) => {
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if md.kind != FileKind::File {
+    let Some((fd, md)) = regular(fs, shown)? else {
         return Ok(());
-    }
+    };
     if md.mode & 0o111 != 0o111 {
         safefs::set_mode(&fd, md.mode | 0o111).map_err(|source| AccountsError::Io {
             path: fs.full(shown),
@@ -481,14 +721,25 @@ fn add_exec(fs: &Root, shown: &str, changes: &mut Changes) -> Result<(), Account
     Ok(())
 }
 
-fn ensure_executables(
+fn plan_executables(
     root: &Path,
     fs: &Root,
     spec: &Spec,
-    changes: &mut Changes,
+    out: &mut Vec<Change>,
 ) -> Result<(), AccountsError> {
+    let mut plan_exec = |path: String| -> Result<(), AccountsError> {
+        if let Some((_, md)) = regular(fs, &path)?
+            && md.mode & 0o111 != 0o111
+        {
+            out.push(Change::Exec {
+                path,
+                mode: (md.mode, md.mode | 0o111),
+            });
+        }
+        Ok(())
+    };
     for e in &spec.executables {
-        add_exec(fs, e, changes)?;
+        plan_exec(e.clone())?;
     }
     for dir in &spec.executable_dirs {
         let Ok(Some(d)) = fs.open_dir(dir) else {
@@ -496,25 +747,111 @@ fn ensure_executables(
         };
         for n in d.names()? {
             let Some(n) = n.to_str() else { continue };
-            add_exec(fs, &format!("{dir}/{n}"), changes)?;
+            plan_exec(format!("{dir}/{n}"))?;
         }
     }
     for lib in &spec.libraries {
         // These are symlinks to the versioned library: follow them, as chmod does.
-        let full = fsutil::under_root(root, lib);
-        if let Ok(md) = std::fs::metadata(&full)
+        if let Ok(md) = std::fs::metadata(fsutil::under_root(root, lib))
             && md.mode() & 0o7777 != 0o755
         {
-            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o755)).map_err(
-                |source| AccountsError::Io {
-                    path: full.clone(),
-                    source,
-                },
-            )?;
-            changes.push(format!("set the mode of {lib} to 0755"));
+            out.push(Change::Library {
+                path: lib.clone(),
+                mode: md.mode() & 0o7777,
+            });
         }
     }
     Ok(())
+}
+
+fn set_library_mode(root: &Path, lib: &str, changes: &mut Changes) -> Result<(), AccountsError> {
+    // These are symlinks to the versioned library: follow them, as chmod does.
+    let full = fsutil::under_root(root, lib);
+    if let Ok(md) = std::fs::metadata(&full)
+        && md.mode() & 0o7777 != 0o755
+    {
+        std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o755)).map_err(
+            |source| AccountsError::Io {
+                path: full.clone(),
+                source,
+            },
+        )?;
+        changes.push(format!("set the mode of {lib} to 0755"));
+    }
+    Ok(())
+}
+
+/// The change that makes the regular file `path` (when it is one) `mode`, owned by
+/// `user:group`. A missing file, a link or anything else is left alone.
+pub fn plan_private(
+    root: &Path,
+    path: &str,
+    want: (u32, &'static str, &'static str),
+) -> Result<Option<Change>, AccountsError> {
+    let fs = Root::open(root)?;
+    let Some((_, md)) = regular(&fs, path)? else {
+        return Ok(None);
+    };
+    let db = UserDb::load(root)?;
+    let (mode, user, group) = want;
+    let owned = db.uid(user) == Some(md.uid) && db.gid(group) == Some(md.gid);
+    let mode_change = (md.mode != mode).then_some((md.mode, mode));
+    let owner = (!owned).then(|| format!("{}:{}", md.uid, md.gid));
+    Ok(
+        (mode_change.is_some() || owner.is_some()).then(|| Change::Private {
+            path: path.to_string(),
+            want,
+            mode: mode_change,
+            owner,
+        }),
+    )
+}
+
+/// Make a private file `mode`, owned by `user:group`, through its descriptor: a link swapped in
+/// since the plan is never followed.
+fn secure_private(
+    root: &Path,
+    fs: &Root,
+    path: &str,
+    (mode, user, group): (u32, &str, &str),
+    db: &UserDb,
+    host: &dyn Host,
+    changes: &mut Changes,
+) -> Result<(), AccountsError> {
+    let Some((fd, md)) = regular(fs, path)? else {
+        return Ok(());
+    };
+    let owned = db.uid(user) == Some(md.uid) && db.gid(group) == Some(md.gid);
+    if !owned {
+        host.chown(
+            root,
+            std::os::fd::AsFd::as_fd(&fd),
+            &fs.full(path),
+            user,
+            group,
+        )?;
+        changes.push(format!("set the owner of {path} to {user}:{group}"));
+    }
+    if md.mode != mode || !owned {
+        safefs::set_mode(&fd, mode).map_err(|source| AccountsError::Io {
+            path: fs.full(path),
+            source,
+        })?;
+        if md.mode != mode {
+            changes.push(format!("set the mode of {path} to {mode:04o}"));
+        }
+    }
+    Ok(())
+}
+
+/// The admin sudoers file as a managed file: 0440 root:root when SSH keys are configured,
+/// otherwise absent.
+pub fn sudoers(desired: &mut crate::render::Desired, admin: bool) {
+    if admin {
+        desired.file(SUDOERS_ADMIN, 0o440, "root:root", SUDOERS_LINE);
+    } else {
+        desired.absent.insert(SUDOERS_ADMIN.to_string());
+    }
 }
 
 fn ensure_sudoers(

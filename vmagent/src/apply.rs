@@ -1,4 +1,5 @@
-//! Carry out a [`Plan`]: directories, then every file written atomically (an exclusive temp file
+//! Carry out a [`Plan`]: accounts and permissions (through [`crate::accounts::carry_out`]),
+//! directories, then every file written atomically (an exclusive temp file
 //! beside it, owner and mode set before the first byte, fsync, rename; a mode/owner-only change
 //! is made through the file's descriptor), removals, then the
 //! service actions through the [`Host`]: `daemon-reload` when a unit changed, enable/disable, and
@@ -24,6 +25,8 @@ pub enum Services {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
+    /// Account and permission changes, one line each (`created user zot`).
+    pub accounts: Vec<String>,
     pub written: Vec<String>,
     pub removed: Vec<String>,
     /// Service commands run, e.g. `restart containerd.service`.
@@ -38,6 +41,8 @@ pub enum ApplyError {
     Write(#[from] SafeFsError),
     #[error(transparent)]
     Host(#[from] HostError),
+    #[error(transparent)]
+    Accounts(#[from] crate::accounts::AccountsError),
     #[error("{} service actions failed: {}", .0.len(), .0.join("; "))]
     Services(Vec<String>),
 }
@@ -52,6 +57,10 @@ pub fn apply(
     let mut report = ApplyReport::default();
     let fs = Root::open(root)?;
     sweep_temps(&fs, desired);
+    report.accounts = crate::accounts::carry_out(root, &plan.accounts, host)?;
+    for c in &report.accounts {
+        log::info!("permissions: {c}");
+    }
     for d in &plan.dirs {
         let (mode, user, group) = &desired.dirs[d];
         fs.create_dir_all(d)?;

@@ -62,7 +62,7 @@ pub enum BootstrapError {
     #[error(transparent)]
     Install(#[from] install::InstallError),
     #[error(transparent)]
-    Configure(#[from] crate::configure::ConfigureError),
+    Configure(#[from] crate::converge::ConfigureError),
 }
 
 const PROVIDERS: &[&str] = &["local", "aws", "google", "proxmox"];
@@ -287,10 +287,10 @@ pub async fn bootstrap(
         };
         install::install(host, &io, stop)?;
     }
-    let (_, report) = crate::configure::apply(
+    let (_, report) = crate::converge::apply(
         root,
         host,
-        &crate::configure::overrides_from_env(),
+        &crate::converge::overrides_from_env(host),
         opts.services,
         &Default::default(),
     )?;

@@ -1,11 +1,15 @@
 //! The one seam between vmagent and the outside world: running system programs (dpkg, useradd,
-//! systemctl, …) and changing file ownership. [`SystemHost`] does it for real; [`RecordingHost`]
-//! records what would be done, so the logic above can be tested without privileges.
+//! systemctl, …), changing file ownership, and the probes that depend on the machine rather than
+//! on `--root` (DNS, this process's capabilities, its environment). [`SystemHost`] does it for
+//! real; [`RecordingHost`] records what would be done and answers the probes from what a test
+//! gave it, so the logic above can be tested without privileges and plans deterministically.
 //!
 //! Everything else vmagent does to files happens below `--root` with plain filesystem calls.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -125,6 +129,26 @@ pub trait Host: Send + Sync {
         user: &str,
         group: &str,
     ) -> Result<(), HostError>;
+
+    /// The addresses `name` resolves to; empty when it does not resolve.
+    fn resolve(&self, name: &str) -> Vec<IpAddr>;
+
+    /// Can this process lower OOM scores? Only with CAP_SYS_RESOURCE in its bounding set, which
+    /// unprivileged containers and some sandboxes drop.
+    fn can_lower_oom_scores(&self) -> bool;
+
+    /// A variable of this process's environment.
+    fn env_var(&self, key: &str) -> Option<String>;
+}
+
+/// Is CAP_SYS_RESOURCE (24) in the bounding set of a `/proc/<pid>/status` text? Unknown (no
+/// readable `CapBnd:` line) counts as yes.
+pub fn bounding_set_allows_oom_adjust(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_none_or(|bnd| bnd & (1 << 24) != 0)
 }
 
 /// The real thing.
@@ -187,11 +211,28 @@ impl Host for SystemHost {
         )
         .map_err(|e| err(e.to_string()))
     }
+
+    fn resolve(&self, name: &str) -> Vec<IpAddr> {
+        (name, 0)
+            .to_socket_addrs()
+            .map(|it| it.map(|a| a.ip()).collect())
+            .unwrap_or_default()
+    }
+
+    fn can_lower_oom_scores(&self) -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .map(|s| bounding_set_allows_oom_adjust(&s))
+            .unwrap_or(true)
+    }
+
+    fn env_var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
 }
 
 /// One thing a [`RecordingHost`] was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum Recorded {
     Run(Cmd),
     Chown {
         path: PathBuf,
@@ -200,11 +241,11 @@ pub enum Action {
     },
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for Recorded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::Run(c) => write!(f, "{}", c.display()),
-            Action::Chown { path, user, group } => {
+            Recorded::Run(c) => write!(f, "{}", c.display()),
+            Recorded::Chown { path, user, group } => {
                 write!(f, "chown {user}:{group} {}", path.display())
             }
         }
@@ -213,11 +254,27 @@ impl fmt::Display for Action {
 
 type Responder = Box<dyn Fn(&Cmd) -> Result<Output, HostError> + Send + Sync>;
 
-/// Records every action and succeeds (or answers through a responder), for tests.
-#[derive(Default)]
+/// Records every action and succeeds (or answers through a responder), for tests. Probes are
+/// answered from what the test set: no name resolves, OOM scores can be lowered, the environment
+/// is empty.
 pub struct RecordingHost {
-    actions: Mutex<Vec<Action>>,
+    actions: Mutex<Vec<Recorded>>,
     responder: Option<Responder>,
+    names: BTreeMap<String, Vec<IpAddr>>,
+    oom_adjust: bool,
+    env: BTreeMap<String, String>,
+}
+
+impl Default for RecordingHost {
+    fn default() -> RecordingHost {
+        RecordingHost {
+            actions: Mutex::new(Vec::new()),
+            responder: None,
+            names: BTreeMap::new(),
+            oom_adjust: true,
+            env: BTreeMap::new(),
+        }
+    }
 }
 
 impl RecordingHost {
@@ -230,12 +287,30 @@ impl RecordingHost {
         f: impl Fn(&Cmd) -> Result<Output, HostError> + Send + Sync + 'static,
     ) -> RecordingHost {
         RecordingHost {
-            actions: Mutex::new(Vec::new()),
             responder: Some(Box::new(f)),
+            ..RecordingHost::default()
         }
     }
 
-    pub fn actions(&self) -> Vec<Action> {
+    /// Resolve `name` to `addrs`.
+    pub fn with_name(mut self, name: &str, addrs: &[IpAddr]) -> RecordingHost {
+        self.names.insert(name.into(), addrs.to_vec());
+        self
+    }
+
+    /// Answer [`Host::can_lower_oom_scores`] with `yes`.
+    pub fn with_oom_adjust(mut self, yes: bool) -> RecordingHost {
+        self.oom_adjust = yes;
+        self
+    }
+
+    /// Set an environment variable.
+    pub fn with_env(mut self, key: &str, value: &str) -> RecordingHost {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn actions(&self) -> Vec<Recorded> {
         self.actions.lock().unwrap().clone()
     }
 
@@ -247,7 +322,10 @@ impl RecordingHost {
 
 impl Host for RecordingHost {
     fn run(&self, cmd: &Cmd) -> Result<Output, HostError> {
-        self.actions.lock().unwrap().push(Action::Run(cmd.clone()));
+        self.actions
+            .lock()
+            .unwrap()
+            .push(Recorded::Run(cmd.clone()));
         match &self.responder {
             Some(f) => f(cmd),
             None => Ok(Output::default()),
@@ -262,12 +340,24 @@ impl Host for RecordingHost {
         user: &str,
         group: &str,
     ) -> Result<(), HostError> {
-        self.actions.lock().unwrap().push(Action::Chown {
+        self.actions.lock().unwrap().push(Recorded::Chown {
             path: path.to_path_buf(),
             user: user.into(),
             group: group.into(),
         });
         Ok(())
+    }
+
+    fn resolve(&self, name: &str) -> Vec<IpAddr> {
+        self.names.get(name).cloned().unwrap_or_default()
+    }
+
+    fn can_lower_oom_scores(&self) -> bool {
+        self.oom_adjust
+    }
+
+    fn env_var(&self, key: &str) -> Option<String> {
+        self.env.get(key).cloned()
     }
 }
 
@@ -329,6 +419,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.lines(), ["dpkg -i", "chown kubelet:podplane /opt/x"]);
+    }
+
+    #[test]
+    fn cap_sys_resource_in_the_bounding_set() {
+        let status = |bnd: &str| format!("Name:\tvmagent\nCapBnd:\t{bnd}\nCapAmb:\t0\n");
+        assert!(bounding_set_allows_oom_adjust(&status("000001ffffffffff")));
+        assert!(bounding_set_allows_oom_adjust(&status("0000000001000000")));
+        assert!(!bounding_set_allows_oom_adjust(&status("00000000a80425fb")));
+        assert!(bounding_set_allows_oom_adjust("Name:\tvmagent\n"));
+    }
+
+    #[test]
+    fn recording_host_answers_probes_from_the_test() {
+        let lb: IpAddr = "10.0.0.7".parse().unwrap();
+        let h = RecordingHost::new()
+            .with_name("api.internal", &[lb])
+            .with_oom_adjust(false)
+            .with_env("INSTANCE_IPV4", "10.0.1.5");
+        assert_eq!(h.resolve("api.internal"), [lb]);
+        assert!(h.resolve("localhost").is_empty());
+        assert!(!h.can_lower_oom_scores());
+        assert_eq!(h.env_var("INSTANCE_IPV4").as_deref(), Some("10.0.1.5"));
+        assert_eq!(h.env_var("PATH"), None);
+        assert!(h.lines().is_empty());
+        assert!(RecordingHost::new().can_lower_oom_scores());
     }
 
     #[test]

@@ -5,8 +5,8 @@
 pub mod accounts;
 pub mod apply;
 pub mod bootstrap;
-pub mod configure;
 pub mod contract;
+pub mod converge;
 pub mod deferred;
 pub mod diff;
 pub mod envfile;

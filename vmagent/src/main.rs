@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use vmagent::apply::Services;
-use vmagent::configure;
+use vmagent::converge;
 use vmagent::fetch::{self, FetchOptions, RetryPolicy, Target};
 use vmagent::fsutil::under_root;
 use vmagent::host::SystemHost;
@@ -438,8 +438,8 @@ fn install_cmd(root: &Path, a: &InstallArgs) -> ExitCode {
 }
 
 fn plan_cmd(root: &Path) -> ExitCode {
-    let overrides = configure::overrides_from_env();
-    match configure::plan(root, &SystemHost, &overrides, &Default::default()) {
+    let overrides = converge::overrides_from_env(&SystemHost);
+    match converge::plan(root, &SystemHost, &overrides, &Default::default()) {
         Ok((_, plan)) => {
             print!("{plan}");
             if plan.is_empty() {
@@ -517,7 +517,12 @@ fn recv_cmd(root: &Path, debounce: Duration, services: &str) -> ExitCode {
         debounce,
         services: services_mode(services),
     };
-    match vmagent::recv::recv(root, &SystemHost, &configure::overrides_from_env(), &opts) {
+    match vmagent::recv::recv(
+        root,
+        &SystemHost,
+        &converge::overrides_from_env(&SystemHost),
+        &opts,
+    ) {
         Ok(r) => {
             let applied = match &r.applied {
                 Some((_, a)) => format!(
@@ -551,15 +556,15 @@ fn recv_cmd(root: &Path, debounce: Duration, services: &str) -> ExitCode {
 
 fn apply_cmd(root: &Path, a: &ApplyArgs) -> ExitCode {
     let services = services_mode(&a.services);
-    let overrides = configure::overrides_from_env();
-    match configure::apply(root, &SystemHost, &overrides, services, &Default::default()) {
+    let overrides = converge::overrides_from_env(&SystemHost);
+    match converge::apply(root, &SystemHost, &overrides, services, &Default::default()) {
         Ok((plan, report)) => {
             for n in &plan.notes {
                 log::warn!("{n}");
             }
-            log::info!(written = report.written.len(), removed = report.removed.len(), actions = report.actions.len();
-                "applied: {} files written, {} removed, {} service actions{}",
-                report.written.len(), report.removed.len(), report.actions.len(),
+            log::info!(accounts = report.accounts.len(), written = report.written.len(), removed = report.removed.len(), actions = report.actions.len();
+                "applied: {} account and permission changes, {} files written, {} removed, {} service actions{}",
+                report.accounts.len(), report.written.len(), report.removed.len(), report.actions.len(),
                 if report.actions.is_empty() { String::new() } else { format!(" ({})", report.actions.join(", ")) });
             ExitCode::SUCCESS
         }

@@ -1,5 +1,6 @@
-//! Diff the desired state against the disk below `--root`: which files to create, change or
-//! remove (content, mode, owner; secret contents redacted) and which services to enable,
+//! Diff the desired state against the disk below `--root`: which accounts and permissions to
+//! converge (the exact `groupadd`/`useradd`/`usermod` commands, directories, execute bits,
+//! private files), which files to create, change or remove (content, mode, owner; secret contents redacted) and which services to enable,
 //! disable, restart or stop, each with its reason. Restarts are derived: a service restarts when
 //! one of its declared inputs changes in this plan (or is named as changed by the caller, like
 //! certificates delivered by Nstance).
@@ -8,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
+use crate::accounts;
 use crate::diff::line_diff;
 use crate::fsutil::under_root;
 use crate::render::{Desired, FileSpec};
@@ -63,6 +65,8 @@ pub struct ServicePlan {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// Accounts and permissions, carried out before anything else.
+    pub accounts: Vec<accounts::Change>,
     pub dirs: Vec<String>,
     pub files: Vec<FilePlan>,
     pub daemon_reload: bool,
@@ -72,7 +76,8 @@ pub struct Plan {
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.dirs.is_empty()
+        self.accounts.is_empty()
+            && self.dirs.is_empty()
             && self.files.is_empty()
             && self.services.is_empty()
             && !self.daemon_reload
@@ -134,16 +139,20 @@ pub fn is_enabled(root: &Path, unit: &str, unit_content: Option<&[u8]>) -> bool 
     })
 }
 
-/// Diff `desired` against the disk below `root`. `changed_elsewhere`: files changed outside this
-/// plan that services read (certificates just installed by a delivery).
+/// Diff `desired` against the disk below `root`, after the account and permission changes
+/// `accounts` (an owner they create is known to the plan). `changed_elsewhere`: files changed
+/// outside this plan that services read (certificates just installed by a delivery).
 pub fn plan(
     root: &Path,
     desired: &Desired,
+    accounts: Vec<accounts::Change>,
     changed_elsewhere: &BTreeSet<String>,
 ) -> Result<Plan, PlanError> {
     let db = UserDb::load(root)?;
     let fs = Root::open(root)?;
+    let created = accounts::created(&accounts);
     let mut p = Plan {
+        accounts,
         notes: desired.notes.clone(),
         ..Plan::default()
     };
@@ -153,7 +162,7 @@ pub fn plan(
         }
     }
     for (path, spec) in &desired.files {
-        if let Some(fp) = diff_file(&fs, path, spec, &db)? {
+        if let Some(fp) = diff_file(&fs, path, spec, &db, &created)? {
             p.files.push(fp);
         }
     }
@@ -223,13 +232,19 @@ fn diff_file(
     path: &str,
     spec: &FileSpec,
     db: &UserDb,
+    (new_users, new_groups): &(BTreeSet<String>, BTreeSet<String>),
 ) -> Result<Option<FilePlan>, PlanError> {
-    let (Some(uid), Some(gid)) = (db.uid(&spec.user), db.gid(&spec.group)) else {
+    // An account this plan creates owns nothing yet: its files change owner.
+    let known = |user: &str, group: &str| {
+        (db.uid(user).is_some() || new_users.contains(user))
+            && (db.gid(group).is_some() || new_groups.contains(group))
+    };
+    if !known(&spec.user, &spec.group) {
         return Err(PlanError::UnknownOwner {
             path: path.into(),
             user: spec.user.clone(),
             group: spec.group.clone(),
-            what: if db.uid(&spec.user).is_none() {
+            what: if db.uid(&spec.user).is_none() && !new_users.contains(&spec.user) {
                 "user"
             } else {
                 "group"
@@ -261,7 +276,8 @@ fn diff_file(
     };
     let content = current.as_deref() != Some(spec.content.as_slice());
     let mode = (md.mode != spec.mode).then_some((md.mode, spec.mode));
-    let owner = (md.uid != uid || md.gid != gid).then(|| {
+    let owned = db.uid(&spec.user) == Some(md.uid) && db.gid(&spec.group) == Some(md.gid);
+    let owner = (!owned).then(|| {
         (
             format!("{}:{}", md.uid, md.gid),
             format!("{}:{}", spec.user, spec.group),
@@ -295,6 +311,9 @@ fn diff_file(
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for a in &self.accounts {
+            writeln!(f, "{a}")?;
+        }
         for d in &self.dirs {
             writeln!(f, "create directory {d}")?;
         }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::configure;
+use crate::converge;
 use crate::fsutil::under_root;
 use crate::host::{Cmd, Host};
 use crate::install::{INSTALLED, MANIFEST, STATE_DIR};
@@ -90,14 +90,14 @@ pub fn status(root: &Path, host: &dyn Host) -> Status {
     if manifest.is_none() {
         return st;
     }
-    match configure::plan(
+    match converge::plan(
         root,
         host,
-        &configure::overrides_from_env(),
+        &converge::overrides_from_env(host),
         &Default::default(),
     ) {
         Ok((prepared, plan)) => {
-            st.pending_files = Some(plan.files.len() + plan.dirs.len());
+            st.pending_files = Some(plan.accounts.len() + plan.files.len() + plan.dirs.len());
             st.pending_actions = plan
                 .daemon_reload
                 .then(|| "daemon-reload".to_string())

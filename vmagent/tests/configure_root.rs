@@ -12,7 +12,7 @@ use std::process::Command;
 
 use common::*;
 use vmagent::apply::Services;
-use vmagent::configure;
+use vmagent::converge;
 use vmagent::host::{Output, RecordingHost, SystemHost};
 
 #[test]
@@ -179,13 +179,142 @@ fn single_key_changes_restart_exactly_the_services_that_read_them() {
 }
 
 #[test]
+fn plan_asks_the_host_for_dns_capabilities_and_environment() {
+    let root = node("knd", "aws");
+    let r = root.path();
+    std::fs::write(
+        r.join("opt/podplane/etc/mutable.env"),
+        "KUBE_API_INTERNAL_LB_HOSTNAME='lb.c1.internal'\n",
+    )
+    .unwrap();
+    let lb: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+    let desired = |host: &RecordingHost| {
+        converge::plan(r, host, &facts("aws"), &BTreeSet::new())
+            .unwrap_or_else(|e| panic!("plan: {e}"))
+            .0
+            .desired
+    };
+    let text = |d: &vmagent::render::Desired, path: &str| {
+        String::from_utf8(d.files[path].content.clone()).unwrap()
+    };
+    let resolving = RecordingHost::new().with_name("lb.c1.internal", &[lb]);
+    let d = desired(&resolving);
+    let hosts = text(&d, "/etc/hosts");
+    assert!(
+        hosts.contains("10.0.0.7 kube-apiserver.podplane.internal"),
+        "{hosts}"
+    );
+    assert!(text(&d, "/etc/systemd/system/containerd.service").contains("OOMScoreAdjust=-999"));
+    assert!(resolving.lines().is_empty(), "{:?}", resolving.lines());
+
+    let capped = RecordingHost::new()
+        .with_name("lb.c1.internal", &[lb])
+        .with_oom_adjust(false);
+    let unit = text(&desired(&capped), "/etc/systemd/system/containerd.service");
+    assert!(!unit.contains("OOMScoreAdjust"), "{unit}");
+
+    // A name the host cannot resolve is an error naming the key, whatever the real DNS says.
+    let err = converge::plan(r, &RecordingHost::new(), &facts("aws"), &BTreeSet::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("KUBE_API_INTERNAL_LB_HOSTNAME"), "{err}");
+
+    let env = RecordingHost::new()
+        .with_env("INSTANCE_IPV4", "10.0.9.9")
+        .with_env("HOME", "/root");
+    let overrides = converge::overrides_from_env(&env);
+    assert_eq!(
+        overrides,
+        BTreeMap::from([("INSTANCE_IPV4".to_string(), "10.0.9.9".to_string())])
+    );
+}
+
+#[test]
+fn plan_shows_accounts_permissions_sudoers_and_the_nonce_and_apply_does_them() {
+    let root = node("knd", "aws");
+    let r = root.path();
+    // zot's account is missing (its group is still there); the nonce is world-readable.
+    let passwd = std::fs::read_to_string(r.join("etc/passwd")).unwrap();
+    let without_zot: String = passwd
+        .lines()
+        .filter(|l| !l.starts_with("zot:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(r.join("etc/passwd"), &without_zot).unwrap();
+    let nonce = r.join("opt/nstance-agent/identity/nonce.jwt");
+    std::fs::create_dir_all(nonce.parent().unwrap()).unwrap();
+    std::fs::write(&nonce, "eyJhbGciOi.nonce\n").unwrap();
+    std::fs::set_permissions(&nonce, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+
+    let before = tree(r);
+    let useradd = format!(
+        "useradd --root {} -m -s /usr/sbin/nologin -r -g zot -G podplane zot",
+        r.display()
+    );
+    let (_, p) = converge::plan(r, &RecordingHost::new(), &facts("aws"), &BTreeSet::new())
+        .unwrap_or_else(|e| panic!("plan: {e}"));
+    let text = p.to_string();
+    for want in [
+        format!("run {useradd} (created user zot)\n"),
+        "create directory /opt/bin (0700 root:root)\n".to_string(),
+        "change directory /opt (mode 0755 -> 0750, owner ".to_string(),
+        "create /etc/sudoers.d/admin\n".to_string(),
+        "change /opt/nstance-agent/identity/nonce.jwt (mode 0644 -> 0600".to_string(),
+    ] {
+        assert!(text.contains(&want), "{want:?} not in:\n{text}");
+    }
+    assert_eq!(tree(r), before, "plan writes nothing");
+
+    // apply runs exactly the planned command through the host (which adds the account here).
+    let passwd_path = r.join("etc/passwd");
+    let host = RecordingHost::with_responder(move |c| {
+        if c.program == "useradd" {
+            let mut t = std::fs::read_to_string(&passwd_path).unwrap();
+            t.push_str("zot:x:2999:2999::/nonexistent:/usr/sbin/nologin\n");
+            std::fs::write(&passwd_path, t).unwrap();
+        }
+        Ok(Output::default())
+    });
+    let (applied, report) =
+        converge::apply(r, &host, &facts("aws"), Services::None, &BTreeSet::new())
+            .unwrap_or_else(|e| panic!("apply: {e}"));
+    assert_eq!(
+        applied.accounts, p.accounts,
+        "apply carries out what plan showed"
+    );
+    assert!(host.lines().contains(&useradd), "{:?}", host.lines());
+    assert!(
+        report.accounts.contains(&"created user zot".to_string())
+            && report.accounts.contains(&"created /opt/bin".to_string()),
+        "{:?}",
+        report.accounts
+    );
+    assert_eq!(std::fs::metadata(&nonce).unwrap().mode() & 0o7777, 0o600);
+    assert!(
+        host.lines().contains(&format!(
+            "chown nstance-agent:nstance-agent {}",
+            nonce.display()
+        )),
+        "{:?}",
+        host.lines()
+    );
+    let sudoers = r.join("etc/sudoers.d/admin");
+    assert_eq!(
+        std::fs::read_to_string(&sudoers).unwrap(),
+        vmagent::accounts::SUDOERS_LINE
+    );
+    assert_eq!(std::fs::metadata(&sudoers).unwrap().mode() & 0o7777, 0o440);
+    assert!(report.written.contains(&"/etc/sudoers.d/admin".to_string()));
+}
+
+#[test]
 fn bad_inputs_fail_with_nothing_written() {
     // No user-data.env.
     let root = node("knd", "local");
     let r = root.path();
     std::fs::remove_file(r.join("opt/podplane/etc/user-data.env")).unwrap();
     let before = tree(r);
-    let err = configure::apply(
+    let err = converge::apply(
         r,
         &SystemHost,
         &facts("local"),
@@ -212,7 +341,7 @@ fn bad_inputs_fail_with_nothing_written() {
     let root = node("knd", "local");
     let r = root.path();
     std::fs::write(r.join("opt/podplane/bootstrap.done"), "completed_at=x\n").unwrap();
-    let err = configure::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
     assert!(
         err.to_string().contains("will not silently run again"),
         "{err}"
@@ -222,12 +351,12 @@ fn bad_inputs_fail_with_nothing_written() {
     let root = node("knd", "aws");
     let r = root.path();
     let silent = RecordingHost::with_responder(|_| Ok(Output::default()));
-    let err = configure::plan(r, &silent, &BTreeMap::new(), &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &silent, &BTreeMap::new(), &BTreeSet::new()).unwrap_err();
     assert!(err.to_string().contains("INSTANCE_PROVIDER_ID"), "{err}");
     let mut f = facts("aws");
     f.remove("INSTANCE_NETDEV");
     f.remove("INSTANCE_IPV4");
-    let err = configure::plan(r, &silent, &f, &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &silent, &f, &BTreeSet::new()).unwrap_err();
     assert!(err.to_string().contains("no default route"), "{err}");
     let no_v4 = RecordingHost::with_responder(|c| {
         Ok(Output {
@@ -239,7 +368,7 @@ fn bad_inputs_fail_with_nothing_written() {
             stderr: String::new(),
         })
     });
-    let err = configure::plan(r, &no_v4, &f, &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &no_v4, &f, &BTreeSet::new()).unwrap_err();
     assert!(
         err.to_string().contains("ens5 has no IPv4 address"),
         "{err}"
@@ -253,13 +382,13 @@ fn bad_inputs_fail_with_nothing_written() {
         r.join("opt/podplane/share/vmconfig-manifest.json"),
     )
     .unwrap();
-    let err = configure::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
     assert!(
         err.to_string().contains("install has not finished"),
         "{err}"
     );
     std::fs::remove_file(r.join("opt/podplane/share/vmconfig-manifest.json")).unwrap();
-    let err = configure::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &SystemHost, &facts("local"), &BTreeSet::new()).unwrap_err();
     assert!(err.to_string().contains("not installed"), "{err}");
 }
 
@@ -281,7 +410,7 @@ fn pause_image_count_must_be_one() {
         m["vmconfig"]["images"] = images;
         std::fs::write(&path, m.to_string()).unwrap();
         let before = tree(r);
-        let err = configure::apply(
+        let err = converge::apply(
             r,
             &SystemHost,
             &facts("local"),
@@ -388,7 +517,7 @@ fn a_bad_otlp_endpoint_fails_the_apply_with_nothing_written() {
     set_mutable(r, "TELEMETRY_ENABLED", "true");
     set_mutable(r, "TELEMETRY_OTLP_ENDPOINT", "collector.example.com:4318");
     let before = tree(r);
-    let err = configure::apply(
+    let err = converge::apply(
         r,
         &SystemHost,
         &facts("aws"),

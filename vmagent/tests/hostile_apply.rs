@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use vmagent::apply::Services;
-use vmagent::configure;
+use vmagent::converge;
 use vmagent::host::{RecordingHost, SystemHost};
 
 fn setup_apply(r: &Path) {
-    configure::apply(
+    converge::apply(
         r,
         &SystemHost,
         &facts("aws"),
@@ -53,13 +53,13 @@ fn a_link_planted_in_a_service_home_is_an_error_naming_it_and_nothing_is_written
     .unwrap();
     symlink("../../etc/profile.d", r.join("opt/nstance-agent/bin")).unwrap();
 
-    let err = configure::plan(r, &SystemHost, &facts("aws"), &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &SystemHost, &facts("aws"), &BTreeSet::new()).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("/opt/nstance-agent/bin") && msg.contains("symbolic link"),
         "{msg}"
     );
-    let err = configure::apply(
+    let err = converge::apply(
         r,
         &SystemHost,
         &facts("aws"),
@@ -86,9 +86,9 @@ fn a_link_planted_in_a_service_home_is_an_error_naming_it_and_nothing_is_written
     let wrapper = r.join("opt/nstance-agent/bin/run-nstance-agent.sh");
     std::fs::remove_file(&wrapper).unwrap();
     symlink("../../../etc/shadow", &wrapper).unwrap();
-    let err = configure::plan(r, &SystemHost, &facts("aws"), &BTreeSet::new()).unwrap_err();
+    let err = converge::plan(r, &SystemHost, &facts("aws"), &BTreeSet::new()).unwrap_err();
     assert!(err.to_string().contains("run-nstance-agent.sh"), "{err}");
-    let _ = configure::apply(
+    let _ = converge::apply(
         r,
         &SystemHost,
         &facts("aws"),
@@ -122,7 +122,7 @@ fn a_link_planted_at_a_service_directory_is_never_chowned_or_chmoded() {
     )
     .unwrap();
     symlink("../../etc", r.join("opt/nstance-agent/identity")).unwrap();
-    let err = configure::apply(
+    let err = converge::apply(
         r,
         &SystemHost,
         &facts("aws"),
@@ -230,7 +230,7 @@ done
     let start = Instant::now();
     let (mut ok, mut refused) = (0, 0);
     while start.elapsed() < Duration::from_secs(3) {
-        match configure::apply(
+        match converge::apply(
             r,
             &SystemHost,
             &facts("aws"),
@@ -287,7 +287,7 @@ fn actions_deferred_by_services_none_are_planned_until_an_apply_carries_them_out
     assert!(r.join("var/lib/vmagent/deferred-actions").exists());
     let host = RecordingHost::new();
     let (_, report) =
-        configure::apply(r, &host, &facts("aws"), Services::Systemd, &BTreeSet::new()).unwrap();
+        converge::apply(r, &host, &facts("aws"), Services::Systemd, &BTreeSet::new()).unwrap();
     assert!(
         report
             .actions
@@ -338,6 +338,18 @@ impl vmagent::host::Host for CheckingHost {
         }
         self.inner.chown(root, file, path, user, group)
     }
+
+    fn resolve(&self, name: &str) -> Vec<std::net::IpAddr> {
+        self.inner.resolve(name)
+    }
+
+    fn can_lower_oom_scores(&self) -> bool {
+        self.inner.can_lower_oom_scores()
+    }
+
+    fn env_var(&self, key: &str) -> Option<String> {
+        self.inner.env_var(key)
+    }
 }
 
 #[test]
@@ -362,7 +374,7 @@ fn secrets_are_never_written_before_their_owner_and_mode_are_set() {
         violations: Default::default(),
         checked: Default::default(),
     };
-    configure::apply(r, &host, &facts("aws"), Services::None, &BTreeSet::new()).unwrap();
+    converge::apply(r, &host, &facts("aws"), Services::None, &BTreeSet::new()).unwrap();
     let checked = host.checked.load(std::sync::atomic::Ordering::Relaxed);
     assert!(checked >= 4, "only {checked} files were checked");
     let zot_env = std::fs::read_to_string(r.join("opt/env/zot.env")).unwrap();
@@ -377,7 +389,7 @@ fn a_merged_file_that_is_not_text_is_an_error_and_is_left_alone() {
     setup_apply(r);
     let hosts = b"127.0.0.1 localhost\n10.0.0.9 caf\xe9\n".to_vec();
     std::fs::write(r.join("etc/hosts"), &hosts).unwrap();
-    let err = configure::apply(
+    let err = converge::apply(
         r,
         &SystemHost,
         &facts("aws"),
@@ -391,4 +403,54 @@ fn a_merged_file_that_is_not_text_is_an_error_and_is_left_alone() {
         "{msg}"
     );
     assert_eq!(std::fs::read(r.join("etc/hosts")).unwrap(), hosts);
+}
+
+#[test]
+fn a_link_in_place_of_the_sudoers_file_or_the_nonce_is_never_followed() {
+    let root = node("knd", "aws");
+    let r = root.path();
+    setup_apply(r);
+    // A file somewhere else that the agent must never change through a link.
+    let victim = r.join("etc/shadow");
+    std::fs::write(&victim, "root:*:1::::::\n").unwrap();
+    std::fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let sudoers = r.join("etc/sudoers.d/admin");
+    std::fs::remove_file(&sudoers).unwrap();
+    symlink("../shadow", &sudoers).unwrap();
+    let err = converge::plan(r, &SystemHost, &facts("aws"), &BTreeSet::new()).unwrap_err();
+    assert!(err.to_string().contains("/etc/sudoers.d/admin"), "{err}");
+    let err = converge::apply(
+        r,
+        &SystemHost,
+        &facts("aws"),
+        Services::None,
+        &BTreeSet::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/etc/sudoers.d/admin"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "root:*:1::::::\n"
+    );
+    std::fs::remove_file(&sudoers).unwrap();
+
+    // nstance-agent owns the identity directory: a nonce that is a link is left alone.
+    let nonce = r.join("opt/nstance-agent/identity/nonce.jwt");
+    symlink("../../../etc/shadow", &nonce).unwrap();
+    let p = converge::plan(r, &SystemHost, &facts("aws"), &BTreeSet::new())
+        .unwrap()
+        .1;
+    assert!(
+        !p.to_string()
+            .contains("change /opt/nstance-agent/identity/nonce.jwt"),
+        "{p}"
+    );
+    setup_apply(r);
+    let md = std::fs::metadata(&victim).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o640);
+    assert!(std::fs::symlink_metadata(&nonce).unwrap().is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(&sudoers).unwrap(),
+        vmagent::accounts::SUDOERS_LINE
+    );
 }

@@ -270,3 +270,84 @@ fn ssh_keys_come_from_user_data_or_mutable_env() {
     .unwrap();
     assert!(ssh_keys_configured(root.path()).unwrap());
 }
+
+#[test]
+fn plan_predicts_the_commands_a_real_host_runs() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    std::fs::write(
+        root.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\n",
+    )
+    .unwrap();
+    std::fs::write(root.path().join("etc/group"), "root:x:0:\n").unwrap();
+    let s = spec(Kind::Knd, false, "/usr/lib/x86_64-linux-gnu");
+    let planned = plan(root.path(), &s).unwrap();
+    let r = root.path().display().to_string();
+    let lines: Vec<String> = planned.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines[0],
+        format!("run groupadd --root {r} -r containerd (created group containerd)")
+    );
+    // groupadd has created podplane by the time its user is added: it joins that group.
+    assert_eq!(
+        lines[3],
+        format!(
+            "run useradd --root {r} -m -s /usr/sbin/nologin -r -g podplane podplane (created user podplane)"
+        )
+    );
+    // Directories owned by accounts the plan creates are planned, not refused.
+    assert!(
+        lines.contains(&"create directory /opt/crt (0750 root:podplane)".to_string()),
+        "{lines:#?}"
+    );
+    // Planning wrote nothing.
+    assert!(!root.path().join("opt").exists());
+    // Without the permissions table's accounts, an unknown owner is refused by the plan.
+    let mut broken = s.clone();
+    broken.dirs[0].user = "nobody-here";
+    let err = plan(root.path(), &broken).unwrap_err();
+    assert!(
+        matches!(err, AccountsError::MissingOwner { what: "user", .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn carry_out_does_what_plan_shows_and_a_second_plan_is_empty() {
+    let s = spec(Kind::Knd, false, "/usr/lib/x86_64-linux-gnu");
+    let root = root_with_accounts(&s, "");
+    let kubelet = root.path().join("usr/bin/kubelet");
+    std::fs::create_dir_all(kubelet.parent().unwrap()).unwrap();
+    std::fs::write(&kubelet, b"x").unwrap();
+    std::fs::set_permissions(&kubelet, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let planned = plan(root.path(), &s).unwrap();
+    let lines: Vec<String> = planned.iter().map(ToString::to_string).collect();
+    assert!(
+        lines.contains(&"change /usr/bin/kubelet (mode 0644 -> 0755: executable)".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"create directory /opt/crt (0750 root:podplane)".to_string()),
+        "{lines:#?}"
+    );
+    assert!(!root.path().join("opt").exists(), "plan writes nothing");
+
+    let existed: Vec<bool> = s
+        .dirs
+        .iter()
+        .map(|d| root.path().join(&d.path[1..]).exists())
+        .collect();
+    let changes = carry_out(root.path(), &planned, &RecordingHost::new()).unwrap();
+    assert!(changes.contains(&"made /usr/bin/kubelet executable".to_string()));
+    for (d, existed) in s.dirs.iter().zip(existed) {
+        assert_eq!(
+            changes.contains(&format!("created {}", d.path)),
+            !existed,
+            "{}: {changes:?}",
+            d.path
+        );
+    }
+    assert_eq!(plan(root.path(), &s).unwrap(), Vec::<Change>::new());
+}

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::accounts::Kind;
 use crate::apply::{ApplyReport, Services};
-use crate::configure::{self, ConfigureError};
+use crate::converge::{self, ConfigureError};
 use crate::host::Host;
 use crate::install::{INSTALLED, STATE_DIR};
 use crate::manifest::Manifest;
@@ -533,7 +533,7 @@ pub fn recv(
     overrides: &BTreeMap<String, String>,
     opts: &RecvOptions,
 ) -> Result<RecvReport, RecvError> {
-    let _lock = configure::lock(root)?;
+    let _lock = converge::lock(root)?;
     let fs = Root::open(root)?;
     let mut skipped = Vec::new();
     // recv/ belongs to nstance-agent: the trigger is removed relative to the directory opened
@@ -580,7 +580,7 @@ pub fn recv(
         None
     } else {
         write_pending(&fs, host, &changed)?;
-        let r = configure::apply_locked(root, host, overrides, opts.services, &changed)?;
+        let r = converge::apply_locked(root, host, overrides, opts.services, &changed)?;
         write_pending(&fs, host, &BTreeSet::new())?;
         Some(r)
     };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use vmagent::accounts::{self, Kind};
 use vmagent::apply::Services;
-use vmagent::configure;
+use vmagent::converge;
 use vmagent::host::SystemHost;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/manifests");
@@ -128,7 +128,7 @@ pub fn facts(provider: &str) -> BTreeMap<String, String> {
 }
 
 pub fn apply(root: &Path, provider: &str) -> (vmagent::plan::Plan, vmagent::apply::ApplyReport) {
-    configure::apply(
+    converge::apply(
         root,
         &SystemHost,
         &facts(provider),
@@ -139,7 +139,7 @@ pub fn apply(root: &Path, provider: &str) -> (vmagent::plan::Plan, vmagent::appl
 }
 
 pub fn plan(root: &Path, provider: &str) -> vmagent::plan::Plan {
-    configure::plan(root, &SystemHost, &facts(provider), &BTreeSet::new())
+    converge::plan(root, &SystemHost, &facts(provider), &BTreeSet::new())
         .unwrap_or_else(|e| panic!("plan: {e}"))
         .1
 }

@@ -76,7 +76,7 @@ fn one_dpkg_call_for_all_debs_and_restore_on_failure() {
         )]
     );
     match &host.actions()[0] {
-        crate::host::Action::Run(c) => {
+        crate::host::Recorded::Run(c) => {
             assert!(
                 c.env
                     .contains(&("DEBIAN_FRONTEND".into(), "noninteractive".into()))

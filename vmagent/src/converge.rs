@@ -1,9 +1,8 @@
-//! `vmagent plan` and `vmagent apply`: check the preconditions, run the one-shot bootstrap
-//! detection when it is pending, read the three env layers, render the desired state, diff it
-//! against the disk and (for apply) carry it out, restarting only what changed.
+//! Converging a node: `vmagent plan` and `vmagent apply`. Check the preconditions, run the
+//! one-shot bootstrap detection when it is pending, read the three env layers, render the desired
+//! state, diff it against the disk and (for apply) carry it out, restarting only what changed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::time::Duration;
 
@@ -67,28 +66,17 @@ pub struct Prepared {
     pub manifest: Manifest,
     pub settings: Settings,
     pub desired: Desired,
+    /// The permissions table: accounts, directories, execute bits.
+    pub spec: accounts::Spec,
     /// Facts detected now because bootstrap has not run yet (apply writes them first).
     pub pending_bootstrap: Option<BTreeMap<String, String>>,
 }
 
-/// Is CAP_SYS_RESOURCE (24) in this process's bounding set? Without it nothing on the host can
-/// lower an OOM score (unprivileged containers, some sandboxes).
-pub fn can_lower_oom_scores() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_none_or(|bnd| bnd & (1 << 24) != 0)
-}
-
-/// Environment values that replace detection (`INSTANCE_IPV4=…`), from the process environment.
-pub fn overrides_from_env() -> BTreeMap<String, String> {
+/// Environment values that replace detection (`INSTANCE_IPV4=…`), from the host's environment.
+pub fn overrides_from_env(host: &dyn Host) -> BTreeMap<String, String> {
     facts::DETECTED_KEYS
         .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .filter_map(|k| host.env_var(k).map(|v| (k.to_string(), v)))
         .collect()
 }
 
@@ -142,14 +130,13 @@ pub fn prepare(
     );
     let lb = settings.get("KUBE_API_INTERNAL_LB_HOSTNAME");
     let api_lb_addrs = if kind == Kind::Knd && !lb.is_empty() {
-        (lb, 0)
-            .to_socket_addrs()
-            .map(|it| it.map(|a| a.ip()).collect())
-            .unwrap_or_default()
+        host.resolve(lb)
     } else {
         vec![]
     };
-    let desired = render::render(&Inputs {
+    let admin = accounts::ssh_keys_configured(root)?;
+    let spec = accounts::spec(kind, admin, accounts::lib_dir(&manifest.vmconfig.os.arch));
+    let mut desired = render::render(&Inputs {
         kind,
         settings: &settings,
         manifest: &manifest,
@@ -157,13 +144,15 @@ pub fn prepare(
         subuid: &subuid,
         subgid: &subgid,
         api_lb_addrs,
-        oom_adjust: can_lower_oom_scores(),
+        oom_adjust: host.can_lower_oom_scores(),
     })?;
+    accounts::sudoers(&mut desired, admin);
     Ok(Prepared {
         kind,
         manifest,
         settings,
         desired,
+        spec,
         pending_bootstrap,
     })
 }
@@ -176,7 +165,7 @@ pub fn plan(
     changed_elsewhere: &BTreeSet<String>,
 ) -> Result<(Prepared, Plan), ConfigureError> {
     let p = prepare(root, host, overrides)?;
-    let mut pl = plan::plan(root, &p.desired, changed_elsewhere)?;
+    let mut pl = plan_prepared(root, &p, changed_elsewhere)?;
     if p.pending_bootstrap.is_some() {
         pl.notes.insert(
             0,
@@ -186,7 +175,22 @@ pub fn plan(
     Ok((p, pl))
 }
 
-/// Bootstrap if pending, converge permissions, then plan and apply.
+/// The plan for `p`: accounts and permissions (the table, then the identity files), then the
+/// desired files and services.
+fn plan_prepared(
+    root: &Path,
+    p: &Prepared,
+    changed_elsewhere: &BTreeSet<String>,
+) -> Result<Plan, ConfigureError> {
+    let mut perms = accounts::plan(root, &p.spec)?;
+    let mut notes = Vec::new();
+    perms.extend(identity_files(root, &mut notes));
+    let mut pl = plan::plan(root, &p.desired, perms, changed_elsewhere)?;
+    pl.notes.extend(notes);
+    Ok(pl)
+}
+
+/// Bootstrap if pending, then plan and apply (accounts and permissions first).
 pub fn apply(
     root: &Path,
     host: &dyn Host,
@@ -217,77 +221,46 @@ pub fn apply_locked(
     if let Some(facts) = &p.pending_bootstrap {
         facts::write_bootstrap(root, facts, &now_utc())?;
     }
-    let admin = accounts::ssh_keys_configured(root)?;
-    let spec = accounts::spec(
-        p.kind,
-        admin,
-        accounts::lib_dir(&p.manifest.vmconfig.os.arch),
-    );
-    for c in accounts::ensure(root, &spec, host)? {
-        log::info!("permissions: {c}");
-    }
     // Bootstrap just wrote the settings files: render again from disk.
     let p = if p.pending_bootstrap.is_some() {
         prepare(root, host, overrides)?
     } else {
         p
     };
-    identity_files(root, host)?;
-    let pl = plan::plan(root, &p.desired, changed_elsewhere)?;
+    let pl = plan_prepared(root, &p, changed_elsewhere)?;
     let report = apply::apply(root, &p.desired, &pl, host, services)?;
     record(root, &p.desired, &report)?;
     Ok((pl, report))
 }
 
-/// The Nstance nonce stays private to the agent. Without a nonce and without an identity
-/// certificate the agent can neither register nor authenticate: said, not fatal (the operator
-/// may be about to provide one).
-fn identity_files(root: &Path, host: &dyn Host) -> Result<(), ConfigureError> {
+/// The Nstance nonce stays private to the agent: 0600 nstance-agent:nstance-agent, changed
+/// through its descriptor (nstance-agent owns the identity directory, so a link may be swapped
+/// in; it is never followed). Without a nonce and without an identity certificate the agent can
+/// neither register nor authenticate: said in a note, not fatal (the operator may be about to
+/// provide one).
+fn identity_files(root: &Path, notes: &mut Vec<String>) -> Option<accounts::Change> {
     const NONCE: &str = "/opt/nstance-agent/identity/nonce.jwt";
-    let fs = Root::open(root).map_err(apply::ApplyError::from)?;
-    // nstance-agent owns the identity directory: open the nonce without following a link and
-    // change it through that descriptor, so a swapped-in link never redirects the chmod/chown.
-    let node = match fs.open_node(NONCE) {
-        Ok(node) => node,
-        Err(e) => {
-            log::warn!("not securing {NONCE}: {e}");
-            None
-        }
-    };
-    match node {
-        Some((fd, md)) if md.kind == crate::safefs::Kind::File => {
-            let db = crate::userdb::UserDb::load(root).map_err(|e| ConfigureError::Record {
-                path: e.path.display().to_string(),
-                source: e.source,
-            })?;
-            let owned =
-                db.uid("nstance-agent") == Some(md.uid) && db.gid("nstance-agent") == Some(md.gid);
-            if !owned {
-                host.chown(
-                    root,
-                    std::os::fd::AsFd::as_fd(&fd),
-                    &fs.full(NONCE),
-                    "nstance-agent",
-                    "nstance-agent",
-                )
-                .map_err(|e| ConfigureError::Apply(e.into()))?;
-            }
-            if md.mode != 0o600 || !owned {
-                crate::safefs::set_mode(&fd, 0o600).map_err(|source| ConfigureError::Record {
-                    path: fs.full(NONCE).display().to_string(),
-                    source,
-                })?;
+    let want = (0o600, "nstance-agent", "nstance-agent");
+    let fs = Root::open(root).ok()?;
+    match fs.open_node(NONCE) {
+        Ok(Some((_, md))) if md.kind == crate::safefs::Kind::File => {
+            match accounts::plan_private(root, NONCE, want) {
+                Ok(change) => return change,
+                Err(e) => log::warn!("not securing {NONCE}: {e}"),
             }
         }
-        _ => {
-            if !under_root(root, "/opt/nstance-agent/identity/identity.crt").exists() {
-                log::warn!(
-                    "neither identity/nonce.jwt nor identity/identity.crt exists: nstance-agent can neither register nor authenticate"
-                );
-            }
-        }
+        Err(e) => log::warn!("not securing {NONCE}: {e}"),
+        Ok(_) => {}
     }
-    Ok(())
+    if !matches!(
+        fs.meta("/opt/nstance-agent/identity/identity.crt"),
+        Ok(Some(_))
+    ) {
+        notes.push(
+            "neither identity/nonce.jwt nor identity/identity.crt exists: nstance-agent can neither register nor authenticate".into(),
+        );
+    }
+    None
 }
 
 /// Now as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -322,6 +295,7 @@ fn record(root: &Path, desired: &Desired, report: &ApplyReport) -> Result<(), Co
     let path = under_root(root, &format!("{STATE_DIR}/last-apply.json"));
     let doc = serde_json::json!({
         "applied_at": now_utc(),
+        "accounts": report.accounts,
         "written": report.written,
         "removed": report.removed,
         "actions": report.actions,
