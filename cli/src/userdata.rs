@@ -82,10 +82,10 @@ pub enum UserdataError {
     TooLarge(usize),
 }
 
-const PROVIDERS: &[&str] = &["local", "aws", "google", "proxmox"];
-
 fn validate(f: &Facts) -> Result<(), UserdataError> {
-    if !(PROVIDERS.contains(&f.provider_kind.as_str()) || f.provider_kind.contains("{{")) {
+    if !(vmagent::contract::Provider::parse(&f.provider_kind).is_some()
+        || f.provider_kind.contains("{{"))
+    {
         return Err(UserdataError::Provider(f.provider_kind.clone()));
     }
     for (field, v) in [

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::accounts::{self, Spec, UserSpec};
 use crate::apply::Services;
+use crate::contract::Provider;
 use crate::fsutil::under_root;
 use crate::host::Host;
 use crate::install::{self, INSTALLED, InstallOptions, MANIFEST};
@@ -65,17 +66,16 @@ pub enum BootstrapError {
     Configure(#[from] crate::configure::ConfigureError),
 }
 
-const PROVIDERS: &[&str] = &["local", "aws", "google", "proxmox"];
-
 impl InstanceFacts {
     /// The checks the CLI makes when it renders userdata, made again here: the facts end up
     /// single-quoted in a file that shell scripts may source.
     pub fn validate(&self) -> Result<(), BootstrapError> {
         let bad = |m: String| Err(BootstrapError::Invalid(m));
-        if !PROVIDERS.contains(&self.provider.as_str()) {
+        if Provider::parse(&self.provider).is_none() {
             return bad(format!(
-                "--provider {:?}: expected one of local, aws, google, proxmox",
-                self.provider
+                "--provider {:?}: expected one of {}",
+                self.provider,
+                Provider::EXPECTED
             ));
         }
         for (flag, v) in [
@@ -115,7 +115,7 @@ impl InstanceFacts {
         if self.ssh_authorized_keys.contains(['\0', '\r']) {
             return bad("--ssh-authorized-keys must not contain NUL or CR".into());
         }
-        if self.provider == "aws" && self.aws_account_id.is_empty() {
+        if self.provider == Provider::Aws.name() && self.aws_account_id.is_empty() {
             return bad("--aws-account-id is required on aws".into());
         }
         Ok(())

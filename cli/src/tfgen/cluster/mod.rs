@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use super::hcl::safe_name;
 use super::{File, GenerateError, PinnedManifest, tf_file as tf};
 use crate::config::{self, ClusterConfig};
+use vmagent::contract::Kind;
 
 pub use certificates::certificate_files;
 
@@ -42,9 +43,9 @@ pub struct Options {
 /// `knc` for the `control-plane` pool, `knd` for any other.
 pub fn pool_kind(pool: &str) -> &'static str {
     if pool == "control-plane" {
-        "knc"
+        Kind::Knc.name()
     } else {
-        "knd"
+        Kind::Knd.name()
     }
 }
 
