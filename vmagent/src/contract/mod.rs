@@ -3,6 +3,7 @@
 //! the CLI called valid breaks on the node (or the node refuses what the CLI never allowed). So
 //! each such rule lives here, once, and both sides call it.
 
+pub mod certs;
 pub mod node;
 pub mod url;
 

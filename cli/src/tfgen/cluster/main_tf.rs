@@ -94,7 +94,8 @@ fn target_key(kind: &str, arch: &str) -> String {
 fn templates(cfg: &ClusterConfig) -> Value {
     let mut fields = Vec::new();
     for (name, pool) in &cfg.cluster.pools {
-        let kind = pool_kind(name);
+        let node_kind = pool_kind(name);
+        let kind = node_kind.name();
         let mut files = vec![field(
             "mutable.env",
             Value::Inline(vec![
@@ -102,7 +103,7 @@ fn templates(cfg: &ClusterConfig) -> Value {
                 ident("template", raw("local.mutable_env")),
             ]),
         )];
-        for cert in certificate_files(kind) {
+        for cert in certificate_files(node_kind) {
             files.push(field(
                 &format!("{cert}.crt"),
                 Value::Inline(vec![

@@ -41,11 +41,11 @@ pub struct Options {
 }
 
 /// `knc` for the `control-plane` pool, `knd` for any other.
-pub fn pool_kind(pool: &str) -> &'static str {
+pub fn pool_kind(pool: &str) -> Kind {
     if pool == "control-plane" {
-        Kind::Knc.name()
+        Kind::Knc
     } else {
-        Kind::Knd.name()
+        Kind::Knd
     }
 }
 
@@ -53,7 +53,7 @@ pub fn pool_kind(pool: &str) -> &'static str {
 pub fn required_targets(cfg: &ClusterConfig) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
     for (name, pool) in &cfg.cluster.pools {
-        out.entry((pool_kind(name).to_string(), pool.arch.clone()))
+        out.entry((pool_kind(name).name().to_string(), pool.arch.clone()))
             .or_insert_with(|| name.clone());
     }
     out
