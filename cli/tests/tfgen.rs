@@ -826,3 +826,32 @@ fn certificates_asked_for_are_exactly_what_each_node_kind_installs() {
         }
     }
 }
+
+#[test]
+fn mutable_env_sends_only_contract_keys_with_values_the_node_accepts() {
+    use vmagent::contract::MutableKey;
+    let files = generate(&golden_config());
+    let main_tf = &files["podplane.cluster.main.tf"];
+    let start = main_tf
+        .find("mutable_env = { for key, value in {\n")
+        .expect("no mutable_env local");
+    let body = &main_tf[start..];
+    let body = &body[body.find('\n').unwrap() + 1..body.find("} : key => value").unwrap()];
+    let mut seen = std::collections::BTreeSet::new();
+    for line in body.lines().filter(|l| !l.trim().is_empty()) {
+        let (key, value) = line.split_once('=').expect(line);
+        let (key, value) = (key.trim(), value.trim());
+        let k = MutableKey::parse(key)
+            .unwrap_or_else(|| panic!("the CLI sends {key}, which the node refuses"));
+        assert!(seen.insert(k), "{key} sent twice");
+        // A literal is what the node receives as is: it must pass the node's check.
+        if let Some(v) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'))
+            && !v.contains("${")
+        {
+            vmagent::recv::mutable::check(key, v)
+                .unwrap_or_else(|e| panic!("the node refuses the CLI's {key}: {e}"));
+        }
+    }
+    assert!(seen.contains(&MutableKey::KubeClusterDns), "{seen:?}");
+    assert!(seen.len() > 20, "{seen:?}");
+}
