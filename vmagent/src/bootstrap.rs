@@ -19,25 +19,7 @@ use crate::manifest::Manifest;
 use crate::safefs::{Perm, Root};
 use crate::settings::USER_DATA_ENV;
 
-/// The instance facts, as userdata passes them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InstanceFacts {
-    pub instance_id: String,
-    pub cluster_id: String,
-    pub provider: String,
-    pub region: String,
-    pub zone: String,
-    pub instance_type: String,
-    pub aws_account_id: String,
-    pub google_project_id: String,
-    /// Base64 of the Nstance CA's PEM.
-    pub nstance_ca_cert: String,
-    pub registration_addr: String,
-    pub agent_addr: String,
-    pub nonce: String,
-    /// One key per line.
-    pub ssh_authorized_keys: String,
-}
+pub use crate::contract::InstanceFacts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
