@@ -19,6 +19,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use vmagent::contract::{Arch, Kind, Provider};
 use vmagent::fetch::{self, FetchOptions, GetError, Target};
 use vmagent::manifest::{Dependency, Digest, Manifest, NameError, check_name, url_basename};
 
@@ -142,7 +143,7 @@ pub fn cluster_providers(cfg: &crate::config::ClusterConfig) -> Vec<String> {
     };
     for p in &c.providers {
         add(&p.kind);
-        if p.kind == "proxmox" {
+        if p.kind == Provider::Proxmox.name() {
             add("openbao");
         }
     }
@@ -175,25 +176,24 @@ pub fn host_arch() -> String {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| {
-            match std::env::consts::ARCH {
-                "aarch64" => "arm64",
-                _ => "amd64",
-            }
-            .into()
+            Arch::from_rust(std::env::consts::ARCH)
+                .unwrap_or(Arch::Amd64)
+                .name()
+                .into()
         })
 }
 
 pub fn check_arch(a: &str) -> Result<(), DepsError> {
-    match a {
-        "amd64" | "arm64" => Ok(()),
-        _ => Err(DepsError::Arch(a.into())),
+    match Arch::parse(a) {
+        Some(_) => Ok(()),
+        None => Err(DepsError::Arch(a.into())),
     }
 }
 
 pub fn check_kind(k: &str) -> Result<(), DepsError> {
-    match k {
-        "knc" | "knd" => Ok(()),
-        _ => Err(DepsError::Kind(k.into())),
+    match Kind::parse(k) {
+        Some(_) => Ok(()),
+        None => Err(DepsError::Kind(k.into())),
     }
 }
 

@@ -192,7 +192,7 @@ fn run_deps(command: DepsCommand) -> ExitCode {
             println!("Fetching latest dependency manifest...");
             let msg = runtime.block_on(podplane::deps::status(
                 &deps,
-                "knc",
+                vmagent::contract::Kind::Knc.name(),
                 &podplane::deps::host_arch(),
             ));
             println!("{msg}");
@@ -212,7 +212,10 @@ fn run_deps(command: DepsCommand) -> ExitCode {
                     } else {
                         arch
                     };
-                    arches.into_iter().map(|a| ("knc".to_string(), a)).collect()
+                    arches
+                        .into_iter()
+                        .map(|a| (vmagent::contract::Kind::Knc.name().to_string(), a))
+                        .collect()
                 }
                 Some(path) => {
                     let cfg = match config::load(path) {

@@ -13,6 +13,7 @@
 
 use std::fmt::Write;
 
+use vmagent::contract::facts::flag;
 use vmagent::manifest::{DepType, Manifest};
 
 /// EC2's limit on userdata.
@@ -82,10 +83,10 @@ pub enum UserdataError {
     TooLarge(usize),
 }
 
-const PROVIDERS: &[&str] = &["local", "aws", "google", "proxmox"];
-
 fn validate(f: &Facts) -> Result<(), UserdataError> {
-    if !(PROVIDERS.contains(&f.provider_kind.as_str()) || f.provider_kind.contains("{{")) {
+    if !(vmagent::contract::Provider::parse(&f.provider_kind).is_some()
+        || f.provider_kind.contains("{{"))
+    {
         return Err(UserdataError::Provider(f.provider_kind.clone()));
     }
     for (field, v) in [
@@ -247,33 +248,34 @@ fn build(mode: Mode, p: &Pinned, facts: &Facts, mirror: Option<&str>) -> String 
     );
     s.lit(" | sha256sum -c --quiet - || { log \"vmagent does not match its pinned digest\"; rm -f \"$agent.part\"; exit 1; }\nmv \"$agent.part\" \"$agent\"\ntar -xzf \"$agent\" -C / usr/bin/vmagent\nlog \"starting vmagent bootstrap\"\nexec /usr/bin/vmagent bootstrap \\\n");
     for (flag, v) in [
-        ("--instance-id", &facts.instance_id),
-        ("--cluster-id", &facts.cluster_id),
-        ("--region", &facts.region),
-        ("--zone", &facts.zone),
-        ("--instance-type", &facts.instance_type),
-        ("--nstance-ca-cert", &facts.cluster_ca_cert),
-        ("--registration-addr", &facts.registration_addr),
-        ("--agent-addr", &facts.agent_addr),
-        ("--nonce", &facts.nonce),
+        (flag::INSTANCE_ID, &facts.instance_id),
+        (flag::CLUSTER_ID, &facts.cluster_id),
+        (flag::REGION, &facts.region),
+        (flag::ZONE, &facts.zone),
+        (flag::INSTANCE_TYPE, &facts.instance_type),
+        (flag::NSTANCE_CA_CERT, &facts.cluster_ca_cert),
+        (flag::REGISTRATION_ADDR, &facts.registration_addr),
+        (flag::AGENT_ADDR, &facts.agent_addr),
+        (flag::NONCE, &facts.nonce),
     ] {
-        s.lit(&format!("  {flag} {} \\\n", quote(v)));
+        s.lit(&format!("  --{flag} {} \\\n", quote(v)));
     }
-    s.lit("  --provider ");
+    s.lit(&format!("  --{} ", flag::PROVIDER));
     s.value(&quote(&facts.provider_kind), &tq("provider_kind"));
     s.lit(" \\\n");
     s.when(
         !facts.aws_account_id.is_empty(),
         "aws_account_id != \"\"",
         |s| {
-            s.lit("  --aws-account-id ");
+            s.lit(&format!("  --{} ", flag::AWS_ACCOUNT_ID));
             s.value(&quote(&facts.aws_account_id), &tq("aws_account_id"));
             s.lit(" \\\n");
         },
     );
     if mode == Mode::Concrete && !facts.google_project_id.is_empty() {
         s.lit(&format!(
-            "  --google-project-id {} \\\n",
+            "  --{} {} \\\n",
+            flag::GOOGLE_PROJECT_ID,
             quote(&facts.google_project_id)
         ));
     }
@@ -281,7 +283,7 @@ fn build(mode: Mode, p: &Pinned, facts: &Facts, mirror: Option<&str>) -> String 
         !facts.ssh_authorized_keys.is_empty(),
         "immutable_ssh_authorized_keys != \"\"",
         |s| {
-            s.lit("  --ssh-authorized-keys ");
+            s.lit(&format!("  --{} ", flag::SSH_AUTHORIZED_KEYS));
             s.value(
                 &quote(&facts.ssh_authorized_keys),
                 &tq("immutable_ssh_authorized_keys"),

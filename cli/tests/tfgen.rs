@@ -755,3 +755,103 @@ fn terraform_apply(dir: &Path) {
         );
     }
 }
+
+/// The certificate files each pool's template asks Nstance for, read back from the generated
+/// main.tf: (node kind, [(file, template)]).
+fn requested_certificates(main_tf: &str) -> Vec<(String, Vec<(String, String)>)> {
+    const CERT: &str = "\" = { kind = \"certificate\", template = \"";
+    let mut out = Vec::new();
+    let mut kind = None;
+    for line in main_tf.lines() {
+        let t = line.trim();
+        if let Some(k) = t.strip_prefix("kind") {
+            let k = k.trim_start().trim_start_matches('=').trim();
+            if let Some(k) = k.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+                kind = Some(k.to_string());
+            }
+        }
+        if t.starts_with("files") {
+            let mut files = Vec::new();
+            for (i, _) in t.match_indices(CERT) {
+                let file = &t[..i];
+                let file = &file[file.rfind('"').unwrap() + 1..];
+                let rest = &t[i + CERT.len()..];
+                let template = &rest[..rest.find('"').unwrap()];
+                files.push((file.to_string(), template.to_string()));
+            }
+            out.push((kind.take().expect("files without a kind"), files));
+        }
+    }
+    out
+}
+
+#[test]
+fn certificates_asked_for_are_exactly_what_each_node_kind_installs() {
+    use vmagent::contract::{Kind, certs};
+    let files = generate(&golden_config());
+    let main_tf = &files["podplane.cluster.main.tf"];
+    let pools = requested_certificates(main_tf);
+    let kinds: Vec<&str> = pools.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        kinds.contains(&"knc") && kinds.contains(&"knd"),
+        "{kinds:?}"
+    );
+    for (kind, requested) in &pools {
+        let kind: Kind = kind.parse().unwrap();
+        assert!(!requested.is_empty(), "{kind}: no certificates");
+        // Every file the CLI asks for is one the node takes, with a key the agent generates,
+        // from a template main.tf defines.
+        for (file, template) in requested {
+            assert!(
+                vmagent::recv::allowed(kind, file),
+                "a {kind} node refuses {file}, which the CLI asks Nstance to deliver"
+            );
+            let row = certs::accepted(kind, file).unwrap();
+            assert!(row.agent_key.is_some(), "{file}: the node expects no key");
+            assert_eq!(template, row.stem(), "{file}");
+            assert!(
+                main_tf.contains(&format!("    \"{template}\" ")),
+                "{file}: template {template} is not defined"
+            );
+        }
+        // And every certificate the node installs an agent key for is asked for.
+        for row in certs::DELIVERIES {
+            if row.agent_key.is_some() && vmagent::recv::allowed(kind, row.file) {
+                assert!(
+                    requested.iter().any(|(f, _)| f == row.file),
+                    "a {kind} node installs {}, which the CLI never asks for",
+                    row.file
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn mutable_env_sends_only_contract_keys_with_values_the_node_accepts() {
+    use vmagent::contract::MutableKey;
+    let files = generate(&golden_config());
+    let main_tf = &files["podplane.cluster.main.tf"];
+    let start = main_tf
+        .find("mutable_env = { for key, value in {\n")
+        .expect("no mutable_env local");
+    let body = &main_tf[start..];
+    let body = &body[body.find('\n').unwrap() + 1..body.find("} : key => value").unwrap()];
+    let mut seen = std::collections::BTreeSet::new();
+    for line in body.lines().filter(|l| !l.trim().is_empty()) {
+        let (key, value) = line.split_once('=').expect(line);
+        let (key, value) = (key.trim(), value.trim());
+        let k = MutableKey::parse(key)
+            .unwrap_or_else(|| panic!("the CLI sends {key}, which the node refuses"));
+        assert!(seen.insert(k), "{key} sent twice");
+        // A literal is what the node receives as is: it must pass the node's check.
+        if let Some(v) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'))
+            && !v.contains("${")
+        {
+            vmagent::recv::mutable::check(key, v)
+                .unwrap_or_else(|e| panic!("the node refuses the CLI's {key}: {e}"));
+        }
+    }
+    assert!(seen.contains(&MutableKey::KubeClusterDns), "{seen:?}");
+    assert!(seen.len() > 20, "{seen:?}");
+}

@@ -16,24 +16,7 @@ use crate::host::{Cmd, Host, HostError};
 use crate::safefs::{self, Kind as FileKind, Root, SafeFsError};
 use crate::userdb::{UserDb, UserDbError};
 
-/// A node kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Worker node.
-    Knd,
-    /// Control-plane node.
-    Knc,
-}
-
-impl Kind {
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "knd" => Some(Kind::Knd),
-            "knc" => Some(Kind::Knc),
-            _ => None,
-        }
-    }
-}
+pub use crate::contract::Kind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSpec {

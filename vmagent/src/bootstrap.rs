@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::accounts::{self, Spec, UserSpec};
 use crate::apply::Services;
+use crate::contract::Provider;
 use crate::fsutil::under_root;
 use crate::host::Host;
 use crate::install::{self, INSTALLED, InstallOptions, MANIFEST};
@@ -18,25 +19,7 @@ use crate::manifest::Manifest;
 use crate::safefs::{Perm, Root};
 use crate::settings::USER_DATA_ENV;
 
-/// The instance facts, as userdata passes them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InstanceFacts {
-    pub instance_id: String,
-    pub cluster_id: String,
-    pub provider: String,
-    pub region: String,
-    pub zone: String,
-    pub instance_type: String,
-    pub aws_account_id: String,
-    pub google_project_id: String,
-    /// Base64 of the Nstance CA's PEM.
-    pub nstance_ca_cert: String,
-    pub registration_addr: String,
-    pub agent_addr: String,
-    pub nonce: String,
-    /// One key per line.
-    pub ssh_authorized_keys: String,
-}
+pub use crate::contract::InstanceFacts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -65,17 +48,16 @@ pub enum BootstrapError {
     Configure(#[from] crate::converge::ConfigureError),
 }
 
-const PROVIDERS: &[&str] = &["local", "aws", "google", "proxmox"];
-
 impl InstanceFacts {
     /// The checks the CLI makes when it renders userdata, made again here: the facts end up
     /// single-quoted in a file that shell scripts may source.
     pub fn validate(&self) -> Result<(), BootstrapError> {
         let bad = |m: String| Err(BootstrapError::Invalid(m));
-        if !PROVIDERS.contains(&self.provider.as_str()) {
+        if Provider::parse(&self.provider).is_none() {
             return bad(format!(
-                "--provider {:?}: expected one of local, aws, google, proxmox",
-                self.provider
+                "--provider {:?}: expected one of {}",
+                self.provider,
+                Provider::EXPECTED
             ));
         }
         for (flag, v) in [
@@ -115,7 +97,7 @@ impl InstanceFacts {
         if self.ssh_authorized_keys.contains(['\0', '\r']) {
             return bad("--ssh-authorized-keys must not contain NUL or CR".into());
         }
-        if self.provider == "aws" && self.aws_account_id.is_empty() {
+        if self.provider == Provider::Aws.name() && self.aws_account_id.is_empty() {
             return bad("--aws-account-id is required on aws".into());
         }
         Ok(())

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::contract::Provider;
 use crate::fsutil::{under_root, write_atomic};
 use crate::host::{Cmd, Host};
 use crate::settings::{self, Settings};
@@ -118,44 +119,47 @@ pub fn detect(
     out.insert("VMCONFIG_KIND".to_string(), kind.to_string());
     out.insert("VMCONFIG_BASE_KIND".to_string(), "node".to_string());
     let provider = user_data.get("PROVIDER_KIND");
-    let provider_id = get("INSTANCE_PROVIDER_ID", &|| match provider {
-        "aws" => {
-            let az = cloud_init(host, &["v1.availability_zone", "v1.availability-zone"]);
-            let id = cloud_init(host, &["v1.instance_id", "v1.instance-id"]);
-            match (az, id) {
-                (Some(az), Some(id)) => Ok(format!("aws:///{az}/{id}")),
-                _ => Err(missing(
-                    "the AWS provider ID",
-                    "INSTANCE_PROVIDER_ID",
-                    "cloud-init query has no availability zone or instance ID",
-                )),
+    let provider_id = get(
+        "INSTANCE_PROVIDER_ID",
+        &|| match Provider::parse(provider) {
+            Some(Provider::Aws) => {
+                let az = cloud_init(host, &["v1.availability_zone", "v1.availability-zone"]);
+                let id = cloud_init(host, &["v1.instance_id", "v1.instance-id"]);
+                match (az, id) {
+                    (Some(az), Some(id)) => Ok(format!("aws:///{az}/{id}")),
+                    _ => Err(missing(
+                        "the AWS provider ID",
+                        "INSTANCE_PROVIDER_ID",
+                        "cloud-init query has no availability zone or instance ID",
+                    )),
+                }
             }
-        }
-        "google" => {
-            let project = cloud_init(host, &["v1.project_id", "v1.project-id"]);
-            let zone = cloud_init(host, &["v1.zone"]);
-            let id = cloud_init(host, &["v1.instance_id", "v1.instance-id"]);
-            match (project, zone, id) {
-                (Some(p), Some(z), Some(i)) => Ok(format!("gce://{p}/{z}/{i}")),
-                _ => Err(missing(
-                    "the Google provider ID",
-                    "INSTANCE_PROVIDER_ID",
-                    "cloud-init query has no project, zone or instance ID",
-                )),
+            Some(Provider::Google) => {
+                let project = cloud_init(host, &["v1.project_id", "v1.project-id"]);
+                let zone = cloud_init(host, &["v1.zone"]);
+                let id = cloud_init(host, &["v1.instance_id", "v1.instance-id"]);
+                match (project, zone, id) {
+                    (Some(p), Some(z), Some(i)) => Ok(format!("gce://{p}/{z}/{i}")),
+                    _ => Err(missing(
+                        "the Google provider ID",
+                        "INSTANCE_PROVIDER_ID",
+                        "cloud-init query has no project, zone or instance ID",
+                    )),
+                }
             }
-        }
-        _ => std::fs::read_to_string(under_root(root, "/var/lib/cloud/data/instance-id"))
-            .map(|s| s.trim().to_string())
-            .ok()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                missing(
-                    "the instance ID",
-                    "INSTANCE_PROVIDER_ID",
-                    "/var/lib/cloud/data/instance-id is missing or empty",
-                )
-            }),
-    })?;
+            _ => std::fs::read_to_string(under_root(root, "/var/lib/cloud/data/instance-id"))
+                .map(|s| s.trim().to_string())
+                .ok()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    missing(
+                        "the instance ID",
+                        "INSTANCE_PROVIDER_ID",
+                        "/var/lib/cloud/data/instance-id is missing or empty",
+                    )
+                }),
+        },
+    )?;
     out.insert("INSTANCE_PROVIDER_ID".into(), provider_id);
     let dev = get("INSTANCE_NETDEV", &|| {
         run(host, Cmd::new("ip").args(["-o", "route", "get", "1"]))

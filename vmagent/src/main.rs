@@ -64,39 +64,8 @@ struct BootstrapArgs {
     /// The pinned manifest (userdata carries it).
     #[arg(long, value_name = "FILE")]
     manifest: PathBuf,
-    /// Nstance instance ID; also the host name.
-    #[arg(long)]
-    instance_id: String,
-    #[arg(long)]
-    cluster_id: String,
-    /// local, aws, google or proxmox.
-    #[arg(long)]
-    provider: String,
-    #[arg(long, default_value = "")]
-    region: String,
-    #[arg(long, default_value = "")]
-    zone: String,
-    #[arg(long, default_value = "")]
-    instance_type: String,
-    #[arg(long, default_value = "")]
-    aws_account_id: String,
-    #[arg(long, default_value = "")]
-    google_project_id: String,
-    /// Base64 of the Nstance CA's PEM.
-    #[arg(long, default_value = "")]
-    nstance_ca_cert: String,
-    /// Nstance registration address (HOST:PORT); waited for before downloading.
-    #[arg(long, default_value = "")]
-    registration_addr: String,
-    /// Nstance agent address (HOST:PORT).
-    #[arg(long, default_value = "")]
-    agent_addr: String,
-    /// The registration nonce (a JWT).
-    #[arg(long, default_value = "")]
-    nonce: String,
-    /// SSH public keys for the admin user, one per line.
-    #[arg(long, default_value = "")]
-    ssh_authorized_keys: String,
+    #[command(flatten)]
+    facts: vmagent::contract::InstanceFacts,
     /// Download from this deps mirror instead of upstream URLs.
     #[arg(long, value_name = "URL")]
     mirror: Option<String>,
@@ -468,21 +437,7 @@ fn bootstrap_cmd(root: &Path, a: &BootstrapArgs) -> ExitCode {
     stop_on_signals();
     let opts = vmagent::bootstrap::BootstrapOptions {
         root: root.to_path_buf(),
-        facts: vmagent::bootstrap::InstanceFacts {
-            instance_id: a.instance_id.clone(),
-            cluster_id: a.cluster_id.clone(),
-            provider: a.provider.clone(),
-            region: a.region.clone(),
-            zone: a.zone.clone(),
-            instance_type: a.instance_type.clone(),
-            aws_account_id: a.aws_account_id.clone(),
-            google_project_id: a.google_project_id.clone(),
-            nstance_ca_cert: a.nstance_ca_cert.clone(),
-            registration_addr: a.registration_addr.clone(),
-            agent_addr: a.agent_addr.clone(),
-            nonce: a.nonce.clone(),
-            ssh_authorized_keys: a.ssh_authorized_keys.clone(),
-        },
+        facts: a.facts.clone(),
         manifest: a.manifest.clone(),
         mirror: a.mirror.clone(),
         cache: a.cache.clone(),

@@ -530,10 +530,10 @@ impl Manifest {
                 return Err(ManifestError::MissingField { field });
             }
         }
-        if !matches!(v.kind.as_str(), "knd" | "knc") {
+        if crate::contract::Kind::parse(&v.kind).is_none() {
             return Err(ManifestError::BadKind(v.kind.clone()));
         }
-        if !matches!(v.os.arch.as_str(), "amd64" | "arm64") {
+        if crate::contract::Arch::parse(&v.os.arch).is_none() {
             return Err(ManifestError::BadArch(v.os.arch.clone()));
         }
         if let Some(image) = &v.os.image {

@@ -1,10 +1,11 @@
 //! The node's settings: the three env layers read in upstream's order (user-data.env, then
 //! detected.env, then mutable.env; later files win), with the mutable.env contract's defaults
-//! underneath, and typed accessors whose errors name the key and the fix.
+//! ([`MutableKey`]) underneath, and typed accessors whose errors name the key and the fix.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::contract::MutableKey;
 use crate::envfile::{self, EnvFileError};
 use crate::fsutil::under_root;
 
@@ -13,63 +14,11 @@ pub const DETECTED_ENV: &str = "/opt/podplane/etc/detected.env";
 pub const MUTABLE_ENV: &str = "/opt/podplane/etc/mutable.env";
 pub const BOOTSTRAP_DONE: &str = "/opt/podplane/bootstrap.done";
 
-/// The mutable.env contract: every key a delivery may set, with its default. Upstream's
-/// `share/defaults/mutable.env` plus the two keys the CLI sends today
-/// (`KUBE_SERVICE_ACCOUNT_ISSUER`, `KUBE_CLUSTER_DNS`). Two deliberate differences:
-/// `TELEMETRY_ENABLED` defaults to false (as the CLI and the scripts' unset default do; upstream's
-/// file said true, which shipped logs to a buffer with no destination), and
-/// `TELEMETRY_LOG_SERVICES` drops the phantom `first-boot-env` unit.
-pub const MUTABLE_DEFAULTS: &[(&str, &str)] = &[
-    ("AWS_S3_USE_PATH_STYLE", ""),
-    ("KUBE_API_ETCD_SERVERS", "https://127.0.0.1:2378"),
-    ("KUBE_API_INTERNAL_LB_HOSTNAME", ""),
-    ("KUBE_API_PORT", "6443"),
-    ("KUBE_API_PUBLIC_HOSTNAME", ""),
-    ("KUBE_CLUSTER_CIDR", "100.64.0.0/10,fd64::/48"),
-    ("KUBE_CLUSTER_DNS", "198.19.255.254,fdc6::ffff"),
-    ("KUBE_LOG_LEVEL", "2"),
-    ("KUBE_NODE_CIDR_MASK_SIZE_IPV4", "24"),
-    ("KUBE_NODE_CIDR_MASK_SIZE_IPV6", "64"),
-    ("KUBE_SERVICE_ACCOUNT_ISSUER", ""),
-    ("KUBE_SERVICE_CLUSTER_IP_RANGE", "198.18.0.0/15,fdc6::/108"),
-    ("NETSY_ACCESS_KEY_ID", ""),
-    ("NETSY_ASSUME_ROLE", ""),
-    ("NETSY_BUCKET", ""),
-    ("NETSY_ENDPOINT", ""),
-    ("NETSY_REGION", ""),
-    ("NETSY_SECRET_ACCESS_KEY", ""),
-    ("OIDC_CA_CERT", ""),
-    ("OIDC_ISSUER", ""),
-    ("OIDC_SIGNING_ALGS", "RS256"),
-    ("REGISTRY_ACCESS_KEY_ID", ""),
-    ("REGISTRY_ASSUME_ROLE", ""),
-    ("REGISTRY_BUCKET", ""),
-    ("REGISTRY_ENABLED", "true"),
-    ("REGISTRY_ENDPOINT", ""),
-    ("REGISTRY_HOSTNAME", ""),
-    ("REGISTRY_REGION", ""),
-    ("REGISTRY_SECRET_ACCESS_KEY", ""),
-    ("SSH_AUTHORIZED_KEYS", ""),
-    ("TELEMETRY_ENABLED", "false"),
-    ("TELEMETRY_LOG_CLOUDINIT", "true"),
-    (
-        "TELEMETRY_LOG_SERVICES",
-        "cron,ssh,netsy,nstance-agent,nstance-recv-watch,containerd,kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,zot",
-    ),
-    ("TELEMETRY_OTLP_ENDPOINT", ""),
-    ("TELEMETRY_S3_ACCESS_KEY_ID", ""),
-    ("TELEMETRY_S3_ASSUME_ROLE", ""),
-    ("TELEMETRY_S3_BUCKET", ""),
-    ("TELEMETRY_S3_ENDPOINT", ""),
-    ("TELEMETRY_S3_REGION", ""),
-    ("TELEMETRY_S3_SECRET_ACCESS_KEY", ""),
-];
-
 /// The default mutable.env, as bootstrap seeds it: `KEY='value'` lines, sorted.
 pub fn default_mutable_env() -> String {
-    MUTABLE_DEFAULTS
+    MutableKey::ALL
         .iter()
-        .map(|(k, v)| format!("{k}='{v}'\n"))
+        .map(|k| format!("{}='{}'\n", k.name(), k.default()))
         .collect()
 }
 
@@ -107,9 +56,9 @@ impl Settings {
     pub fn from_layers<'a>(
         layers: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
     ) -> Settings {
-        let mut values: BTreeMap<String, String> = MUTABLE_DEFAULTS
+        let mut values: BTreeMap<String, String> = MutableKey::ALL
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|k| (k.name().to_string(), k.default().to_string()))
             .collect();
         for layer in layers {
             for (k, v) in layer {
@@ -280,12 +229,12 @@ mod tests {
     #[test]
     fn default_mutable_env_is_sorted_and_parses_back() {
         let text = default_mutable_env();
-        let keys: Vec<_> = MUTABLE_DEFAULTS.iter().map(|(k, _)| *k).collect();
+        let keys: Vec<_> = MutableKey::ALL.iter().map(|k| k.name()).collect();
         let mut sorted = keys.clone();
         sorted.sort_unstable();
         assert_eq!(keys, sorted);
         let parsed = envfile::parse(&text, Path::new("mutable.env")).unwrap();
-        assert_eq!(parsed.len(), MUTABLE_DEFAULTS.len());
+        assert_eq!(parsed.len(), MutableKey::ALL.len());
         assert_eq!(parsed["KUBE_CLUSTER_DNS"], "198.19.255.254,fdc6::ffff");
     }
 }

@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 use schemars::{JsonSchema, Schema, transform::Transform};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use vmagent::contract::{Arch, Provider as ProviderKind};
 
 /// `$schema` value written into new config files.
 pub const DEFAULT_SCHEMA_REF: &str = "./podplane.cluster.schema.json";
@@ -22,9 +23,13 @@ pub const DEFAULT_SCHEMA_REF: &str = "./podplane.cluster.schema.json";
 pub const DEFAULT_ACME_SERVER: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// `pools.<n>.arch`.
-pub const POOL_ARCHES: &[&str] = &["amd64", "arm64"];
+pub const POOL_ARCHES: &[&str] = Arch::NAMES;
 /// `providers[].kind` as accepted by the schema (generation supports only `aws`).
-pub const PROVIDER_KINDS: &[&str] = &["aws", "google", "proxmox"];
+pub const PROVIDER_KINDS: &[&str] = &[
+    ProviderKind::Aws.name(),
+    ProviderKind::Google.name(),
+    ProviderKind::Proxmox.name(),
+];
 /// `domains[].provider.kind`.
 pub const DOMAIN_PROVIDER_KINDS: &[&str] =
     &["aws-route53", "cloudflare", "google-cloud-dns", "local"];

@@ -341,7 +341,7 @@ pub fn validate(cfg: &ClusterConfig) -> Result<(), ValidationError> {
         if name.is_empty() {
             return Err(rule("cluster.pools", "contains an empty pool name"));
         }
-        if !matches!(pool.arch.as_str(), "amd64" | "arm64") {
+        if vmagent::contract::Arch::parse(&pool.arch).is_none() {
             return Err(rule(
                 format!("cluster.pools.{name}.arch"),
                 "must be amd64 or arm64",

@@ -139,3 +139,84 @@ fn a_manifest_without_a_released_vmagent_is_refused() {
     assert_eq!(e, UserdataError::NoVmagent);
     assert!(e.to_string().contains("packaging/release"));
 }
+
+/// The words of a shell command line as bash reads them: single quotes, `\`-escapes and
+/// line continuations (all the userdata script uses after `exec`).
+fn shell_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        match c {
+            '\'' => {
+                let w = cur.get_or_insert_with(String::new);
+                for c in it.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    w.push(c);
+                }
+            }
+            '\\' => match it.next() {
+                Some('\n') | None => {}
+                Some(c) => cur.get_or_insert_with(String::new).push(c),
+            },
+            c if c.is_whitespace() => words.extend(cur.take()),
+            c => cur.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(cur);
+    words
+}
+
+#[test]
+fn bootstrap_flags_round_trip_through_vmagents_parser() {
+    let f = Facts {
+        cluster_id: "c-1".into(),
+        cluster_ca_cert: "Q0EgY2VydA==".into(),
+        provider_kind: "aws".into(),
+        region: "eu-west-1".into(),
+        zone: "eu-west-1a".into(),
+        instance_id: "i-0abc".into(),
+        instance_type: "m7i.large".into(),
+        registration_addr: "10.0.0.5:8990".into(),
+        agent_addr: "10.0.0.5:8991".into(),
+        nonce: "a.b.c".into(),
+        aws_account_id: "123456789012".into(),
+        google_project_id: "proj-1".into(),
+        ssh_authorized_keys: "ssh-ed25519 AAAA ops@example\nssh-rsa BBBB it's-me@example".into(),
+        enable_ssm: false,
+    };
+    let s = render(&release_manifest(), &f, Some("https://deps.podplane.dev")).unwrap();
+    let tail = s
+        .split_once("exec /usr/bin/vmagent bootstrap \\\n")
+        .expect("no vmagent bootstrap line")
+        .1;
+    let mut args = shell_words(tail).into_iter();
+    let mut facts_args = Vec::new();
+    while let Some(a) = args.next() {
+        let v = args.next().unwrap_or_else(|| panic!("{a} has no value"));
+        // Not instance facts: where to download from, and the manifest the script wrote.
+        if a != "--mirror" && a != "--manifest" {
+            facts_args.extend([a, v]);
+        }
+    }
+    let parsed = vmagent::contract::InstanceFacts::parse_args(&facts_args)
+        .unwrap_or_else(|e| panic!("vmagent refuses {facts_args:?}: {e}"));
+    let expected = vmagent::contract::InstanceFacts {
+        instance_id: f.instance_id.clone(),
+        cluster_id: f.cluster_id.clone(),
+        provider: f.provider_kind.clone(),
+        region: f.region.clone(),
+        zone: f.zone.clone(),
+        instance_type: f.instance_type.clone(),
+        aws_account_id: f.aws_account_id.clone(),
+        google_project_id: f.google_project_id.clone(),
+        nstance_ca_cert: f.cluster_ca_cert.clone(),
+        registration_addr: f.registration_addr.clone(),
+        agent_addr: f.agent_addr.clone(),
+        nonce: f.nonce.clone(),
+        ssh_authorized_keys: f.ssh_authorized_keys.clone(),
+    };
+    assert_eq!(parsed, expected);
+}

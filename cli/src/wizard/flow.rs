@@ -224,9 +224,9 @@ pub fn run_wizard(
         "Control-plane architecture",
         &d.cp_arch,
         cancelled,
-        |v| match v {
-            "amd64" | "arm64" => Ok(v.to_string()),
-            _ => Err("must be amd64 or arm64".to_string()),
+        |v| match vmagent::contract::Arch::parse(v) {
+            Some(a) => Ok(a.name().to_string()),
+            None => Err("must be amd64 or arm64".to_string()),
         },
     )?;
     a.cp_instance_type = ask(

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::accounts::{self, AccountsError, Changes, Kind};
+use crate::contract::Arch;
 use crate::fetch::hash::hash_file;
 use crate::fsutil::{self, DirLock};
 use crate::host::Host;
@@ -343,7 +344,13 @@ pub fn install(
 pub fn permissions(root: &Path, m: &Manifest, host: &dyn Host) -> Result<Changes, InstallError> {
     let kind = Kind::parse(&m.vmconfig.kind).unwrap_or(Kind::Knd);
     let admin = accounts::ssh_keys_configured(root)?;
-    let spec = accounts::spec(kind, admin, accounts::lib_dir(&m.vmconfig.os.arch));
+    let spec = accounts::spec(
+        kind,
+        admin,
+        Arch::parse(&m.vmconfig.os.arch)
+            .unwrap_or(Arch::Amd64)
+            .lib_dir(),
+    );
     let changes = accounts::ensure(root, &spec, host)?;
     for c in &changes {
         log::info!("permissions: {c}");

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use crate::accounts::Kind;
 use crate::apply::{ApplyReport, Services};
+use crate::contract::certs;
 use crate::converge::{self, ConfigureError};
 use crate::host::Host;
 use crate::install::{INSTALLED, STATE_DIR};
@@ -51,30 +52,6 @@ pub const MAX_PEM: u64 = 64 * 1024;
 pub const MAX_MUTABLE_ENV: u64 = 256 * 1024;
 /// The most the pending-changes state file may hold (a few dozen paths in practice).
 const MAX_PENDING: u64 = 64 * 1024;
-
-/// Delivered files every node accepts.
-const COMMON: &[&str] = &[
-    "ca.crt",
-    "ca.pub",
-    "containerd.client.crt",
-    "kube2iam.client.crt",
-    "kubelet.client.crt",
-    "kubelet.server.crt",
-    "registry.server.crt",
-];
-/// Delivered files only a control-plane node accepts (a worker has no group or directory for
-/// them; upstream failed the whole delivery on `service-accounts.key`).
-const KNC_ONLY: &[&str] = &[
-    "front-proxy.client.crt",
-    "kube-apiserver.client.crt",
-    "kube-apiserver.server.crt",
-    "kube-controller-manager.client.crt",
-    "kube-scheduler.client.crt",
-    "netsy.client.crt",
-    "netsy.server.crt",
-    "service-accounts.key",
-    "service-accounts.pub",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecvError {
@@ -173,44 +150,10 @@ pub struct RecvReport {
     pub applied: Option<(Plan, ApplyReport)>,
 }
 
-/// Where a delivered name goes, and its group.
-fn destination(name: &str) -> Option<(String, &'static str)> {
-    if name == "service-accounts.key" {
-        return Some((
-            "/opt/key/kube-apiserver/service-accounts.key".into(),
-            "kube-apiserver",
-        ));
-    }
-    if name.ends_with(".crt") {
-        return Some((format!("/opt/crt/{name}"), "podplane"));
-    }
-    if name.ends_with(".pub") {
-        return Some((format!("/opt/pub/{name}"), "podplane"));
-    }
-    None
-}
-
-/// Where an agent-generated key `<stem>.key` goes: `/opt/key/<service>/`, group = service
-/// (registry → zot's group in /opt/key/registry; front-proxy → kube-apiserver).
-pub fn key_destination(stem: &str) -> (String, &'static str) {
-    let prefix = stem.split('.').next().unwrap_or(stem);
-    let (dir, group): (&str, &'static str) = match prefix {
-        "registry" => ("registry", "zot"),
-        "front-proxy" => ("kube-apiserver", "kube-apiserver"),
-        "containerd" => ("containerd", "containerd"),
-        "kube2iam" => ("kube2iam", "kube2iam"),
-        "kubelet" => ("kubelet", "kubelet"),
-        "kube-apiserver" => ("kube-apiserver", "kube-apiserver"),
-        "kube-controller-manager" => ("kube-controller-manager", "kube-controller-manager"),
-        "kube-scheduler" => ("kube-scheduler", "kube-scheduler"),
-        "netsy" => ("netsy", "netsy"),
-        _ => ("podplane", "podplane"),
-    };
-    (format!("/opt/key/{dir}/{stem}.key"), group)
-}
-
-fn allowed(kind: Kind, name: &str) -> bool {
-    COMMON.contains(&name) || (kind == Kind::Knc && KNC_ONLY.contains(&name))
+/// Whether a node of `kind` takes the delivered file `name` (the table in
+/// [`crate::contract::certs`]).
+pub fn allowed(kind: Kind, name: &str) -> bool {
+    certs::accepted(kind, name).is_some()
 }
 
 /// Read a delivered file once, through one descriptor opened relative to its directory with
@@ -414,21 +357,20 @@ fn install_certs(
                 continue;
             }
             // Names not accepted here are never opened.
-            if !allowed(kind, &name) {
-                let why = if KNC_ONLY.contains(&name.as_ref()) {
+            let Some(delivery) = certs::accepted(kind, &name) else {
+                let why = if certs::delivery(&name).is_some() {
                     "control-plane only"
                 } else {
                     "not an accepted delivery"
                 };
                 skipped.push(format!("{name}: {why}"));
                 continue;
-            }
-            let (Some((dest, group)), Some(pem_kind)) =
-                (destination(&name), PemKind::for_name(&name))
-            else {
+            };
+            let Some(pem_kind) = PemKind::for_name(&name) else {
                 skipped.push(format!("{name}: no destination"));
                 continue;
             };
+            let (dest, group) = (delivery.destination(), delivery.group);
             match installer.deliver(dir, &os, pem_kind, &dest, group) {
                 Ok(Some(true)) => installed.push(dest),
                 Ok(_) => {}
@@ -451,16 +393,17 @@ fn install_certs(
                 continue;
             };
             let cert = format!("{stem}.crt");
-            if name.starts_with('.') || !allowed(kind, &cert) {
+            // Only certificates whose key the agent generates take one from keys/.
+            let key_dest = certs::accepted(kind, &cert).and_then(|d| d.key_destination());
+            let Some((dest, group)) = key_dest.filter(|_| !name.starts_with('.')) else {
                 continue;
-            }
+            };
             let has_cert = fs
                 .meta(&format!("/opt/crt/{cert}"))
                 .is_ok_and(|m| m.is_some_and(|m| m.kind == FileKind::File));
             if !has_cert {
                 continue;
             }
-            let (dest, group) = key_destination(stem);
             match installer.deliver(&dir, &os, PemKind::PrivateKey, &dest, group) {
                 Ok(Some(true)) => installed.push(dest),
                 Ok(_) => {}
@@ -595,41 +538,6 @@ pub fn recv(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn destinations_and_key_groups() {
-        assert_eq!(
-            destination("ca.crt"),
-            Some(("/opt/crt/ca.crt".into(), "podplane"))
-        );
-        assert_eq!(
-            destination("ca.pub"),
-            Some(("/opt/pub/ca.pub".into(), "podplane"))
-        );
-        assert_eq!(
-            destination("service-accounts.key"),
-            Some((
-                "/opt/key/kube-apiserver/service-accounts.key".into(),
-                "kube-apiserver"
-            ))
-        );
-        assert_eq!(destination("x.json"), None);
-        assert_eq!(
-            key_destination("registry.server"),
-            ("/opt/key/registry/registry.server.key".into(), "zot")
-        );
-        assert_eq!(
-            key_destination("front-proxy.client"),
-            (
-                "/opt/key/kube-apiserver/front-proxy.client.key".into(),
-                "kube-apiserver"
-            )
-        );
-        assert_eq!(
-            key_destination("kubelet.server"),
-            ("/opt/key/kubelet/kubelet.server.key".into(), "kubelet")
-        );
-    }
 
     #[test]
     fn knc_only_names_are_refused_on_workers() {

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::settings::MUTABLE_DEFAULTS;
+use crate::contract::{Check, MutableKey};
 
 pub const MAX_VALUE: usize = 4096;
 
@@ -72,7 +72,7 @@ fn valid_key(k: &str) -> bool {
 }
 
 fn in_contract(k: &str) -> bool {
-    MUTABLE_DEFAULTS.iter().any(|(d, _)| *d == k)
+    MutableKey::parse(k).is_some()
 }
 
 /// Parse a delivered mutable.env as it arrived: bytes that are not UTF-8 are refused with
@@ -234,81 +234,76 @@ fn check_cidrs(key: &str, v: &str) -> Result<(), MutableError> {
     Ok(())
 }
 
-/// Type checks for the keys that have a type. Empty values are allowed everywhere (they mean
-/// "default" or "off").
+/// Type checks for the keys that have a type ([`MutableKey::check`]); a key outside the
+/// contract has none. Empty values are allowed everywhere (they mean "default" or "off").
 pub fn check(key: &str, v: &str) -> Result<(), MutableError> {
     if v.is_empty() {
         return Ok(());
     }
-    let number = |max: u32| -> Result<(), MutableError> {
-        match v.parse::<u32>() {
-            Ok(n) if n <= max && v.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
-            _ => Err(bad(
-                key,
-                v,
-                format!("it must be a whole number from 0 to {max}"),
-            )),
-        }
+    let Some(check) = MutableKey::parse(key).map(MutableKey::check) else {
+        return Ok(());
     };
-    match key {
-        "TELEMETRY_ENABLED"
-        | "TELEMETRY_LOG_CLOUDINIT"
-        | "REGISTRY_ENABLED"
-        | "AWS_S3_USE_PATH_STYLE"
-            if v != "true" && v != "false" =>
-        {
+    match check {
+        Check::Text => {}
+        Check::Bool if v != "true" && v != "false" => {
             return Err(bad(key, v, "it must be exactly true or false"));
         }
-        "KUBE_API_PORT"
+        Check::Bool => {}
+        Check::Port
             if !matches!(v.parse::<u16>(), Ok(n) if n > 0)
                 || !v.bytes().all(|b| b.is_ascii_digit()) =>
         {
             return Err(bad(key, v, "it must be a port from 1 to 65535"));
         }
-        "KUBE_LOG_LEVEL" => number(10)?,
-        "KUBE_NODE_CIDR_MASK_SIZE_IPV4" => number(32)?,
-        "KUBE_NODE_CIDR_MASK_SIZE_IPV6" => number(128)?,
-        "REGISTRY_HOSTNAME" | "KUBE_API_PUBLIC_HOSTNAME" | "KUBE_API_INTERNAL_LB_HOSTNAME"
-            if !is_hostname(v) =>
-        {
+        Check::Port => {}
+        Check::Number(max) => match v.parse::<u32>() {
+            Ok(n) if n <= max && v.bytes().all(|b| b.is_ascii_digit()) => {}
+            _ => {
+                return Err(bad(
+                    key,
+                    v,
+                    format!("it must be a whole number from 0 to {max}"),
+                ));
+            }
+        },
+        Check::Hostname if !is_hostname(v) => {
             return Err(bad(
                 key,
                 v,
                 "it must be a DNS name (letters, digits, - and dots)",
             ));
         }
+        Check::Hostname => {}
         // The same rule the CLI applies to cluster.oidc.issuer_url (one function for both).
-        "OIDC_ISSUER" => crate::contract::oidc_issuer_url(v)
+        Check::OidcIssuer => crate::contract::oidc_issuer_url(v)
             .map(drop)
             .map_err(|e| bad(key, v, e.to_string()))?,
-        "KUBE_SERVICE_ACCOUNT_ISSUER" => crate::contract::service_account_issuer_url(v)
+        Check::ServiceAccountIssuer => crate::contract::service_account_issuer_url(v)
             .map(drop)
             .map_err(|e| bad(key, v, e.to_string()))?,
-        "TELEMETRY_OTLP_ENDPOINT"
-        | "NETSY_ENDPOINT"
-        | "REGISTRY_ENDPOINT"
-        | "TELEMETRY_S3_ENDPOINT" => {
-            // S3 endpoints may also be given as a bare host (upstream's default form).
-            if v.contains("://") || key == "TELEMETRY_OTLP_ENDPOINT" {
+        Check::HttpUrl => check_url(key, v, &["http", "https"])?,
+        // S3 endpoints may also be given as a bare host (upstream's default form).
+        Check::S3Endpoint => {
+            if v.contains("://") {
                 check_url(key, v, &["http", "https"])?;
             } else if !is_hostname(v.split(':').next().unwrap_or("")) {
                 return Err(bad(key, v, "it must be a host name or an http(s):// URL"));
             }
         }
-        "KUBE_API_ETCD_SERVERS" => {
+        Check::UrlList => {
             for s in v.split(',') {
                 check_url(key, s, &["https", "http"])?;
             }
         }
-        "KUBE_CLUSTER_DNS" => {
+        Check::IpList => {
             for ip in v.split(',') {
                 if ip.parse::<IpAddr>().is_err() {
                     return Err(bad(key, v, format!("{ip:?} is not an IP address")));
                 }
             }
         }
-        "KUBE_CLUSTER_CIDR" | "KUBE_SERVICE_CLUSTER_IP_RANGE" => check_cidrs(key, v)?,
-        "TELEMETRY_LOG_SERVICES" => {
+        Check::Cidrs => check_cidrs(key, v)?,
+        Check::ServiceNames => {
             for s in v.split(',') {
                 let ok = s
                     .chars()
@@ -325,14 +320,14 @@ pub fn check(key: &str, v: &str) -> Result<(), MutableError> {
                 }
             }
         }
-        "OIDC_CA_CERT"
+        Check::Base64
             if !v
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) =>
         {
             return Err(bad(key, v, "it must be base64 (a base64-encoded PEM)"));
         }
-        _ => {}
+        Check::Base64 => {}
     }
     Ok(())
 }
@@ -347,20 +342,13 @@ pub fn merge(
         check(k, v)?;
     }
     let mut out = String::new();
-    let mut keys: Vec<&str> = MUTABLE_DEFAULTS.iter().map(|(k, _)| *k).collect();
-    keys.sort_unstable();
-    for k in keys {
+    // ALL is sorted by name.
+    for key in MutableKey::ALL {
+        let k = key.name();
         let v = delivered
             .get(k)
             .or_else(|| current.get(k))
-            .map(String::as_str)
-            .unwrap_or_else(|| {
-                MUTABLE_DEFAULTS
-                    .iter()
-                    .find(|(d, _)| *d == k)
-                    .map(|(_, v)| *v)
-                    .unwrap_or("")
-            });
+            .map_or(key.default(), String::as_str);
         out.push_str(&format!("{k}='{v}'\n"));
     }
     Ok(out)

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::accounts::Kind;
+use crate::contract::Provider;
 use crate::manifest::Manifest;
 use crate::settings::{Settings, SettingsError};
 
@@ -158,7 +159,7 @@ impl Features {
                 && !s.get("REGISTRY_HOSTNAME").is_empty()
                 && !s.get("REGISTRY_BUCKET").is_empty(),
             netsy: kind == Kind::Knc && !s.get("NETSY_BUCKET").is_empty(),
-            kube2iam: s.get("PROVIDER_KIND") == "aws",
+            kube2iam: s.get("PROVIDER_KIND") == Provider::Aws.name(),
             registry,
         })
     }
@@ -253,18 +254,17 @@ current-context: {name}
     )
 }
 
-const PROVIDERS: &[&str] = &["local", "aws", "google", "proxmox"];
-
 /// The whole desired state of the node.
 pub fn render(inp: &Inputs) -> Result<Desired, RenderError> {
     let s = inp.settings;
     let provider = s.get("PROVIDER_KIND");
-    if !PROVIDERS.contains(&provider) {
+    if Provider::parse(provider).is_none() {
         return Err(RenderError::Invalid(format!(
-            "PROVIDER_KIND is {provider:?}; expected one of local, aws, google, proxmox (user-data.env)"
+            "PROVIDER_KIND is {provider:?}; expected one of {} (user-data.env)",
+            Provider::EXPECTED
         )));
     }
-    if provider == "aws" {
+    if provider == Provider::Aws.name() {
         s.require("AWS_ACCOUNT_ID", "AWS nodes need it (user-data.env)")?;
         s.require("CLUSTER_ID", "AWS nodes need it (user-data.env)")?;
     }

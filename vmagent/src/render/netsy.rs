@@ -9,6 +9,7 @@ use super::template::fill;
 use super::unit::Unit;
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
 use crate::accounts::Kind;
+use crate::contract::Provider;
 
 const ENV: &str = "/opt/env/netsy.env";
 const RUN: &str = "/opt/netsy/bin/run-netsy.sh";
@@ -93,8 +94,8 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
             s.get_or("NETSY_REGION", s.get("PROVIDER_REGION")).into(),
         ),
     ];
-    match provider {
-        "aws" => {
+    match Provider::parse(provider) {
+        Some(Provider::Aws) => {
             let account = s.require(
                 "AWS_ACCOUNT_ID",
                 "AWS nodes need it for netsy's bucket role",
@@ -106,7 +107,7 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
             pairs.push(("AWS_ROLE_ARN", role));
             pairs.push(("AWS_ROLE_SESSION_NAME", format!("{instance}-netsy")));
         }
-        "local" | "proxmox" => {
+        Some(Provider::Local | Provider::Proxmox) => {
             pairs.push(("AWS_ENDPOINT_URL", s.get("NETSY_ENDPOINT").into()));
             pairs.push(("AWS_ACCESS_KEY_ID", s.get("NETSY_ACCESS_KEY_ID").into()));
             pairs.push((
@@ -133,7 +134,11 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
 
 /// cluster.jsonc, keys in netsy's documented order.
 fn cluster_json(cluster: &str, provider: &str, bucket: &str, key_prefix: &str) -> String {
-    let storage = if provider == "google" { "gcs" } else { "s3" };
+    let storage = if provider == Provider::Google.name() {
+        "gcs"
+    } else {
+        "s3"
+    };
     fill(
         include_str!("../../templates/netsy-cluster.jsonc"),
         &[

@@ -4,7 +4,6 @@
 
 use super::unit::Unit;
 use super::{Desired, Features, Inputs, RenderError, env_file, kubeconfig};
-use crate::accounts::Kind;
 
 const NSTANCE_ENV: &str = "/opt/env/nstance-agent.env";
 const NSTANCE_RUN: &str = "/opt/nstance-agent/bin/run-nstance-agent.sh";
@@ -57,10 +56,7 @@ fn nstance_agent(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
     let why = "it comes from user-data.env (the Nstance server's addresses)";
     let reg = s.require("NSTANCE_SERVER_REGISTRATION_ADDR", why)?;
     let agent = s.require("NSTANCE_SERVER_AGENT_ADDR", why)?;
-    let kind = match inp.kind {
-        Kind::Knd => "knd",
-        Kind::Knc => "knc",
-    };
+    let kind = inp.kind.name();
     let pairs = [
         ("NSTANCE_SERVER_REGISTRATION_ADDR", reg),
         ("NSTANCE_SERVER_AGENT_ADDR", agent),

@@ -9,6 +9,7 @@
 use super::template::fill;
 use super::unit::Unit;
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
+use crate::contract::Provider;
 
 const ENV: &str = "/opt/env/zot.env";
 const RUN: &str = "/opt/zot/bin/run-zot.sh";
@@ -66,7 +67,7 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
     let region = s.get_or("REGISTRY_REGION", s.get("PROVIDER_REGION"));
     let mut endpoint = s.get("REGISTRY_ENDPOINT").to_string();
     let mut role = s.get("REGISTRY_ASSUME_ROLE").to_string();
-    if provider == "aws" {
+    if provider == Provider::Aws.name() {
         let why = "AWS nodes need it for the registry's bucket";
         let account = s.require("AWS_ACCOUNT_ID", why)?;
         let cluster = s.require("CLUSTER_ID", why)?;
@@ -106,7 +107,7 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
     // Holds the bucket's static keys.
     d.secret(ENV, 0o640, "root:zot", env_file(&pairs));
     d.file(RUN, 0o755, "root:root", wrapper());
-    let driver = if provider == "google" {
+    let driver = if provider == Provider::Google.name() {
         Driver::Gcs { bucket }
     } else {
         Driver::S3 {

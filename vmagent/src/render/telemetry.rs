@@ -9,6 +9,7 @@
 use super::template::fill;
 use super::unit::Unit;
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
+use crate::contract::Provider;
 
 const ENV: &str = "/opt/env/fluent-bit.env";
 const RUN: &str = "/opt/fluent-bit/bin/run-fluent-bit.sh";
@@ -55,7 +56,7 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
     let region = s.get_or("TELEMETRY_S3_REGION", s.get("PROVIDER_REGION"));
     let mut endpoint = s.get("TELEMETRY_S3_ENDPOINT").to_string();
     let mut role = s.get("TELEMETRY_S3_ASSUME_ROLE").to_string();
-    if s.get("PROVIDER_KIND") == "aws" && !bucket.is_empty() {
+    if s.get("PROVIDER_KIND") == Provider::Aws.name() && !bucket.is_empty() {
         let why = "AWS nodes need it to upload telemetry to S3";
         let account = s.require("AWS_ACCOUNT_ID", why)?;
         let cluster = s.require("CLUSTER_ID", why)?;

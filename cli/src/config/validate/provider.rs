@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use super::predicates::{canonical_v4, is_aws_region, is_zone_in_region};
 use super::{ValidationError, rule};
 use crate::config::types::{Cluster, Provider, Subnet};
+use vmagent::contract::Provider as ProviderKind;
 
 pub(super) fn check_provider(
     cluster: &Cluster,
@@ -13,8 +14,8 @@ pub(super) fn check_provider(
     p: &Provider,
 ) -> Result<(), ValidationError> {
     let prefix = format!("cluster.providers[{index}]");
-    match p.kind.as_str() {
-        "aws" => {
+    match ProviderKind::parse(&p.kind) {
+        Some(ProviderKind::Aws) => {
             if !is_aws_region(&p.region) {
                 return Err(rule(
                     format!("{prefix}.region"),
@@ -22,13 +23,13 @@ pub(super) fn check_provider(
                 ));
             }
         }
-        "google" => {
+        Some(ProviderKind::Google) => {
             return Err(rule(
                 format!("{prefix}.kind"),
                 "google is not supported by cluster create yet",
             ));
         }
-        "proxmox" => {
+        Some(ProviderKind::Proxmox) => {
             return Err(rule(
                 format!("{prefix}.kind"),
                 "proxmox is not supported by cluster create",

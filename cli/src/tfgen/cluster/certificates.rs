@@ -1,12 +1,16 @@
 //! The Nstance certificate templates in `podplane.cluster.main.tf` and the certificate files
 //! each node kind receives.
 
+use vmagent::contract::Kind;
+use vmagent::contract::certs::{self, Delivery};
+
 use crate::config;
 use crate::tfgen::hcl::{Value, field, ident, raw, str, strs};
 
 /// One Nstance certificate template.
 struct Cert {
-    name: &'static str,
+    /// The delivered certificate this template issues.
+    cert: Delivery,
     kind: &'static str,
     cn: &'static str,
     org: Option<&'static str>,
@@ -15,84 +19,84 @@ struct Cert {
 
 const CERTS: &[Cert] = &[
     Cert {
-        name: "containerd.client",
+        cert: certs::CONTAINERD_CLIENT,
         kind: "client",
         cn: "containerd.client",
         org: None,
         uri: None,
     },
     Cert {
-        name: "front-proxy.client",
+        cert: certs::FRONT_PROXY_CLIENT,
         kind: "client",
         cn: "front-proxy-client",
         org: None,
         uri: None,
     },
     Cert {
-        name: "kube-apiserver.client",
+        cert: certs::KUBE_APISERVER_CLIENT,
         kind: "client",
         cn: "kube-apiserver.client",
         org: Some("system:masters"),
         uri: Some("netsy://{{ .Cluster.ID }}/client/kube-apiserver"),
     },
     Cert {
-        name: "kube-apiserver.server",
+        cert: certs::KUBE_APISERVER_SERVER,
         kind: "server",
         cn: "kube-apiserver.server",
         org: None,
         uri: None,
     },
     Cert {
-        name: "kube-controller-manager.client",
+        cert: certs::KUBE_CONTROLLER_MANAGER_CLIENT,
         kind: "client",
         cn: "system:kube-controller-manager",
         org: None,
         uri: None,
     },
     Cert {
-        name: "kube-scheduler.client",
+        cert: certs::KUBE_SCHEDULER_CLIENT,
         kind: "client",
         cn: "system:kube-scheduler",
         org: None,
         uri: None,
     },
     Cert {
-        name: "kube2iam.client",
+        cert: certs::KUBE2IAM_CLIENT,
         kind: "client",
         cn: "kube2iam.client",
         org: None,
         uri: None,
     },
     Cert {
-        name: "kubelet.client",
+        cert: certs::KUBELET_CLIENT,
         kind: "client",
         cn: "system:node:{{ .Instance.ID }}",
         org: Some("system:nodes"),
         uri: None,
     },
     Cert {
-        name: "kubelet.server",
+        cert: certs::KUBELET_SERVER,
         kind: "server",
         cn: "kubelet.server",
         org: None,
         uri: None,
     },
     Cert {
-        name: "netsy.client",
+        cert: certs::NETSY_CLIENT,
         kind: "client",
         cn: "netsy.client",
         org: None,
         uri: Some("netsy://{{ .Cluster.ID }}/peer/{{ .Instance.ID }}"),
     },
     Cert {
-        name: "netsy.server",
+        cert: certs::NETSY_SERVER,
         kind: "server",
         cn: "netsy.server",
         org: None,
         uri: Some("netsy://{{ .Cluster.ID }}/peer/{{ .Instance.ID }}"),
     },
     Cert {
-        name: "registry.server",
+        cert: certs::REGISTRY_SERVER,
         kind: "server",
         cn: "registry.server",
         org: None,
@@ -100,27 +104,10 @@ const CERTS: &[Cert] = &[
     },
 ];
 
-/// Certificate files Nstance delivers to a node of `kind`, in delivery order.
-pub fn certificate_files(kind: &str) -> Vec<&'static str> {
-    let mut v = vec![
-        "containerd.client",
-        "kube2iam.client",
-        "kubelet.client",
-        "kubelet.server",
-        "registry.server",
-    ];
-    if kind == "knc" {
-        v.extend([
-            "front-proxy.client",
-            "kube-apiserver.client",
-            "kube-apiserver.server",
-            "kube-controller-manager.client",
-            "kube-scheduler.client",
-            "netsy.client",
-            "netsy.server",
-        ]);
-    }
-    v
+/// The certificates Nstance issues to a node of `kind` from the templates above (by template
+/// name), in delivery order: the node's side of the same table installs exactly these.
+pub fn certificate_files(kind: Kind) -> Vec<&'static str> {
+    certs::issued_to(kind).map(|d| d.stem()).collect()
 }
 
 pub(super) fn certificates(network: &config::ServiceNetwork) -> Value {
@@ -136,7 +123,7 @@ pub(super) fn certificates(network: &config::ServiceNetwork) -> Value {
         .into_iter()
         .map(str)
         .collect();
-        if c.name == "kube-apiserver.server" {
+        if c.cert == certs::KUBE_APISERVER_SERVER {
             dns.push(str("kube-apiserver.podplane.internal"));
             dns.push(raw("var.kubernetes_api_hostname"));
             ip.extend(network.api.iter().map(|a| str(a.to_string())));
@@ -154,7 +141,7 @@ pub(super) fn certificates(network: &config::ServiceNetwork) -> Value {
         if let Some(u) = c.uri {
             f.push(ident("uri", strs(&[u])));
         }
-        fields.push(field(c.name, Value::Inline(f)));
+        fields.push(field(c.cert.stem(), Value::Inline(f)));
     }
     Value::Object(fields)
 }

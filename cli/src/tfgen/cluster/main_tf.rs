@@ -10,77 +10,129 @@ use super::{Options, USERDATA_TEMPLATE, pool_kind, required_targets};
 use crate::config::{self, ClusterConfig, Provider};
 use crate::tfgen::PinnedManifest;
 use crate::tfgen::hcl::{self, Block, Doc, Value, field, ident, raw, safe_name, str};
+use vmagent::contract::MutableKey;
 
-const MUTABLE_ENV_PASSTHROUGH: &[(&str, &str)] = &[
-    ("SSH_AUTHORIZED_KEYS", "var.ssh_authorized_keys"),
-    ("TELEMETRY_ENABLED", "tostring:telemetry_enabled"),
+/// mutable.env keys taken straight from a Terraform variable (`tostring:` converts a non-string
+/// variable, keeping null).
+const MUTABLE_ENV_PASSTHROUGH: &[(MutableKey, &str)] = &[
+    (MutableKey::SshAuthorizedKeys, "var.ssh_authorized_keys"),
+    (MutableKey::TelemetryEnabled, "tostring:telemetry_enabled"),
     (
-        "TELEMETRY_LOG_CLOUDINIT",
+        MutableKey::TelemetryLogCloudinit,
         "tostring:telemetry_log_cloudinit",
     ),
-    ("TELEMETRY_LOG_SERVICES", "var.telemetry_log_services"),
-    ("TELEMETRY_OTLP_ENDPOINT", "var.telemetry_otlp_endpoint"),
-    ("TELEMETRY_S3_BUCKET", "var.telemetry_s3_bucket"),
-    ("TELEMETRY_S3_ENDPOINT", "var.telemetry_s3_endpoint"),
-    ("TELEMETRY_S3_ASSUME_ROLE", "var.telemetry_s3_assume_role"),
     (
-        "TELEMETRY_S3_ACCESS_KEY_ID",
+        MutableKey::TelemetryLogServices,
+        "var.telemetry_log_services",
+    ),
+    (
+        MutableKey::TelemetryOtlpEndpoint,
+        "var.telemetry_otlp_endpoint",
+    ),
+    (MutableKey::TelemetryS3Bucket, "var.telemetry_s3_bucket"),
+    (MutableKey::TelemetryS3Endpoint, "var.telemetry_s3_endpoint"),
+    (
+        MutableKey::TelemetryS3AssumeRole,
+        "var.telemetry_s3_assume_role",
+    ),
+    (
+        MutableKey::TelemetryS3AccessKeyId,
         "var.telemetry_s3_access_key_id",
     ),
     (
-        "TELEMETRY_S3_SECRET_ACCESS_KEY",
+        MutableKey::TelemetryS3SecretAccessKey,
         "var.telemetry_s3_secret_access_key",
     ),
-    ("OIDC_CA_CERT", "var.oidc_ca_cert"),
-    ("KUBE_API_ETCD_SERVERS", "var.kube_api_etcd_servers"),
-    ("KUBE_LOG_LEVEL", "tostring:kube_log_level"),
+    (MutableKey::OidcCaCert, "var.oidc_ca_cert"),
+    (MutableKey::KubeApiEtcdServers, "var.kube_api_etcd_servers"),
+    (MutableKey::KubeLogLevel, "tostring:kube_log_level"),
     (
-        "KUBE_NODE_CIDR_MASK_SIZE_IPV4",
+        MutableKey::KubeNodeCidrMaskSizeIpv4,
         "tostring:kubernetes_node_cidr_mask_size_ipv4",
     ),
     (
-        "KUBE_NODE_CIDR_MASK_SIZE_IPV6",
+        MutableKey::KubeNodeCidrMaskSizeIpv6,
         "tostring:kubernetes_node_cidr_mask_size_ipv6",
     ),
-    ("AWS_S3_USE_PATH_STYLE", "var.aws_s3_use_path_style"),
-    ("NETSY_ENDPOINT", "var.netsy_endpoint"),
-    ("NETSY_ACCESS_KEY_ID", "var.netsy_access_key_id"),
-    ("NETSY_SECRET_ACCESS_KEY", "var.netsy_secret_access_key"),
-    ("REGISTRY_ENABLED", "tostring:registry_enabled"),
-    ("REGISTRY_ENDPOINT", "var.registry_endpoint"),
-    ("REGISTRY_ACCESS_KEY_ID", "var.registry_access_key_id"),
+    (MutableKey::AwsS3UsePathStyle, "var.aws_s3_use_path_style"),
+    (MutableKey::NetsyEndpoint, "var.netsy_endpoint"),
+    (MutableKey::NetsyAccessKeyId, "var.netsy_access_key_id"),
     (
-        "REGISTRY_SECRET_ACCESS_KEY",
+        MutableKey::NetsySecretAccessKey,
+        "var.netsy_secret_access_key",
+    ),
+    (MutableKey::RegistryEnabled, "tostring:registry_enabled"),
+    (MutableKey::RegistryEndpoint, "var.registry_endpoint"),
+    (
+        MutableKey::RegistryAccessKeyId,
+        "var.registry_access_key_id",
+    ),
+    (
+        MutableKey::RegistrySecretAccessKey,
         "var.registry_secret_access_key",
     ),
-    ("REGISTRY_HOSTNAME", "var.registry_hostname"),
+    (MutableKey::RegistryHostname, "var.registry_hostname"),
 ];
 
 /// `mutable.env` as a `for` expression that drops null values (vmagent keeps its defaults).
 fn mutable_env(network: &config::ServiceNetwork) -> Value {
     let dns: Vec<String> = network.dns.iter().map(|ip| ip.to_string()).collect();
-    let mut lines = vec![
-        "TELEMETRY_S3_REGION = local.aws_region".to_string(),
-        "OIDC_ISSUER = var.oidc_issuer_url".into(),
-        "OIDC_SIGNING_ALGS = var.oidc_signing_algs == null ? null : join(\",\", var.oidc_signing_algs)".into(),
-        "KUBE_API_PUBLIC_HOSTNAME = var.kubernetes_api_hostname".into(),
-        "KUBE_SERVICE_ACCOUNT_ISSUER = \"https://${var.kubernetes_api_hostname}:${var.kubernetes_api_port}\"".into(),
-        "KUBE_CLUSTER_CIDR = join(\",\", var.kubernetes_cluster_cidr)".into(),
-        "KUBE_SERVICE_CLUSTER_IP_RANGE = join(\",\", var.kubernetes_service_cidr)".into(),
-        format!("KUBE_CLUSTER_DNS = {}", hcl::quote(&dns.join(","))),
-        "NETSY_BUCKET = aws_s3_bucket.podplane_cluster[\"netsy\"].bucket".into(),
-        "NETSY_REGION = local.aws_region".into(),
-        "NETSY_ASSUME_ROLE = aws_iam_role.podplane_cluster[\"netsy\"].arn".into(),
-        "REGISTRY_BUCKET = aws_s3_bucket.podplane_cluster[\"registry\"].bucket".into(),
-        "REGISTRY_REGION = local.aws_region".into(),
-        "REGISTRY_ASSUME_ROLE = aws_iam_role.podplane_cluster[\"registry-read-only\"].arn".into(),
+    let mut lines: Vec<(MutableKey, String)> = vec![
+        (MutableKey::TelemetryS3Region, "local.aws_region".into()),
+        (MutableKey::OidcIssuer, "var.oidc_issuer_url".into()),
+        (
+            MutableKey::OidcSigningAlgs,
+            "var.oidc_signing_algs == null ? null : join(\",\", var.oidc_signing_algs)".into(),
+        ),
+        (
+            MutableKey::KubeApiPublicHostname,
+            "var.kubernetes_api_hostname".into(),
+        ),
+        (
+            MutableKey::KubeServiceAccountIssuer,
+            "\"https://${var.kubernetes_api_hostname}:${var.kubernetes_api_port}\"".into(),
+        ),
+        (
+            MutableKey::KubeClusterCidr,
+            "join(\",\", var.kubernetes_cluster_cidr)".into(),
+        ),
+        (
+            MutableKey::KubeServiceClusterIpRange,
+            "join(\",\", var.kubernetes_service_cidr)".into(),
+        ),
+        (MutableKey::KubeClusterDns, hcl::quote(&dns.join(","))),
+        (
+            MutableKey::NetsyBucket,
+            "aws_s3_bucket.podplane_cluster[\"netsy\"].bucket".into(),
+        ),
+        (MutableKey::NetsyRegion, "local.aws_region".into()),
+        (
+            MutableKey::NetsyAssumeRole,
+            "aws_iam_role.podplane_cluster[\"netsy\"].arn".into(),
+        ),
+        (
+            MutableKey::RegistryBucket,
+            "aws_s3_bucket.podplane_cluster[\"registry\"].bucket".into(),
+        ),
+        (MutableKey::RegistryRegion, "local.aws_region".into()),
+        (
+            MutableKey::RegistryAssumeRole,
+            "aws_iam_role.podplane_cluster[\"registry-read-only\"].arn".into(),
+        ),
     ];
-    for (key, src) in MUTABLE_ENV_PASSTHROUGH {
-        lines.push(match src.strip_prefix("tostring:") {
-            Some(v) => format!("{key} = var.{v} == null ? null : tostring(var.{v})"),
-            None => format!("{key} = {src}"),
-        });
+    for &(key, src) in MUTABLE_ENV_PASSTHROUGH {
+        lines.push((
+            key,
+            match src.strip_prefix("tostring:") {
+                Some(v) => format!("var.{v} == null ? null : tostring(var.{v})"),
+                None => src.to_string(),
+            },
+        ));
     }
+    let lines: Vec<String> = lines
+        .iter()
+        .map(|(key, value)| format!("{key} = {value}"))
+        .collect();
     raw(format!(
         "{{ for key, value in {{\n  {}\n}} : key => value if value != null }}",
         lines.join("\n  ")
@@ -94,7 +146,8 @@ fn target_key(kind: &str, arch: &str) -> String {
 fn templates(cfg: &ClusterConfig) -> Value {
     let mut fields = Vec::new();
     for (name, pool) in &cfg.cluster.pools {
-        let kind = pool_kind(name);
+        let node_kind = pool_kind(name);
+        let kind = node_kind.name();
         let mut files = vec![field(
             "mutable.env",
             Value::Inline(vec![
@@ -102,7 +155,7 @@ fn templates(cfg: &ClusterConfig) -> Value {
                 ident("template", raw("local.mutable_env")),
             ]),
         )];
-        for cert in certificate_files(kind) {
+        for cert in certificate_files(node_kind) {
             files.push(field(
                 &format!("{cert}.crt"),
                 Value::Inline(vec![

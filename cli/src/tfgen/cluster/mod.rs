@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use super::hcl::safe_name;
 use super::{File, GenerateError, PinnedManifest, tf_file as tf};
 use crate::config::{self, ClusterConfig};
+use vmagent::contract::Kind;
 
 pub use certificates::certificate_files;
 
@@ -40,11 +41,11 @@ pub struct Options {
 }
 
 /// `knc` for the `control-plane` pool, `knd` for any other.
-pub fn pool_kind(pool: &str) -> &'static str {
+pub fn pool_kind(pool: &str) -> Kind {
     if pool == "control-plane" {
-        "knc"
+        Kind::Knc
     } else {
-        "knd"
+        Kind::Knd
     }
 }
 
@@ -52,7 +53,7 @@ pub fn pool_kind(pool: &str) -> &'static str {
 pub fn required_targets(cfg: &ClusterConfig) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
     for (name, pool) in &cfg.cluster.pools {
-        out.entry((pool_kind(name).to_string(), pool.arch.clone()))
+        out.entry((pool_kind(name).name().to_string(), pool.arch.clone()))
             .or_insert_with(|| name.clone());
     }
     out

@@ -103,7 +103,7 @@ fn c11_merge_keeps_current_values_and_defaults_and_sorts() {
     let mut sorted = keys.clone();
     sorted.sort_unstable();
     assert_eq!(keys, sorted);
-    assert_eq!(keys.len(), crate::settings::MUTABLE_DEFAULTS.len());
+    assert_eq!(keys.len(), crate::contract::MutableKey::ALL.len());
 }
 
 #[test]
