@@ -439,7 +439,7 @@ fn write_manifest(deps: &Deps, kind: &str, arch: &str, m: &Manifest) -> Result<(
 
 /// `yyyymmddThhmmssZ`
 fn utc_stamp() -> String {
-    vmagent::converge::now_utc().replace(['-', ':'], "")
+    vmagent::clock::now_utc().replace(['-', ':'], "")
 }
 
 /// The manifest with its local `cached` annotations cleared, for comparison.

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod apply;
 pub mod bootstrap;
+pub mod clock;
 pub mod contract;
 pub mod converge;
 pub mod deferred;

@@ -131,7 +131,7 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 
 /// `YYYYMMDDTHHMMSSZ` for seconds since the Unix epoch (UTC).
 pub fn amz_date(unix_secs: u64) -> String {
-    let (y, m, d, hh, mm, ss) = vmagent::converge::utc_parts(unix_secs);
+    let (y, m, d, hh, mm, ss) = vmagent::clock::utc_parts(unix_secs);
     format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
 }
 
