@@ -261,14 +261,6 @@ pub fn spec(kind: Kind, admin: bool, lib_dir: &str) -> Spec {
     }
 }
 
-/// `/usr/lib/<triple>` for a manifest arch.
-pub fn lib_dir(arch: &str) -> &'static str {
-    match arch {
-        "arm64" => "/usr/lib/aarch64-linux-gnu",
-        _ => "/usr/lib/x86_64-linux-gnu",
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum AccountsError {
     #[error(transparent)]
@@ -734,7 +726,9 @@ fn plan_executables(
         }
     }
     for lib in &spec.libraries {
-        // These are symlinks to the versioned library: follow them, as chmod does.
+        // These are symlinks to the versioned library: follow them, as chmod does. This is the one
+    // mode vmagent sets by path: the link and its target live in the multiarch library directory,
+    // which only root can change, so no service account can redirect it (see docs/security.md).
         if let Ok(md) = std::fs::metadata(fsutil::under_root(root, lib))
             && md.mode() & 0o7777 != 0o755
         {
@@ -748,7 +742,9 @@ fn plan_executables(
 }
 
 fn set_library_mode(root: &Path, lib: &str, changes: &mut Changes) -> Result<(), AccountsError> {
-    // These are symlinks to the versioned library: follow them, as chmod does.
+    // These are symlinks to the versioned library: follow them, as chmod does. This is the one
+    // mode vmagent sets by path: the link and its target live in the multiarch library directory,
+    // which only root can change, so no service account can redirect it (see docs/security.md).
     let full = fsutil::under_root(root, lib);
     if let Ok(md) = std::fs::metadata(&full)
         && md.mode() & 0o7777 != 0o755

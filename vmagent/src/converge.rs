@@ -135,7 +135,13 @@ pub fn prepare(
         vec![]
     };
     let admin = accounts::ssh_keys_configured(root)?;
-    let spec = accounts::spec(kind, admin, accounts::lib_dir(&manifest.vmconfig.os.arch));
+    let spec = accounts::spec(
+        kind,
+        admin,
+        crate::contract::Arch::parse(&manifest.vmconfig.os.arch)
+            .unwrap_or(crate::contract::Arch::Amd64)
+            .lib_dir(),
+    );
     let mut desired = render::render(&Inputs {
         kind,
         settings: &settings,
