@@ -727,8 +727,8 @@ fn plan_executables(
     }
     for lib in &spec.libraries {
         // These are symlinks to the versioned library: follow them, as chmod does. This is the one
-    // mode vmagent sets by path: the link and its target live in the multiarch library directory,
-    // which only root can change, so no service account can redirect it (see docs/security.md).
+        // mode vmagent sets by path: the link and its target live in the multiarch library directory,
+        // which only root can change, so no service account can redirect it (see docs/security.md).
         if let Ok(md) = std::fs::metadata(fsutil::under_root(root, lib))
             && md.mode() & 0o7777 != 0o755
         {

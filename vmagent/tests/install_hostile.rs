@@ -6,7 +6,6 @@
 
 mod install_common;
 
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -14,50 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use install_common::*;
-
-/// A member of a test archive, with raw names (so unsafe ones get through).
-enum M<'a> {
-    File(&'a str, u32, &'a [u8]),
-    Dir(&'a str),
-    Link(&'a str, &'a str),
-}
-
-fn targz(members: &[M<'_>]) -> Vec<u8> {
-    let mut raw = Vec::new();
-    for m in members {
-        let mut h = tar::Header::new_old();
-        let (name, data): (&str, &[u8]) = match m {
-            M::File(n, mode, data) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(*mode);
-                h.set_size(data.len() as u64);
-                (n, data)
-            }
-            M::Dir(n) => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o777);
-                h.set_size(0);
-                (n, &[])
-            }
-            M::Link(n, target) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                h.set_size(0);
-                h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
-                (n, &[])
-            }
-        };
-        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        h.set_cksum();
-        raw.extend_from_slice(h.as_bytes());
-        raw.extend_from_slice(data);
-        raw.resize(raw.len().div_ceil(512) * 512, 0);
-    }
-    raw.extend(vec![0u8; 1024]);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&raw).unwrap();
-    gz.finish().unwrap()
-}
+use podplane_testkit::tarball::{M, targz};
 
 /// Replace the artifact of `key` (file name `file` in the artifacts directory) and pin it.
 fn replace(o: &Overlay, manifest: &mut serde_json::Value, key: &str, file: &str, bytes: &[u8]) {

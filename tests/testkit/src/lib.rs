@@ -20,6 +20,7 @@ use std::time::Duration;
 
 pub mod fixtures;
 pub mod node;
+pub mod tarball;
 pub mod tools;
 
 /// One misbehaviour for one response. Byte counts refer to the body of that response (after any
