@@ -162,12 +162,13 @@ pub fn cluster_providers(cfg: &crate::config::ClusterConfig) -> Vec<String> {
     out
 }
 
-/// A progress line only on a terminal, and not under `CI=true` or `TERM=dumb`.
+/// A progress line only on a terminal, and not under `CI=true`, `TERM=dumb` or the journal
+/// (the rule is shared with vmagent's `fetch`).
 pub fn interactive() -> bool {
     use std::io::IsTerminal;
-    std::io::stderr().is_terminal()
-        && std::env::var("CI").as_deref() != Ok("true")
-        && std::env::var("TERM").as_deref() != Ok("dumb")
+    vmagent::fetch::progress::line_wanted(std::io::stderr().is_terminal(), |k| {
+        std::env::var(k).ok()
+    })
 }
 
 /// The host's arch in Debian's names (`PODPLANE_ARCH` wins).

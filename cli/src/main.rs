@@ -24,8 +24,8 @@ const COMMIT: &str = match option_env!("PODPLANE_COMMIT") {
     disable_version_flag = true
 )]
 struct Cli {
-    /// Print `podplane CLI <version>` and exit.
-    #[arg(long)]
+    /// Print `podplane CLI <version>` and exit (with -v: the build's commit too).
+    #[arg(short = 'V', long)]
     version: bool,
     /// More output (with --version: build details).
     #[arg(short, long, global = true)]
@@ -64,6 +64,25 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// Whether the command reads or writes the user's config directory. New commands default
+    /// to yes; the read-only ones (printing, validating) are listed.
+    fn uses_config_dir(&self) -> bool {
+        !matches!(
+            self,
+            Command::Version
+                | Command::Completion { .. }
+                | Command::Userdata(_)
+                | Command::Cluster {
+                    command: ClusterCommand::Validate { .. } | ClusterCommand::Schema
+                }
+                | Command::Oidc {
+                    command: OidcCommand::Schema
+                }
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -469,7 +488,12 @@ fn tf_runner(dir: &std::path::Path) -> Result<podplane::tfrun::Runner, String> {
         .filter(|v| !v.is_empty());
     let exe = podplane::tfrun::locate(over.as_deref(), std::env::var_os("PATH").as_deref())
         .map_err(|e| e.to_string())?;
-    Ok(podplane::tfrun::Runner::new(exe, dir.to_path_buf()))
+    use std::io::IsTerminal;
+    let no_color = podplane::tfrun::no_color_wanted(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stdout().is_terminal(),
+    );
+    Ok(podplane::tfrun::Runner::new(exe, dir.to_path_buf()).with_no_color(no_color))
 }
 
 fn main() -> ExitCode {
@@ -486,9 +510,10 @@ fn main() -> ExitCode {
         }
     };
     let version = env!("CARGO_PKG_VERSION");
-    // Every command but `completion` works against the user's config directory; its
-    // config.json is created on first use and must be version 1.
-    if !matches!(cli.command, Some(Command::Completion { .. })) {
+    // Commands that keep state work against the user's config directory; its config.json is
+    // created on first use and must be version 1. The read-only commands never write it, so
+    // they work with a read-only or missing home.
+    if cli.command.as_ref().is_some_and(Command::uses_config_dir) {
         let dirs = podplane::dirs::Dirs::from_process_env();
         if let Err(e) = podplane::dirs::ensure_config_file(&dirs.config) {
             eprintln!("Error: {e}");

@@ -105,6 +105,14 @@ pub struct Runner {
     dir: PathBuf,
     run_timeout: Duration,
     output_timeout: Duration,
+    no_color: bool,
+}
+
+/// Whether OpenTofu/Terraform should run with `-no-color`: when `NO_COLOR` is set to anything
+/// non-empty (<https://no-color.org>) or when stdout is not a terminal (a log file or a CI
+/// console would otherwise fill with escape codes).
+pub fn no_color_wanted(no_color_env: Option<&OsStr>, stdout_is_terminal: bool) -> bool {
+    no_color_env.is_some_and(|v| !v.is_empty()) || !stdout_is_terminal
 }
 
 impl Runner {
@@ -114,7 +122,14 @@ impl Runner {
             dir: dir.into(),
             run_timeout: RUN_TIMEOUT,
             output_timeout: OUTPUT_TIMEOUT,
+            no_color: false,
         }
+    }
+
+    /// Pass `-no-color` to every command that prints for people (see [`no_color_wanted`]).
+    pub fn with_no_color(mut self, no_color: bool) -> Self {
+        self.no_color = no_color;
+        self
     }
 
     /// Replaces the default limits (2 h for init/apply/destroy, 30 min for output).
@@ -183,6 +198,12 @@ impl Runner {
         // Ctrl-C reaches OpenTofu too (same process group): it stops gracefully and releases its
         // state lock, and this process waits for it instead of leaving it orphaned.
         let _guard = IgnoreInterrupt::new();
+        let mut with_flag: Vec<&str> = args.to_vec();
+        if self.no_color {
+            // Options follow the subcommand: `apply -no-color -auto-approve`.
+            with_flag.insert(1.min(args.len()), "-no-color");
+        }
+        let args = &with_flag[..];
         let mut child = self.spawn(args, false)?;
         let status = self.wait(&mut child, args, self.run_timeout)?;
         self.check(args, status)

@@ -257,3 +257,49 @@ fn completion_scripts_name_the_commands() {
         "unknown shells are a usage error (exit 1, as every error)"
     );
 }
+
+/// Printing and validating commands leave the user's config directory alone (they work with a
+/// read-only or missing home); a mistyped command gets clap's suggestion and exit status 1.
+#[test]
+fn read_only_commands_do_not_write_the_config_dir() {
+    let home = tempfile::tempdir().unwrap();
+    let fixture = fixture();
+    let runs: &[&[&str]] = &[
+        &["version"],
+        &["--version"],
+        &["-V"],
+        &["--help"],
+        &["completion", "bash"],
+        &["cluster", "schema"],
+        &["oidc", "schema"],
+        &["cluster", "validate", "-f", fixture.to_str().unwrap()],
+    ];
+    for args in runs {
+        let out = Command::new(env!("CARGO_BIN_EXE_podplane"))
+            .args(*args)
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("XDG_CACHE_HOME", home.path().join("cache"))
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let left: Vec<_> = std::fs::read_dir(home.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{args:?} wrote {left:?} under HOME");
+    }
+}
+
+#[test]
+fn a_mistyped_command_gets_a_suggestion_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = podplane(&["clutser"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("a similar subcommand exists: 'cluster'"),
+        "{err}"
+    );
+}

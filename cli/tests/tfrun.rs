@@ -252,3 +252,37 @@ fn pathdiff(a: &Path, base: &Path) -> PathBuf {
     }
     out
 }
+
+#[test]
+fn no_color_is_passed_after_the_subcommand_when_wanted() {
+    let bin = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (exe, log) = fake(bin.path(), "tofu", "{}", "");
+    let runner = Runner::new(&exe, work.path()).with_no_color(true);
+    runner.init().unwrap();
+    runner.apply(true).unwrap();
+    runner.destroy(false).unwrap();
+    runner.output_json().unwrap();
+    let args: Vec<String> = lines(&log)
+        .iter()
+        .map(|l| l.split_once('|').unwrap().1.to_string())
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "init -no-color",
+            "apply -no-color -auto-approve",
+            "destroy -no-color",
+            "output -json"
+        ]
+    );
+}
+
+#[test]
+fn no_color_follows_the_env_and_the_terminal() {
+    use std::ffi::OsStr;
+    assert!(!tfrun::no_color_wanted(None, true));
+    assert!(!tfrun::no_color_wanted(Some(OsStr::new("")), true));
+    assert!(tfrun::no_color_wanted(Some(OsStr::new("1")), true));
+    assert!(tfrun::no_color_wanted(None, false));
+}

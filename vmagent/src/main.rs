@@ -316,8 +316,9 @@ async fn fetch_cmd(root: &Path, a: &FetchArgs) -> Result<(), String> {
             ..RetryPolicy::default()
         },
         progress: !a.no_progress
-            && std::io::stderr().is_terminal()
-            && std::env::var_os("JOURNAL_STREAM").is_none(),
+            && fetch::progress::line_wanted(std::io::stderr().is_terminal(), |k| {
+                std::env::var(k).ok()
+            }),
     };
     let s = fetch::fetch(targets, &opts)
         .await

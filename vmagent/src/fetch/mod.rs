@@ -14,7 +14,7 @@
 
 mod download;
 pub mod hash;
-mod progress;
+pub mod progress;
 pub mod wait;
 
 use std::ffi::OsStr;

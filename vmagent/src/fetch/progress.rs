@@ -5,6 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// Whether a live progress line belongs on stderr: only on a terminal, and not under
+/// `CI=true`, `TERM=dumb` (terminals without cursor control) or the journal (`JOURNAL_STREAM`,
+/// set by systemd for a unit's output). One rule for both programs; `env` reads a variable.
+pub fn line_wanted(stderr_is_terminal: bool, env: impl Fn(&str) -> Option<String>) -> bool {
+    stderr_is_terminal
+        && env("CI").as_deref() != Some("true")
+        && env("TERM").as_deref() != Some("dumb")
+        && env("JOURNAL_STREAM").is_none()
+}
+
 pub struct Progress {
     files: usize,
     total: u64,
@@ -93,5 +103,27 @@ impl Progress {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K");
         let _ = err.flush();
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::line_wanted;
+
+    #[test]
+    fn only_on_a_terminal_that_is_not_dumb_ci_or_the_journal() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(line_wanted(true, env(&[("TERM", "xterm")])));
+        assert!(!line_wanted(false, env(&[])));
+        assert!(!line_wanted(true, env(&[("TERM", "dumb")])));
+        assert!(!line_wanted(true, env(&[("CI", "true")])));
+        assert!(!line_wanted(true, env(&[("JOURNAL_STREAM", "8:1")])));
     }
 }
