@@ -361,6 +361,14 @@ enum ClusterCommand {
     },
     /// Print the JSON schema of the cluster config file.
     Schema,
+    /// Ask for the essentials and write a new cluster config (the wizard).
+    ///
+    /// Example: `podplane cluster init` then `podplane cluster create`.
+    Init {
+        /// Where to write it (when it exists, the wizard offers another name).
+        #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
+        file: PathBuf,
+    },
     /// Generate the cluster's OpenTofu/Terraform files next to the config, then init and apply.
     ///
     /// Without a config file, a wizard asks for the essentials and writes one first.
@@ -370,9 +378,10 @@ enum ClusterCommand {
     /// the deps cache (fetched when missing). OpenTofu is `$PODPLANE_TF_CMD`, else `tofu`, else
     /// `terraform`.
     Create {
-        /// Cluster config file.
-        #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
-        file: PathBuf,
+        /// Cluster config file [default: podplane.cluster.jsonc; when it does not exist and
+        /// this is a terminal, the wizard writes it].
+        #[arg(short = 'f', long = "cluster-config", value_name = "FILE")]
+        file: Option<PathBuf>,
         /// Generate the files only; do not run OpenTofu/Terraform.
         #[arg(long)]
         no_apply: bool,
@@ -397,6 +406,40 @@ enum ClusterCommand {
     },
 }
 
+/// The config `cluster create` works on. A file named with `-f` must exist. Without `-f`, a
+/// missing default file starts the wizard, but only on a terminal: a script or CI job gets an
+/// error instead of a prompt that waits for input nobody gives.
+fn config_or_wizard(file: Option<PathBuf>) -> Result<PathBuf, String> {
+    use std::io::IsTerminal;
+    let given = file.is_some();
+    let file = file.unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_FILE));
+    let file = std::path::absolute(&file).unwrap_or(file);
+    if file.exists() {
+        return Ok(file);
+    }
+    if given {
+        return Err(format!(
+            "cluster config {} does not exist; check the path, or run `podplane cluster init -f {}` to write one",
+            file.display(),
+            file.display()
+        ));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "no cluster config at {} and no terminal to ask on; run `podplane cluster init` on a terminal (or pipe its answers to it), or pass -f FILE",
+            file.display()
+        ));
+    }
+    wizard(&file)
+}
+
+/// The wizard, writing a config at `file` (or another path it offers); returns that path.
+fn wizard(file: &std::path::Path) -> Result<PathBuf, String> {
+    let stdin = std::io::stdin();
+    podplane::wizard::create_config_interactively(file, &mut stdin.lock(), &mut std::io::stdout())
+        .map_err(|e| e.to_string())
+}
+
 /// Runs a `cluster` subcommand; the error is the user-facing message.
 fn run_cluster(command: ClusterCommand) -> Result<(), String> {
     match command {
@@ -405,23 +448,17 @@ fn run_cluster(command: ClusterCommand) -> Result<(), String> {
             println!("{} is valid", file.display());
         }
         ClusterCommand::Schema => print!("{}", config::schema_json()),
+        ClusterCommand::Init { file } => {
+            let file = std::path::absolute(&file).unwrap_or(file);
+            wizard(&file)?;
+        }
         ClusterCommand::Create {
             file,
             no_apply,
             auto_approve,
         } => {
             let deps = podplane::deps::Deps::from_env();
-            let mut file = std::path::absolute(&file).unwrap_or(file);
-            if !file.exists() {
-                // No config yet: the wizard writes one (possibly in another directory).
-                let stdin = std::io::stdin();
-                file = podplane::wizard::create_config_interactively(
-                    &file,
-                    &mut stdin.lock(),
-                    &mut std::io::stdout(),
-                )
-                .map_err(|e| e.to_string())?;
-            }
+            let file = config_or_wizard(file)?;
             let dir = podplane::create::generate(&file, &deps).map_err(|e| e.to_string())?;
             println!(
                 "Generated Podplane OpenTofu/Terraform files in {}",

@@ -161,7 +161,10 @@ fn apply_runs_init_then_apply_in_the_config_directory() {
     let d = e.dir().display().to_string();
     assert_eq!(
         e.recorded(),
-        [format!("{d}|init"), format!("{d}|apply -auto-approve")]
+        [
+            format!("{d}|init -no-color"),
+            format!("{d}|apply -no-color -auto-approve")
+        ]
     );
 
     // Without -y it asks; "n" cancels after init.
@@ -175,7 +178,7 @@ fn apply_runs_init_then_apply_in_the_config_directory() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("Apply generated OpenTofu/Terraform changes?"));
     assert_eq!(text(&out.stderr), "Error: apply cancelled\n");
-    assert_eq!(e.recorded(), [format!("{d}|init")]);
+    assert_eq!(e.recorded(), [format!("{d}|init -no-color")]);
 
     // "yes" applies without -auto-approve (OpenTofu asks again itself).
     std::fs::remove_file(e.log()).unwrap();
@@ -186,7 +189,13 @@ fn apply_runs_init_then_apply_in_the_config_directory() {
         "yes\n",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(e.recorded(), [format!("{d}|init"), format!("{d}|apply")]);
+    assert_eq!(
+        e.recorded(),
+        [
+            format!("{d}|init -no-color"),
+            format!("{d}|apply -no-color")
+        ]
+    );
 
     // A failing apply is reported with its exit status.
     let out = e.run(
@@ -263,13 +272,39 @@ fn bad_or_missing_configs_write_nothing() {
     assert!(err.contains("cluster.pools.ingress.arch"), "{err}");
     assert_eq!(listing(&e.dir()), ["podplane.cluster.jsonc"]);
 
-    // No config: the wizard asks; end of input cancels and writes nothing.
+    // A config named with -f must exist: no wizard, an error naming the file and the fix.
     let missing = e.dir().join("nope.jsonc");
     let out = e.run(
         e.cmd(&["cluster", "create", "--no-apply", "-f"])
             .arg(&missing),
         "",
     );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "Error: cluster config {} does not exist;",
+            missing.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("podplane cluster init -f"), "{err}");
+    assert_eq!(listing(&e.dir()), ["podplane.cluster.jsonc"]);
+
+    // No -f and no config, without a terminal: an error instead of a prompt.
+    let empty = tempfile::tempdir().unwrap();
+    let out = e.run(
+        e.cmd(&["cluster", "create", "--no-apply"])
+            .current_dir(empty.path()),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("no terminal to ask on"), "{err}");
+    assert!(std::fs::read_dir(empty.path()).unwrap().next().is_none());
+
+    // The wizard on request (`cluster init`): end of input cancels and writes nothing.
+    let out = e.run(e.cmd(&["cluster", "init", "-f"]).arg(&missing), "");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
@@ -356,7 +391,10 @@ fn an_unsupported_user_config_version_stops_every_command() {
     let cfg = e.tmp.path().join("config/podplane");
     std::fs::create_dir_all(&cfg).unwrap();
     std::fs::write(cfg.join("config.json"), r#"{"config":{"version":7}}"#).unwrap();
+    // Every command that keeps state refuses it; printing the version does not read it.
     let out = e.run(&mut e.cmd(&["version"]), "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = e.run(&mut e.cmd(&["cluster", "create", "--no-apply"]), "");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).starts_with("Error: unsupported config file version: 7"),
@@ -381,22 +419,25 @@ fn usage_errors_exit_1_with_usage_and_help_exits_0() {
 }
 
 #[test]
-fn without_a_config_the_wizard_writes_one_then_files_are_generated() {
+fn cluster_init_runs_the_wizard_then_create_generates_the_files() {
     let e = Env::new();
     let dir = e.tmp.path().join("fresh");
     let cfg = dir.join("podplane.cluster.jsonc");
     // aws, has an issuer, its URL, then the wizard's fields (an API hostname, the rest defaults).
     let answers = "\n\nhttps://auth.example.com\n\n\n\napi.example.com\n\n\n\n\n\n\n\n";
-    let out = e.run(
-        e.cmd(&["cluster", "create", "--no-apply", "-f"]).arg(&cfg),
-        answers,
-    );
+    let out = e.run(e.cmd(&["cluster", "init", "-f"]).arg(&cfg), answers);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
         stdout.contains(&format!("Created {}", cfg.display())),
         "{stdout}"
     );
+    let out = e.run(
+        e.cmd(&["cluster", "create", "--no-apply", "-f"]).arg(&cfg),
+        "",
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.ends_with(&format!(
         "Generated Podplane OpenTofu/Terraform files in {}\n",
         dir.display()
@@ -477,7 +518,10 @@ fn oidc_create_generates_and_applies_and_delete_destroys() {
     let d = dir.display().to_string();
     assert_eq!(
         e.recorded(),
-        [format!("{d}|init"), format!("{d}|apply -auto-approve")]
+        [
+            format!("{d}|init -no-color"),
+            format!("{d}|apply -no-color -auto-approve")
+        ]
     );
     std::fs::remove_file(e.log()).unwrap();
     let out = e.run(
@@ -498,6 +542,9 @@ fn oidc_create_generates_and_applies_and_delete_destroys() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         e.recorded(),
-        [format!("{d}|init"), format!("{d}|destroy -auto-approve")]
+        [
+            format!("{d}|init -no-color"),
+            format!("{d}|destroy -no-color -auto-approve")
+        ]
     );
 }

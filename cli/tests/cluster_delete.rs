@@ -439,7 +439,12 @@ fn auto_approve_passes_the_flag_and_asks_nothing() {
     r.unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert_eq!(
         tofu.calls(),
-        ["init", "output -json", "destroy -auto-approve"]
+        // stdout is not a terminal here, so OpenTofu is asked for plain output.
+        [
+            "init -no-color",
+            "output -json",
+            "destroy -no-color -auto-approve"
+        ]
     );
     assert!(!out.contains("[y/N]"), "{out}");
     assert_eq!(m.get_object("nstance-c3", "a.json").0, SHARD_A_SCALED);
@@ -614,7 +619,12 @@ fn the_cli_deletes_a_cluster_end_to_end() {
     );
     assert_eq!(
         tofu.calls(),
-        ["init", "output -json", "destroy -auto-approve"]
+        // stdout is not a terminal here, so OpenTofu is asked for plain output.
+        [
+            "init -no-color",
+            "output -json",
+            "destroy -no-color -auto-approve"
+        ]
     );
     assert_eq!(
         m.get_object("nstance-test-cluster", "a.json").0,
