@@ -173,11 +173,11 @@ fn run_oidc(command: OidcCommand) -> Result<(), String> {
 enum DepsCommand {
     /// Download and verify the node manifest and its artifacts into the cache.
     Download {
-        /// Comma-separated: amd64, arm64 [default: this machine's, or PODPLANE_ARCH].
-        #[arg(long, value_delimiter = ',')]
-        arch: Vec<String>,
+        /// Comma-separated architectures [default: this machine's, or PODPLANE_ARCH].
+        #[arg(long, value_delimiter = ',', value_enum)]
+        arch: Vec<vmagent::contract::Arch>,
         /// Provider-specific artifacts to include too (comma-separated, or all).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_parser = provider_names())]
         providers: Vec<String>,
         /// Use this manifest file instead of the published one.
         #[arg(long, value_name = "FILE")]
@@ -192,6 +192,13 @@ enum DepsCommand {
     },
     /// Compare the published node manifest with the cached one (always exits 0).
     Status,
+}
+
+/// The provider names and `all`, listed by help and completion.
+fn provider_names() -> clap::builder::PossibleValuesParser {
+    let mut names = vmagent::contract::Provider::NAMES.to_vec();
+    names.push("all");
+    clap::builder::PossibleValuesParser::new(names)
 }
 
 fn run_deps(command: DepsCommand) -> ExitCode {
@@ -229,7 +236,7 @@ fn run_deps(command: DepsCommand) -> ExitCode {
                     let arches = if arch.is_empty() {
                         vec![podplane::deps::host_arch()]
                     } else {
-                        arch
+                        arch.iter().map(|a| a.name().to_string()).collect()
                     };
                     arches
                         .into_iter()
@@ -251,7 +258,7 @@ fn run_deps(command: DepsCommand) -> ExitCode {
                     }
                     podplane::tfgen::cluster::required_targets(&cfg)
                         .into_keys()
-                        .filter(|(_, a)| arch.is_empty() || arch.contains(a))
+                        .filter(|(_, a)| arch.is_empty() || arch.iter().any(|x| x.name() == a))
                         .collect()
                 }
             };
@@ -281,9 +288,9 @@ struct UserdataArgs {
     /// The standalone release manifest (its vmagent entry pins the agent's tarball).
     #[arg(long, value_name = "FILE")]
     manifest: PathBuf,
-    /// local, aws, google or proxmox.
-    #[arg(long)]
-    provider: String,
+    /// Where the node runs.
+    #[arg(long, value_enum)]
+    provider: vmagent::contract::Provider,
     /// Download from this deps mirror instead of upstream URLs.
     #[arg(long, value_name = "URL")]
     mirror: Option<String>,
@@ -306,7 +313,7 @@ struct UserdataArgs {
 fn run_userdata(a: UserdataArgs) -> Result<(), String> {
     let manifest = vmagent::manifest::Manifest::load(&a.manifest).map_err(|e| e.to_string())?;
     let mut facts = match &a.instance {
-        None => userdata::Facts::nstance_placeholders(&a.provider),
+        None => userdata::Facts::nstance_placeholders(a.provider.name()),
         Some(v) => {
             let f: Vec<&str> = v.split(',').collect();
             if f.len() != 9 {
@@ -318,7 +325,7 @@ fn run_userdata(a: UserdataArgs) -> Result<(), String> {
             userdata::Facts {
                 instance_id: f[0].into(),
                 cluster_id: f[1].into(),
-                provider_kind: a.provider.clone(),
+                provider_kind: a.provider.name().to_string(),
                 region: f[2].into(),
                 zone: f[3].into(),
                 instance_type: f[4].into(),

@@ -439,12 +439,7 @@ fn auto_approve_passes_the_flag_and_asks_nothing() {
     r.unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert_eq!(
         tofu.calls(),
-        // stdout is not a terminal here, so OpenTofu is asked for plain output.
-        [
-            "init -no-color",
-            "output -json",
-            "destroy -no-color -auto-approve"
-        ]
+        ["init", "output -json", "destroy -auto-approve"]
     );
     assert!(!out.contains("[y/N]"), "{out}");
     assert_eq!(m.get_object("nstance-c3", "a.json").0, SHARD_A_SCALED);

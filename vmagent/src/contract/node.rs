@@ -60,6 +60,16 @@ macro_rules! names {
             }
         }
 
+        /// Command lines take the same names, and help and shell completion list them.
+        impl clap::ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                $ty::ALL
+            }
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(clap::builder::PossibleValue::new(self.name()))
+            }
+        }
+
         impl FromStr for $ty {
             type Err = UnknownName;
             fn from_str(s: &str) -> Result<$ty, UnknownName> {
