@@ -459,16 +459,77 @@ fn without_annotations(m: &Manifest) -> Manifest {
 }
 
 /// `podplane deps status`: compare the published manifest with the cached one. Never fails.
-pub async fn status(deps: &Deps, kind: &str, arch: &str) -> String {
-    let latest = match load(deps, kind, arch, None).await {
-        Ok((m, _)) => m,
-        Err(e) => return format!("Error checking for new packages: {e}"),
-    };
-    let cached = Manifest::load(&deps.manifest_path(kind, arch)).ok();
-    match cached {
-        Some(c) if without_annotations(&c) == without_annotations(&latest) => {
-            "No new packages available.".into()
+/// How the cache compares with the published node manifest for one kind and arch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheState {
+    /// The cached manifest pins exactly what is published.
+    UpToDate,
+    /// The published manifest differs from the cached one.
+    UpdatesAvailable,
+    /// Nothing is cached for this kind and arch yet.
+    NotCached,
+}
+
+/// The result of `deps status`, for people (`Display`) and scripts (`-o json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusReport {
+    pub kind: String,
+    pub arch: String,
+    pub state: CacheState,
+    /// Where the published manifest was read.
+    pub published: String,
+    /// The cached manifest's path.
+    pub cached: PathBuf,
+}
+
+impl StatusReport {
+    /// Exit status: 0 up to date, 2 when `deps download` would fetch something.
+    pub fn exit_code(&self) -> u8 {
+        match self.state {
+            CacheState::UpToDate => 0,
+            CacheState::UpdatesAvailable | CacheState::NotCached => 2,
         }
-        _ => "New packages are available to download.".into(),
     }
+}
+
+impl std::fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.state {
+            CacheState::UpToDate => f.write_str("No new packages available."),
+            CacheState::UpdatesAvailable => f.write_str("New packages are available to download."),
+            CacheState::NotCached => write!(
+                f,
+                "New packages are available to download (nothing cached yet for {} {}; run `podplane deps download`).",
+                self.kind, self.arch
+            ),
+        }
+    }
+}
+
+/// Compare the published manifest of `kind`/`arch` with the cached one. An error (the server
+/// unreachable, a bad manifest) is returned, not folded into the report.
+pub async fn status(deps: &Deps, kind: &str, arch: &str) -> Result<StatusReport, DepsError> {
+    check_kind(kind)?;
+    check_arch(arch)?;
+    let (latest, _) = load(deps, kind, arch, None).await?;
+    let cached_path = deps.manifest_path(kind, arch);
+    let state = if !cached_path.exists() {
+        CacheState::NotCached
+    } else {
+        match Manifest::load(&cached_path) {
+            Ok(c) if without_annotations(&c) == without_annotations(&latest) => {
+                CacheState::UpToDate
+            }
+            // An unreadable cached manifest is replaced by the next download.
+            _ => CacheState::UpdatesAvailable,
+        }
+    };
+    Ok(StatusReport {
+        kind: kind.to_string(),
+        arch: arch.to_string(),
+        state,
+        published: deps.manifest_url(kind, arch),
+        cached: cached_path,
+    })
 }

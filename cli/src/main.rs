@@ -36,8 +36,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the version and commit of this build.
-    Version,
+    /// Print the version and commit of this build (`-o json` for scripts).
+    Version {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Create, delete, validate a cluster (OpenTofu/Terraform on AWS).
     Cluster {
         #[command(subcommand)]
@@ -72,7 +76,7 @@ impl Command {
     fn uses_config_dir(&self) -> bool {
         !matches!(
             self,
-            Command::Version
+            Command::Version { .. }
                 | Command::Completion { .. }
                 | Command::Userdata(_)
                 | Command::Cluster {
@@ -169,6 +173,18 @@ fn run_oidc(command: OidcCommand) -> Result<(), String> {
     Ok(())
 }
 
+/// `-o/--output`: for people, or for scripts.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+/// Pretty JSON of a report (serialising these plain structs cannot fail).
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
 #[derive(Subcommand)]
 enum DepsCommand {
     /// Download and verify the node manifest and its artifacts into the cache.
@@ -190,8 +206,15 @@ enum DepsCommand {
         #[arg(short = 'f', long = "cluster-config", value_name = "FILE")]
         cluster_config: Option<PathBuf>,
     },
-    /// Compare the published node manifest with the cached one (always exits 0).
-    Status,
+    /// Compare the published node manifest with the cached one.
+    ///
+    /// Exits 0 when the cache is up to date, 2 when `deps download` would fetch something,
+    /// 1 on an error (said on stderr). Example: `podplane deps status -o json`.
+    Status {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 /// The provider names and `all`, listed by help and completion.
@@ -214,15 +237,28 @@ fn run_deps(command: DepsCommand) -> ExitCode {
         }
     };
     match command {
-        DepsCommand::Status => {
-            println!("Fetching latest dependency manifest...");
-            let msg = runtime.block_on(podplane::deps::status(
+        DepsCommand::Status { output } => {
+            if output == Output::Text {
+                println!("Fetching latest dependency manifest...");
+            }
+            let report = runtime.block_on(podplane::deps::status(
                 &deps,
                 vmagent::contract::Kind::Knc.name(),
                 &podplane::deps::host_arch(),
             ));
-            println!("{msg}");
-            ExitCode::SUCCESS
+            match report {
+                Ok(r) => {
+                    match output {
+                        Output::Text => println!("{r}"),
+                        Output::Json => println!("{}", json(&r)),
+                    }
+                    ExitCode::from(r.exit_code())
+                }
+                Err(e) => {
+                    eprintln!("Error checking for new packages: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         DepsCommand::Download {
             arch,
@@ -565,7 +601,17 @@ fn main() -> ExitCode {
         }
     }
     match cli.command {
-        Some(Command::Version) => println!("Version: {version} ({COMMIT})"),
+        Some(Command::Version {
+            output: Output::Text,
+        }) => {
+            println!("Version: {version} ({COMMIT})")
+        }
+        Some(Command::Version {
+            output: Output::Json,
+        }) => println!(
+            "{}",
+            json(&serde_json::json!({ "version": version, "commit": COMMIT }))
+        ),
         Some(Command::Cluster { command }) => {
             if let Err(message) = run_cluster(command) {
                 eprintln!("Error: {message}");

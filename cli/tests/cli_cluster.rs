@@ -222,6 +222,11 @@ fn version_still_works() {
         text(&out.stdout),
         format!("podplane CLI {}\n", env!("CARGO_PKG_VERSION"))
     );
+    let out = podplane(&["version", "-o", "json"], dir.path());
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["commit"].is_string());
 }
 
 #[test]

@@ -164,31 +164,43 @@ fn status_compares_the_published_manifest_with_the_cache() {
     let (mirror, d, mut m) = published();
     let cache = tempfile::tempdir().unwrap();
     let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
-    assert_eq!(
-        (code, out.as_str()),
-        (
-            0,
-            "Fetching latest dependency manifest...\nNew packages are available to download.\n"
-        )
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.starts_with("Fetching latest dependency manifest...\nNew packages are available to download (nothing cached yet"),
+        "{out}"
     );
     assert_eq!(podplane(&mirror, cache.path(), &["deps", "download"]).0, 0);
-    let (_, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
+    let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
+    assert_eq!(code, 0, "{out}");
     assert!(out.ends_with("No new packages available.\n"), "{out}");
+    let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status", "-o", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["state"], "up_to_date");
+    assert_eq!(v["kind"], "knc");
     m["vmconfig"]["version"] = "0.2.0".into();
     publish(d.path(), &m);
-    let (_, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
+    let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
+    assert_eq!(code, 2, "{out}");
     assert!(
         out.ends_with("New packages are available to download.\n"),
         "{out}"
     );
-    // An unreachable server is said, and still exit 0.
+    let (_, out, _) = podplane(
+        &mirror,
+        cache.path(),
+        &["deps", "status", "--output", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["state"], "updates_available");
+    // An unreachable server is an error: said on stderr, exit 1.
     drop(mirror);
     let gone = Mirror::start();
-    let (code, out, _) = podplane(&gone, cache.path(), &["deps", "status"]);
-    assert_eq!(code, 0);
+    let (code, _, err) = podplane(&gone, cache.path(), &["deps", "status"]);
+    assert_eq!(code, 1);
     assert!(
-        out.contains("Error checking for new packages: unexpected status 404"),
-        "{out}"
+        err.contains("Error checking for new packages: unexpected status 404"),
+        "{err}"
     );
 }
 
