@@ -27,8 +27,8 @@ struct Cli {
     /// Print `podplane CLI <version>` and exit (with -v: the build's commit too).
     #[arg(short = 'V', long)]
     version: bool,
-    /// More output (with --version: build details).
-    #[arg(short, long, global = true)]
+    /// With --version: build details too.
+    #[arg(short, long, requires = "version")]
     verbose: bool,
     #[command(subcommand)]
     command: Option<Command>,
@@ -49,9 +49,12 @@ enum Command {
     },
     /// Print a node's first-boot userdata for a pinned release manifest.
     ///
-    /// Without --instance-id the per-instance values are Nstance placeholders
-    /// (`{{ .Instance.ID }}` …) for nstance-server to fill in, as production uses it. Upstream
-    /// rendered userdata only inside Terraform; this command shows and tests the same output.
+    /// Without --instance the per-instance values are placeholders (`{{ .Instance.ID }}` …)
+    /// that Nstance fills in when it starts the VM; with --instance they are given, for a
+    /// local VM or a test. This is the same script `cluster create` puts in the generated
+    /// files.
+    ///
+    /// Example: `podplane userdata --manifest vmconfig.json --provider aws`
     Userdata(UserdataArgs),
     /// Deploy an Easy OIDC server (OpenTofu/Terraform) from podplane.oidc.jsonc.
     Oidc {
@@ -64,6 +67,8 @@ enum Command {
         command: DepsCommand,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: `podplane completion bash > ~/.local/share/bash-completion/completions/podplane`
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -92,6 +97,8 @@ impl Command {
 #[derive(Subcommand)]
 enum OidcCommand {
     /// Generate podplane.oidc.*.tf next to the config, then init and apply.
+    ///
+    /// Example: `podplane oidc create -f podplane.oidc.jsonc`
     Create {
         /// OIDC config file.
         #[arg(short = 'f', long = "oidc-config", default_value = podplane::oidc::DEFAULT_CONFIG_FILE)]
@@ -104,6 +111,8 @@ enum OidcCommand {
         auto_approve: bool,
     },
     /// Validate the config, confirm, and destroy the OIDC server.
+    ///
+    /// Example: `podplane oidc delete -y`
     Delete {
         /// OIDC config file.
         #[arg(short = 'f', long = "oidc-config", default_value = podplane::oidc::DEFAULT_CONFIG_FILE)]
@@ -116,6 +125,8 @@ enum OidcCommand {
         auto_approve: bool,
     },
     /// Print the JSON schema of the OIDC config file.
+    ///
+    /// Example: `podplane oidc schema > podplane.oidc.schema.json`
     Schema,
 }
 
@@ -188,6 +199,8 @@ fn json(v: &impl serde::Serialize) -> String {
 #[derive(Subcommand)]
 enum DepsCommand {
     /// Download and verify the node manifest and its artifacts into the cache.
+    ///
+    /// Example: `podplane deps download -f podplane.cluster.jsonc`
     Download {
         /// Comma-separated architectures [default: this machine's, or PODPLANE_ARCH].
         #[arg(long, value_delimiter = ',', value_enum)]
@@ -395,14 +408,17 @@ fn run_userdata(a: UserdataArgs) -> Result<(), String> {
 enum ClusterCommand {
     /// Load and fully validate a cluster config, printing the first problem found.
     ///
-    /// Not part of the upstream CLI (which validated only inside `cluster create`): added so
-    /// a config can be checked without generating anything.
+    /// Generates and writes nothing.
+    ///
+    /// Example: `podplane cluster validate -f podplane.cluster.jsonc`
     Validate {
         /// Cluster config file.
         #[arg(short = 'f', long = "cluster-config", visible_alias = "file", default_value = config::DEFAULT_CONFIG_FILE)]
         file: PathBuf,
     },
     /// Print the JSON schema of the cluster config file.
+    ///
+    /// Example: `podplane cluster schema > podplane.cluster.schema.json`
     Schema,
     /// Ask for the essentials and write a new cluster config (the wizard).
     ///
@@ -414,12 +430,15 @@ enum ClusterCommand {
     },
     /// Generate the cluster's OpenTofu/Terraform files next to the config, then init and apply.
     ///
-    /// Without a config file, a wizard asks for the essentials and writes one first.
+    /// Without a config file (and on a terminal), the wizard asks for the essentials and
+    /// writes one first.
     ///
     /// Writes podplane.cluster.*.tf, the pinned node manifests, the userdata template and the
     /// schema copy; other files in the directory are left alone. The node manifests come from
     /// the deps cache (fetched when missing). OpenTofu is `$PODPLANE_TF_CMD`, else `tofu`, else
     /// `terraform`.
+    ///
+    /// Example: `podplane cluster create --no-apply`
     Create {
         /// Cluster config file [default: podplane.cluster.jsonc; when it does not exist and
         /// this is a terminal, the wizard writes it].
@@ -436,6 +455,8 @@ enum ClusterCommand {
     ///
     /// Reads the outputs of the applied configuration; AWS credentials come from
     /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN).
+    ///
+    /// Example: `podplane cluster delete -f podplane.cluster.jsonc`
     Delete {
         /// Cluster config file.
         #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
