@@ -864,3 +864,21 @@ async fn a_trickling_document_ends_at_the_deadline() {
     assert!(matches!(err, fetch::GetError::Deadline { .. }), "{err}");
     assert!(err.to_string().contains(&url), "{err}");
 }
+
+#[tokio::test]
+async fn a_document_error_says_why_the_connection_failed() {
+    // A port nobody listens on: the message names the refusal, not only "error sending request".
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/manifest.json");
+    let msg = fetch::get_document(&url, 1).await.unwrap_err().to_string();
+    assert!(msg.contains(&url), "{msg}");
+    assert!(msg.contains("cannot connect"), "{msg}");
+    assert!(msg.to_lowercase().contains("refused"), "{msg}");
+    // A name that cannot resolve (.invalid never does): the DNS failure is said.
+    let url = "http://podplane-test.invalid/manifest.json";
+    let msg = fetch::get_document(url, 1).await.unwrap_err().to_string();
+    assert!(msg.contains("dns error"), "{msg}");
+}

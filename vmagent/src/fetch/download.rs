@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE, RETRY_AFTER};
 
 use super::hash::Hasher;
-use super::{BodyState, FetchError, Progress, RetryPolicy, Target};
+use super::{BodyState, FetchError, Progress, RetryPolicy, Target, describe};
 use crate::fsutil::TempFile;
 
 /// Small chunks are gathered up to this many bytes before a write to the temp file.
@@ -396,32 +396,6 @@ async fn attempt(
 fn content_range_start(v: &str) -> Option<u64> {
     let rest = v.trim().strip_prefix("bytes ")?;
     rest.split('-').next()?.trim().parse().ok()
-}
-
-/// A one-line description of a reqwest error including its causes.
-fn describe(e: &reqwest::Error) -> String {
-    let mut s = if e.is_connect() {
-        "cannot connect".to_string()
-    } else if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_body() || e.is_decode() {
-        "body interrupted".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    let mut last = String::new();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // hyper-util wraps causes in "client error (Connect)"-style layers that add nothing.
-        if text != last && !text.starts_with("client error (") {
-            s.push_str(": ");
-            s.push_str(&text);
-            last = text;
-        }
-        source = cause.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -799,7 +799,7 @@ async fn get_once(
     };
     let transport = |e: reqwest::Error| GetError::Transport {
         url: url.into(),
-        reason: e.to_string(),
+        reason: describe(&e),
     };
     let mut resp = tokio::time::timeout(stall, client.get(url).send())
         .await
@@ -833,4 +833,32 @@ async fn get_once(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A one-line description of a reqwest error with every cause that says something (the DNS
+/// failure, the refused connection, the TLS problem), without repeating the URL: reqwest's own
+/// text ("error sending request for url (…)") hides the reason. Used by both programs.
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut s = if e.is_connect() {
+        "cannot connect".to_string()
+    } else if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "body interrupted".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    let mut last = String::new();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // hyper-util wraps causes in "client error (Connect)"-style layers that add nothing.
+        if text != last && !text.starts_with("client error (") {
+            s.push_str(": ");
+            s.push_str(&text);
+            last = text;
+        }
+        source = cause.source();
+    }
+    s
 }
