@@ -96,7 +96,8 @@ fn cidrs<'a>(
 /// user and the service have the same name. Sandboxed with nothing writable: each reads its
 /// certificates, keys and configuration and keeps its state in netsy (kube-apiserver) or in the
 /// API server (the others); their serving certificates are given, so none writes a cert dir;
-/// all ports are above 1024.
+/// all ports are above 1024. kube-apiserver also gets netlink: without `--advertise-address` it
+/// finds the address it advertises from the node's interfaces.
 fn cp_unit(description: &str, user: &str, after: &str, exec: &str, certs: &[&str]) -> String {
     Unit::new(description)
         .set("Wants", after)
@@ -111,6 +112,7 @@ fn cp_unit(description: &str, user: &str, after: &str, exec: &str, certs: &[&str
         .set("Restart", "always")
         .set("RestartSec", "10")
         .sandbox(&Sandbox {
+            netlink: user == "kube-apiserver",
             memory_deny_write_execute: true,
             ..Sandbox::default()
         })

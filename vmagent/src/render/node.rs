@@ -107,13 +107,15 @@ fn nstance_agent(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
             .set("Restart", "always")
             .set("RestartSec", "5")
             // Writes only its identity, its keys and the deliveries it receives (vmagent recv
-            // moves them into place as root).
+            // moves them into place as root). Netlink: its health reports read the node's
+            // network interfaces.
             .sandbox(&Sandbox {
                 read_write_paths: &[
                     "/opt/nstance-agent/identity",
                     "/opt/nstance-agent/keys",
                     "/opt/nstance-agent/recv",
                 ],
+                netlink: true,
                 memory_deny_write_execute: true,
                 ..Sandbox::default()
             })
