@@ -17,63 +17,8 @@ const COMMIT: &str = match option_env!("PODPLANE_COMMIT") {
     None => "",
 };
 
-#[derive(Parser)]
-#[command(
-    name = "podplane",
-    about = "Kubernetes clusters on plain cloud VMs",
-    disable_version_flag = true
-)]
-struct Cli {
-    /// Print `podplane CLI <version>` and exit (with -v: the build's commit too).
-    #[arg(short = 'V', long)]
-    version: bool,
-    /// With --version: build details too.
-    #[arg(short, long, requires = "version")]
-    verbose: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Print the version and commit of this build (`-o json` for scripts).
-    Version {
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = Output::Text)]
-        output: Output,
-    },
-    /// Create, delete, validate a cluster (OpenTofu/Terraform on AWS).
-    Cluster {
-        #[command(subcommand)]
-        command: ClusterCommand,
-    },
-    /// Print a node's first-boot userdata for a pinned release manifest.
-    ///
-    /// Without --instance the per-instance values are placeholders (`{{ .Instance.ID }}` …)
-    /// that Nstance fills in when it starts the VM; with --instance they are given, for a
-    /// local VM or a test. This is the same script `cluster create` puts in the generated
-    /// files.
-    ///
-    /// Example: `podplane userdata --manifest vmconfig.json --provider aws`
-    Userdata(UserdataArgs),
-    /// Deploy an Easy OIDC server (OpenTofu/Terraform) from podplane.oidc.jsonc.
-    Oidc {
-        #[command(subcommand)]
-        command: OidcCommand,
-    },
-    /// The dependency cache: the published node manifest and the artifacts it pins.
-    Deps {
-        #[command(subcommand)]
-        command: DepsCommand,
-    },
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    ///
-    /// Example: `podplane completion bash > ~/.local/share/bash-completion/completions/podplane`
-    Completion {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-}
+// The command line (clap definitions), shared with the man page and completion generator.
+include!("args.rs");
 
 impl Command {
     /// Whether the command reads or writes the user's config directory. New commands default
@@ -92,42 +37,6 @@ impl Command {
                 }
         )
     }
-}
-
-#[derive(Subcommand)]
-enum OidcCommand {
-    /// Generate podplane.oidc.*.tf next to the config, then init and apply.
-    ///
-    /// Example: `podplane oidc create -f podplane.oidc.jsonc`
-    Create {
-        /// OIDC config file.
-        #[arg(short = 'f', long = "oidc-config", default_value = podplane::oidc::DEFAULT_CONFIG_FILE)]
-        file: PathBuf,
-        /// Generate the files only; do not run OpenTofu/Terraform.
-        #[arg(long)]
-        no_apply: bool,
-        /// Apply without asking.
-        #[arg(short = 'y', long)]
-        auto_approve: bool,
-    },
-    /// Validate the config, confirm, and destroy the OIDC server.
-    ///
-    /// Example: `podplane oidc delete -y`
-    Delete {
-        /// OIDC config file.
-        #[arg(short = 'f', long = "oidc-config", default_value = podplane::oidc::DEFAULT_CONFIG_FILE)]
-        file: PathBuf,
-        /// Validate the config only; destroy nothing.
-        #[arg(long)]
-        no_apply: bool,
-        /// Destroy without asking.
-        #[arg(short = 'y', long)]
-        auto_approve: bool,
-    },
-    /// Print the JSON schema of the OIDC config file.
-    ///
-    /// Example: `podplane oidc schema > podplane.oidc.schema.json`
-    Schema,
 }
 
 fn run_oidc(command: OidcCommand) -> Result<(), String> {
@@ -184,57 +93,9 @@ fn run_oidc(command: OidcCommand) -> Result<(), String> {
     Ok(())
 }
 
-/// `-o/--output`: for people, or for scripts.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Output {
-    Text,
-    Json,
-}
-
 /// Pretty JSON of a report (serialising these plain structs cannot fail).
 fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-}
-
-#[derive(Subcommand)]
-enum DepsCommand {
-    /// Download and verify the node manifest and its artifacts into the cache.
-    ///
-    /// Example: `podplane deps download -f podplane.cluster.jsonc`
-    Download {
-        /// Comma-separated architectures [default: this machine's, or PODPLANE_ARCH].
-        #[arg(long, value_delimiter = ',', value_enum)]
-        arch: Vec<vmagent::contract::Arch>,
-        /// Provider-specific artifacts to include too (comma-separated, or all).
-        #[arg(long, value_delimiter = ',', value_parser = provider_names())]
-        providers: Vec<String>,
-        /// Use this manifest file instead of the published one.
-        #[arg(long, value_name = "FILE")]
-        vmconfig: Option<PathBuf>,
-        /// Say what would be downloaded; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Cache what this cluster needs: the node kinds and arches of its pools (unless
-        /// --arch narrows them) and its providers' artifacts.
-        #[arg(short = 'f', long = "cluster-config", value_name = "FILE")]
-        cluster_config: Option<PathBuf>,
-    },
-    /// Compare the published node manifest with the cached one.
-    ///
-    /// Exits 0 when the cache is up to date, 2 when `deps download` would fetch something,
-    /// 1 on an error (said on stderr). Example: `podplane deps status -o json`.
-    Status {
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = Output::Text)]
-        output: Output,
-    },
-}
-
-/// The provider names and `all`, listed by help and completion.
-fn provider_names() -> clap::builder::PossibleValuesParser {
-    let mut names = vmagent::contract::Provider::NAMES.to_vec();
-    names.push("all");
-    clap::builder::PossibleValuesParser::new(names)
 }
 
 fn run_deps(command: DepsCommand) -> ExitCode {
@@ -332,33 +193,6 @@ fn run_deps(command: DepsCommand) -> ExitCode {
     }
 }
 
-#[derive(clap::Args)]
-struct UserdataArgs {
-    /// The standalone release manifest (its vmagent entry pins the agent's tarball).
-    #[arg(long, value_name = "FILE")]
-    manifest: PathBuf,
-    /// Where the node runs.
-    #[arg(long, value_enum)]
-    provider: vmagent::contract::Provider,
-    /// Download from this deps mirror instead of upstream URLs.
-    #[arg(long, value_name = "URL")]
-    mirror: Option<String>,
-    #[arg(long, default_value = "")]
-    aws_account_id: String,
-    #[arg(long, default_value = "")]
-    google_project_id: String,
-    /// File of SSH public keys for the admin user (immutable: changing them replaces VMs).
-    #[arg(long, value_name = "FILE")]
-    ssh_authorized_keys_file: Option<PathBuf>,
-    /// Concrete instance values instead of Nstance placeholders (local VMs, tests):
-    /// ID,CLUSTER,REGION,ZONE,TYPE,REGISTRATION_ADDR,AGENT_ADDR,NONCE,CA_CERT_BASE64.
-    #[arg(long, value_name = "VALUES")]
-    instance: Option<String>,
-    /// AWS: install and start the SSM agent on the node.
-    #[arg(long)]
-    enable_ssm: bool,
-}
-
 fn run_userdata(a: UserdataArgs) -> Result<(), String> {
     let manifest = vmagent::manifest::Manifest::load(&a.manifest).map_err(|e| e.to_string())?;
     let mut facts = match &a.instance {
@@ -402,72 +236,6 @@ fn run_userdata(a: UserdataArgs) -> Result<(), String> {
         userdata::render(&manifest, &facts, a.mirror.as_deref()).map_err(|e| e.to_string())?;
     print!("{script}");
     Ok(())
-}
-
-#[derive(Subcommand)]
-enum ClusterCommand {
-    /// Load and fully validate a cluster config, printing the first problem found.
-    ///
-    /// Generates and writes nothing.
-    ///
-    /// Example: `podplane cluster validate -f podplane.cluster.jsonc`
-    Validate {
-        /// Cluster config file.
-        #[arg(short = 'f', long = "cluster-config", visible_alias = "file", default_value = config::DEFAULT_CONFIG_FILE)]
-        file: PathBuf,
-    },
-    /// Print the JSON schema of the cluster config file.
-    ///
-    /// Example: `podplane cluster schema > podplane.cluster.schema.json`
-    Schema,
-    /// Ask for the essentials and write a new cluster config (the wizard).
-    ///
-    /// Example: `podplane cluster init` then `podplane cluster create`.
-    Init {
-        /// Where to write it (when it exists, the wizard offers another name).
-        #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
-        file: PathBuf,
-    },
-    /// Generate the cluster's OpenTofu/Terraform files next to the config, then init and apply.
-    ///
-    /// Without a config file (and on a terminal), the wizard asks for the essentials and
-    /// writes one first.
-    ///
-    /// Writes podplane.cluster.*.tf, the pinned node manifests, the userdata template and the
-    /// schema copy; other files in the directory are left alone. The node manifests come from
-    /// the deps cache (fetched when missing). OpenTofu is `$PODPLANE_TF_CMD`, else `tofu`, else
-    /// `terraform`.
-    ///
-    /// Example: `podplane cluster create --no-apply`
-    Create {
-        /// Cluster config file [default: podplane.cluster.jsonc; when it does not exist and
-        /// this is a terminal, the wizard writes it].
-        #[arg(short = 'f', long = "cluster-config", value_name = "FILE")]
-        file: Option<PathBuf>,
-        /// Generate the files only; do not run OpenTofu/Terraform.
-        #[arg(long)]
-        no_apply: bool,
-        /// Apply without asking.
-        #[arg(short = 'y', long)]
-        auto_approve: bool,
-    },
-    /// Scale the Nstance groups to zero, wait for their VMs to go, then destroy the cluster.
-    ///
-    /// Reads the outputs of the applied configuration; AWS credentials come from
-    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN).
-    ///
-    /// Example: `podplane cluster delete -f podplane.cluster.jsonc`
-    Delete {
-        /// Cluster config file.
-        #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
-        file: PathBuf,
-        /// Validate the config only; destroy nothing.
-        #[arg(long)]
-        no_apply: bool,
-        /// Destroy without asking.
-        #[arg(short = 'y', long)]
-        auto_approve: bool,
-    },
 }
 
 /// The config `cluster create` works on. A file named with `-f` must exist. Without `-f`, a

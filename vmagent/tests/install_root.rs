@@ -6,7 +6,7 @@
 mod install_common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -691,24 +691,6 @@ fn bootstrap_takes_a_fresh_root_from_userdata_facts_to_a_configured_node() {
     );
 }
 
-/// The package built by packaging/build-deb (tests/run-all builds it first).
-fn built_deb() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debian");
-    let found = std::fs::read_dir(&dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmagent_"))
-                && p.extension().is_some_and(|e| e == "deb")
-        });
-    if found.is_none() {
-        eprintln!("SKIP: no target/debian/vmagent_*.deb (run packaging/build-deb)");
-    }
-    found
-}
-
 #[test]
 fn the_deb_installs_in_a_chroot_and_its_postinst_respects_systemd_and_policy_rc() {
     let Some((base, _)) = base() else { return };
@@ -716,6 +698,7 @@ fn the_deb_installs_in_a_chroot_and_its_postinst_respects_systemd_and_policy_rc(
     let o = Overlay::new(&base);
     let root = o.root();
     std::fs::copy(&deb, o.path("/tmp/vmagent.deb")).unwrap();
+    stand_in_debs(&root, &["iproute2"]);
     let dpkg_i = |root: &Path| {
         let out = Command::new("chroot")
             .arg(root)

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use super::node::wrapper;
 use super::template::fill;
-use super::unit::Unit;
+use super::unit::{Sandbox, Unit};
 use super::{
     CA, Desired, Features, Inputs, RenderError, api_server_url, base64_setting, env_file,
     kubeconfig, setting_list,
@@ -92,7 +92,12 @@ fn cidrs<'a>(
     Ok((items, v4, v6))
 }
 
-/// A control-plane unit: `Type=exec`, restarted forever, waiting for its certificates.
+/// A control-plane unit: `Type=exec`, restarted forever, waiting for its certificates. The
+/// user and the service have the same name. Sandboxed with nothing writable: each reads its
+/// certificates, keys and configuration and keeps its state in netsy (kube-apiserver) or in the
+/// API server (the others); their serving certificates are given, so none writes a cert dir;
+/// all ports are above 1024. kube-apiserver also gets netlink: without `--advertise-address` it
+/// finds the address it advertises from the node's interfaces.
 fn cp_unit(description: &str, user: &str, after: &str, exec: &str, certs: &[&str]) -> String {
     Unit::new(description)
         .set("Wants", after)
@@ -103,8 +108,14 @@ fn cp_unit(description: &str, user: &str, after: &str, exec: &str, certs: &[&str
         .set("Type", "exec")
         .set("User", user)
         .set("ExecStart", exec)
+        .set("SyslogIdentifier", user)
         .set("Restart", "always")
         .set("RestartSec", "10")
+        .sandbox(&Sandbox {
+            netlink: user == "kube-apiserver",
+            memory_deny_write_execute: true,
+            ..Sandbox::default()
+        })
         .wanted_by("multi-user.target")
 }
 

@@ -10,6 +10,7 @@ use super::unit::Unit;
 use super::{
     CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig, setting_list,
 };
+use crate::accounts::Kind;
 use crate::settings::Settings;
 
 pub(super) const KUBELET_ENV: &str = "/opt/env/kubelet.env";
@@ -22,7 +23,7 @@ pub(super) const KUBELET_SERVER_CRT: &str = "/opt/crt/kubelet.server.crt";
 pub(super) const KUBELET_SERVER_KEY: &str = "/opt/key/kubelet/kubelet.server.key";
 
 pub fn render(inp: &Inputs, _f: &Features, d: &mut Desired) -> Result<(), RenderError> {
-    kubelet(inp.settings, d)
+    kubelet(inp.settings, inp.kind == Kind::Knc, d)
 }
 
 /// `KUBE_CLUSTER_DNS`: the cluster DNS service addresses kubelet hands to pods.
@@ -39,7 +40,7 @@ fn cluster_dns(s: &Settings) -> Result<Vec<IpAddr>, RenderError> {
         .collect()
 }
 
-fn kubelet(s: &Settings, d: &mut Desired) -> Result<(), RenderError> {
+fn kubelet(s: &Settings, control_plane: bool, d: &mut Desired) -> Result<(), RenderError> {
     d.file(
         KUBELET_ENV,
         0o600,
@@ -79,19 +80,30 @@ fn kubelet(s: &Settings, d: &mut Desired) -> Result<(), RenderError> {
         KUBELET_SERVER_CRT,
         KUBELET_SERVER_KEY,
     ];
+    // On a control-plane node the kubelet waits for the local API server too; a worker has
+    // none.
+    let after = if control_plane {
+        "containerd.service kube-apiserver.service"
+    } else {
+        "containerd.service"
+    };
+    // No sandbox: the kubelet is root by design. It mounts volumes, manages cgroups, runs
+    // containers through containerd, reads devices and writes /var/lib/kubelet, the pod logs
+    // and the node's sysctls; a mount namespace or read-only /sys of its own would break pods.
     d.file(
         "/etc/systemd/system/kubelet.service",
         0o644,
         "root:root",
         Unit::new("Kubernetes kubelet")
-            .set("Wants", "containerd.service kube-apiserver.service")
-            .set("After", "containerd.service kube-apiserver.service")
+            .set("Wants", after)
+            .set("After", after)
             .set("StartLimitIntervalSec", "0")
             .condition_paths(&certs)
             .section("Service")
             .set("Type", "exec")
             .set("User", "root")
             .set("ExecStart", KUBELET_RUN)
+            .set("SyslogIdentifier", "kubelet")
             .set("Restart", "always")
             .set("RestartSec", "10")
             .wanted_by("multi-user.target"),

@@ -8,7 +8,7 @@ use super::testutil::*;
 use super::*;
 
 /// Every rendered file, as text, for the four node shapes.
-fn all_renders() -> Vec<(String, Desired)> {
+pub(super) fn all_renders() -> Vec<(String, Desired)> {
     let m = manifest();
     let mut out = Vec::new();
     for kind in [Kind::Knd, Kind::Knc] {

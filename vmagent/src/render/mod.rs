@@ -291,3 +291,5 @@ mod lint;
 mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
+#[cfg(test)]
+mod unit_check;

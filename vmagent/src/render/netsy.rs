@@ -6,7 +6,7 @@
 //! and netsy's other files must not exist.
 
 use super::template::fill;
-use super::unit::Unit;
+use super::unit::{Sandbox, Unit};
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
 use crate::accounts::Kind;
 use crate::contract::Provider;
@@ -173,8 +173,16 @@ fn unit() -> String {
         .set("Type", "exec")
         .set("User", "netsy")
         .set("ExecStart", RUN)
+        .set("SyslogIdentifier", "netsy")
         .set("Restart", "always")
         .set("RestartSec", "5")
+        // Writes only its data directory (the local copy of the datastore);
+        // its ports (2378, 2381, 8443, 8080) are above 1024.
+        .sandbox(&Sandbox {
+            read_write_paths: &["/opt/data"],
+            memory_deny_write_execute: true,
+            ..Sandbox::default()
+        })
         .wanted_by("multi-user.target")
 }
 

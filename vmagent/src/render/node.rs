@@ -2,8 +2,9 @@
 //! delivery path unit, the periodic reconcile timer (upstream's hosts refresh), and
 //! `/etc/subuid` / `/etc/subgid` for kubelet (other users' lines kept).
 
-use super::unit::Unit;
+use super::unit::{Sandbox, Unit};
 use super::{Desired, Features, Inputs, RenderError, env_file, kubeconfig};
+use crate::accounts::Kind;
 
 const NSTANCE_ENV: &str = "/opt/env/nstance-agent.env";
 const NSTANCE_RUN: &str = "/opt/nstance-agent/bin/run-nstance-agent.sh";
@@ -95,15 +96,29 @@ fn nstance_agent(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
         0o644,
         "root:root",
         Unit::new("Nstance agent: registration, keys and deliveries")
-            .set("Wants", "network.target")
-            .set("After", "network.target")
+            .set("Wants", "network-online.target")
+            .set("After", "network-online.target")
             .set("StartLimitIntervalSec", "0")
             .section("Service")
             .set("Type", "exec")
             .set("User", "nstance-agent")
             .set("ExecStart", NSTANCE_RUN)
+            .set("SyslogIdentifier", "nstance-agent")
             .set("Restart", "always")
             .set("RestartSec", "5")
+            // Writes only its identity, its keys and the deliveries it receives (vmagent recv
+            // moves them into place as root). Netlink: its health reports read the node's
+            // network interfaces.
+            .sandbox(&Sandbox {
+                read_write_paths: &[
+                    "/opt/nstance-agent/identity",
+                    "/opt/nstance-agent/keys",
+                    "/opt/nstance-agent/recv",
+                ],
+                netlink: true,
+                memory_deny_write_execute: true,
+                ..Sandbox::default()
+            })
             .wanted_by("multi-user.target"),
     );
     d.service("nstance-agent.service", true, &[NSTANCE_ENV, NSTANCE_RUN]);
@@ -151,22 +166,36 @@ fn kube2iam(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderErr
         "/opt/crt/kube2iam.client.crt",
         "/opt/key/kube2iam/kube2iam.client.key",
     ];
+    // Only a control-plane node runs an API server to wait for; a worker reaches it through
+    // the load balancer.
+    let mut unit = Unit::new("kube2iam: IAM roles for pods");
+    if inp.kind == Kind::Knc {
+        unit = unit
+            .set("Wants", "kube-apiserver.service")
+            .set("After", "kube-apiserver.service");
+    }
     d.file(
         "/etc/systemd/system/kube2iam.service",
         0o644,
         "root:root",
-        Unit::new("kube2iam: IAM roles for pods")
-            .set("Wants", "kube-apiserver.service")
-            .set("After", "kube-apiserver.service")
-            .set("StartLimitIntervalSec", "0")
+        unit.set("StartLimitIntervalSec", "0")
             .condition_paths(&certs)
             .section("Service")
             .set("Type", "exec")
             .set("User", "kube2iam")
-            .set("AmbientCapabilities", "CAP_NET_ADMIN")
             .set("ExecStart", KUBE2IAM_RUN)
+            .set("SyslogIdentifier", "kube2iam")
             .set("Restart", "always")
             .set("RestartSec", "10")
+            // It rewrites the node's iptables rules (metadata traffic from pods to itself):
+            // CAP_NET_ADMIN and netlink stay, and the xtables lock (when present) stays
+            // writable; everything else is sandboxed like the other daemons.
+            .sandbox(&Sandbox {
+                read_write_paths: &["-/run/xtables.lock"],
+                capabilities: &["CAP_NET_ADMIN"],
+                netlink: true,
+                memory_deny_write_execute: true,
+            })
             .wanted_by("multi-user.target"),
     );
     let mut inputs = vec![KUBE2IAM_ENV, KUBE2IAM_RUN, KUBE2IAM_KUBECONFIG];
@@ -175,6 +204,9 @@ fn kube2iam(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderErr
     Ok(())
 }
 
+/// vmagent's own units run vmagent as root without a sandbox: it installs packages, creates
+/// users, writes anywhere under /etc and /opt, and starts and stops services. Being oneshots,
+/// each has a start timeout so that a hung run cannot hold the unit (and the timer) forever.
 fn delivery_and_reconcile_units(d: &mut Desired) {
     let path_unit = "/etc/systemd/system/nstance-recv-watch.path";
     let svc_unit = "/etc/systemd/system/nstance-recv-watch.service";
@@ -186,7 +218,7 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
             .section("Path")
             .set("PathExists", "/opt/nstance-agent/recv/write-files.last")
             .set("Unit", "nstance-recv-watch.service")
-            .wanted_by("multi-user.target"),
+            .wanted_by("paths.target"),
     );
     d.file(
         svc_unit,
@@ -197,8 +229,10 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
             .section("Service")
             .set("Type", "oneshot")
             .set("ExecStart", "/usr/bin/vmagent recv")
+            .set("SyslogIdentifier", "vmagent")
             .set("StandardOutput", "journal")
             .set("StandardError", "journal")
+            .set("TimeoutStartSec", "5min")
             .build(),
     );
     d.service("nstance-recv-watch.path", true, &[svc_unit]);
@@ -220,6 +254,8 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
             .section("Service")
             .set("Type", "oneshot")
             .set("ExecStart", "/usr/bin/vmagent apply")
+            .set("SyslogIdentifier", "vmagent")
+            .set("TimeoutStartSec", "15min")
             .build(),
     );
     d.file(
@@ -231,7 +267,6 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
             .set("OnBootSec", "1min")
             .set("OnUnitActiveSec", "5min")
             .set("RandomizedDelaySec", "30s")
-            .set("Persistent", "true")
             .wanted_by("timers.target"),
     );
     d.service("hosts-refresh.timer", true, &[svc]);
@@ -248,7 +283,9 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
             .section("Service")
             .set("Type", "oneshot")
             .set("ExecStart", "/usr/bin/vmagent reconcile")
+            .set("SyslogIdentifier", "vmagent")
             .set("RemainAfterExit", "yes")
+            .set("TimeoutStartSec", "15min")
             .wanted_by("multi-user.target"),
     );
     d.enable_only("vmagent-reconcile.service");

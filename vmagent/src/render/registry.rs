@@ -7,7 +7,7 @@
 //! hostname's hosts.toml is removed (upstream left it stale after disabling).
 
 use super::template::fill;
-use super::unit::Unit;
+use super::unit::{Sandbox, Unit};
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
 use crate::contract::Provider;
 
@@ -256,15 +256,23 @@ fn wrapper() -> String {
 fn unit() -> String {
     Unit::new("zot: the cluster registry, served to containerd on this node")
         .condition_paths(&[SERVER_CRT, SERVER_KEY])
-        .set("Requires", "network-online.target")
+        .set("Wants", "network-online.target")
         .set("After", "network-online.target")
         .set("StartLimitIntervalSec", "0")
         .section("Service")
         .set("Type", "exec")
         .set("User", "zot")
         .set("ExecStart", RUN)
+        .set("SyslogIdentifier", "zot")
         .set("Restart", "always")
         .set("RestartSec", "5")
+        // Writes only its storage root (blobs live in the bucket; this is its local cache and
+        // index); listens on 5000.
+        .sandbox(&Sandbox {
+            read_write_paths: &["/opt/zot/storage"],
+            memory_deny_write_execute: true,
+            ..Sandbox::default()
+        })
         .wanted_by("multi-user.target")
 }
 

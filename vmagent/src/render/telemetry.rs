@@ -7,7 +7,7 @@
 //! is rendered (disabled) and the other files must not exist.
 
 use super::template::fill;
-use super::unit::Unit;
+use super::unit::{Sandbox, Unit};
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
 use crate::contract::Provider;
 
@@ -416,14 +416,25 @@ fn wrapper() -> String {
 
 fn unit() -> String {
     Unit::new("Fluent Bit: ship node logs")
-        .set("Requires", "network-online.target")
+        .set("Wants", "network-online.target")
         .set("After", "network-online.target")
-        .set("StartLimitIntervalSec", "10")
-        .set("StartLimitBurst", "5")
+        // Restarted forever, like the other daemons: a burst of fast failures (the bucket or
+        // collector unreachable at boot) must not stop log shipping for good.
+        .set("StartLimitIntervalSec", "0")
         .section("Service")
+        .set("Type", "exec")
         .set("User", "fluent-bit")
         .set("ExecStart", RUN)
+        .set("SyslogIdentifier", "fluent-bit")
         .set("Restart", "always")
+        .set("RestartSec", "5")
+        // Reads the journal (group systemd-journal) and writes only its buffer and journal
+        // cursor. Fluent Bit can run Lua/WASM filters with a JIT, so writable+executable
+        // memory stays allowed.
+        .sandbox(&Sandbox {
+            read_write_paths: &["/var/lib/fluent-bit"],
+            ..Sandbox::default()
+        })
         .wanted_by("multi-user.target")
 }
 

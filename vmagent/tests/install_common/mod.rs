@@ -287,3 +287,63 @@ pub fn kill_install_when(root: &Path, ready: impl Fn() -> bool) {
     // Let the killed group's processes disappear before the overlay is touched again.
     std::thread::sleep(Duration::from_millis(200));
 }
+
+/// The package built by packaging/build-deb (tests/run-all builds it first).
+pub fn built_deb() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debian");
+    let found = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmagent_"))
+                && p.extension().is_some_and(|e| e == "deb")
+        });
+    if found.is_none() {
+        eprintln!("SKIP: no target/debian/vmagent_*.deb (run packaging/build-deb)");
+    }
+    found
+}
+
+/// Stand-ins for Debian packages an older cached test root lacks (vmagent's package depends on
+/// them; tests/roots/trixie-minbase installs the real ones on its next run): empty packages of
+/// those names, built with dpkg-deb and installed into `root`, so that dpkg's dependency check
+/// passes as on a real node. A package the root has is left as it is.
+pub fn stand_in_debs(root: &Path, names: &[&str]) {
+    for name in names {
+        let status = chroot(root, &["dpkg-query", "-W", "-f", "${Status}", name]);
+        if status == "install ok installed" {
+            continue; // the real package (the root has it)
+        }
+        let dir = root.join(format!("tmp/stand-in-{name}"));
+        std::fs::create_dir_all(dir.join("DEBIAN")).unwrap();
+        std::fs::write(
+            dir.join("DEBIAN/control"),
+            format!(
+                "Package: {name}\nVersion: 99.0-stand-in\nArchitecture: all\n\
+                 Maintainer: Podplane tests <tests@podplane.invalid>\n\
+                 Description: stand-in for the test root\n"
+            ),
+        )
+        .unwrap();
+        let src = format!("/tmp/stand-in-{name}");
+        let deb = format!("{src}.deb");
+        for args in [
+            ["dpkg-deb", "--build", "--root-owner-group", &src, &deb].as_slice(),
+            ["dpkg", "-i", &deb].as_slice(),
+        ] {
+            let out = Command::new("chroot")
+                .arg(root)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -79,10 +79,21 @@ fn kubelet_files_on_both_kinds_and_providers() {
                 "ConditionPathExists=/opt/key/kubelet/kubelet.client.key",
                 "ConditionPathExists=/opt/crt/kubelet.server.crt",
                 "ConditionPathExists=/opt/key/kubelet/kubelet.server.key",
-                "Wants=containerd.service kube-apiserver.service",
-                "After=containerd.service kube-apiserver.service",
+                "SyslogIdentifier=kubelet",
                 "WantedBy=multi-user.target",
             ] {
+                assert!(
+                    unit.lines().any(|l| l == line),
+                    "{line} missing from:\n{unit}"
+                );
+            }
+            // Only a control-plane node has a local API server to wait for.
+            let deps = if kind == Kind::Knc {
+                "containerd.service kube-apiserver.service"
+            } else {
+                "containerd.service"
+            };
+            for line in [format!("Wants={deps}"), format!("After={deps}")] {
                 assert!(
                     unit.lines().any(|l| l == line),
                     "{line} missing from:\n{unit}"

@@ -277,10 +277,13 @@ fn disabled_renders_only_the_unit() {
     for l in [
         "User=fluent-bit",
         "Restart=always",
-        "Requires=network-online.target",
+        "RestartSec=5",
+        "Wants=network-online.target",
         "After=network-online.target",
-        "StartLimitIntervalSec=10",
-        "StartLimitBurst=5",
+        "StartLimitIntervalSec=0",
+        "SyslogIdentifier=fluent-bit",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/fluent-bit",
         "ExecStart=/opt/fluent-bit/bin/run-fluent-bit.sh",
     ] {
         assert!(u.lines().any(|x| x == l), "{l}");

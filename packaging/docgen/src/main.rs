@@ -1,0 +1,195 @@
+//! Build-time helpers, not shipped. `cargo run -p podplane-docgen -- docs DIR` writes the man pages and the
+//! bash, zsh and fish completions of `vmagent` and `podplane` under DIR:
+//!
+//! - `DIR/man/vmagent.8`, `DIR/man/vmagent-<command>.8` (vmagent is an admin's tool: section 8);
+//!   `DIR/man/podplane.1`, `DIR/man/podplane-<command>[-<command>].1`;
+//! - `DIR/completions/{bash/<name>,zsh/_<name>,fish/<name>.fish}`.
+//!
+//! Both programs' clap definitions (`vmagent/src/cli.rs`, `cli/src/args.rs`) are included here
+//! as they are in the programs, so the pages always describe the real command line.
+//! `packaging/build-deb` runs it before packaging.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap_complete::Shell;
+
+#[allow(dead_code)]
+mod vmagent_cli {
+    use clap::{Args, CommandFactory, Parser, Subcommand};
+    use std::path::PathBuf;
+    use std::time::Duration;
+    include!("../../../vmagent/src/cli.rs");
+
+    pub fn command() -> clap::Command {
+        Cli::command()
+    }
+}
+
+#[allow(dead_code)]
+mod podplane_cli {
+    use clap::{CommandFactory, Parser, Subcommand};
+    use podplane::config;
+    use std::path::PathBuf;
+    include!("../../../cli/src/args.rs");
+
+    pub fn command() -> clap::Command {
+        Cli::command()
+    }
+}
+
+/// A program whose documentation is generated.
+struct Program {
+    command: clap::Command,
+    /// Man section: 8 for system administration, 1 for user commands.
+    section: &'static str,
+    manual: &'static str,
+}
+
+fn programs() -> Vec<Program> {
+    vec![
+        Program {
+            command: vmagent_cli::command(),
+            section: "8",
+            manual: "System Administration",
+        },
+        Program {
+            command: podplane_cli::command().version(env!("CARGO_PKG_VERSION")),
+            section: "1",
+            manual: "User Commands",
+        },
+    ]
+}
+
+/// One page for the program and one per (visible) subcommand, named `<program>-<command>`,
+/// as the SUBCOMMANDS section of the parent page refers to them.
+fn man_pages(p: &Program, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    fn walk(
+        cmd: clap::Command,
+        p: &Program,
+        dir: &Path,
+        out: &mut Vec<PathBuf>,
+    ) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            walk(sub, p, dir, out)?;
+        }
+        let man = clap_mangen::Man::new(cmd)
+            .section(p.section)
+            .manual(p.manual);
+        out.push(man.generate_to(dir)?);
+        Ok(())
+    }
+    let mut cmd = p.command.clone().disable_help_subcommand(true);
+    cmd.build();
+    let mut out = Vec::new();
+    walk(cmd, p, dir, &mut out)?;
+    Ok(out)
+}
+
+/// bash, zsh and fish completions, named as Debian's completion directories expect.
+fn completions(p: &Program, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let name = p.command.get_name().to_string();
+    let mut out = Vec::new();
+    for (shell, sub, file) in [
+        (Shell::Bash, "bash", name.clone()),
+        (Shell::Zsh, "zsh", format!("_{name}")),
+        (Shell::Fish, "fish", format!("{name}.fish")),
+    ] {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d)?;
+        let path = d.join(file);
+        let mut f = std::fs::File::create(&path)?;
+        clap_complete::generate(shell, &mut p.command.clone(), &name, &mut f);
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// Writes every page and completion under `dir`, replacing what an earlier run left there.
+fn docs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    for sub in ["man", "completions"] {
+        match std::fs::remove_dir_all(dir.join(sub)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::create_dir_all(dir.join("man"))?;
+    let mut out = Vec::new();
+    for p in programs() {
+        out.extend(man_pages(&p, &dir.join("man"))?);
+        out.extend(completions(&p, &dir.join("completions"))?);
+    }
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [cmd, dir] = args.as_slice() else {
+        eprintln!("usage: cargo run -p podplane-docgen -- docs DIR");
+        return ExitCode::from(2);
+    };
+    if cmd != "docs" {
+        eprintln!("podplane-docgen: unknown command {cmd:?}; the only one is `docs DIR`");
+        return ExitCode::from(2);
+    }
+    match docs(Path::new(dir)) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("podplane-docgen: writing the documentation under {dir}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn every_command_has_a_page_and_every_shell_a_completion() {
+        let tmp = tempfile::tempdir().unwrap();
+        docs(tmp.path()).unwrap();
+        let man = tmp.path().join("man");
+        let top = read(&man.join("vmagent.8"));
+        assert!(top.starts_with(".ie \\n(.g .ds Aq"), "roff: {top}");
+        assert!(top.contains(".TH vmagent 8"), "{top}");
+        // Every subcommand of the real command line, `status` included, has its page and is
+        // listed on the main page.
+        let subs: Vec<String> = vmagent_cli::command()
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        assert!(subs.iter().any(|s| s == "status"), "{subs:?}");
+        for sub in &subs {
+            let page = read(&man.join(format!("vmagent-{sub}.8")));
+            assert!(page.contains(&format!(".TH vmagent-{sub} 8")), "{page}");
+            assert!(
+                top.contains(&format!("vmagent\\-{sub}(8)")),
+                "{sub} not on the main page"
+            );
+        }
+        assert!(read(&man.join("vmagent-fetch.8")).contains("\\-\\-concurrency"));
+        assert!(read(&man.join("podplane.1")).contains(".TH podplane 1"));
+        assert!(man.join("podplane-cluster-create.1").exists());
+
+        let c = tmp.path().join("completions");
+        assert!(read(&c.join("bash/vmagent")).contains("complete -F _vmagent"));
+        assert!(read(&c.join("zsh/_vmagent")).starts_with("#compdef vmagent"));
+        assert!(read(&c.join("fish/vmagent.fish")).contains("complete -c vmagent"));
+        assert!(read(&c.join("bash/podplane")).contains("podplane"));
+
+        // A second run replaces the first, leaving nothing stale.
+        std::fs::write(man.join("stale.8"), "x").unwrap();
+        docs(tmp.path()).unwrap();
+        assert!(!man.join("stale.8").exists());
+    }
+}
