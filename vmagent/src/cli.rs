@@ -158,32 +158,31 @@ struct FetchArgs {
 /// Longest duration any flag accepts.
 const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// `500ms`, `30s`, `2m`, `1h`, or plain seconds (`1.5`); at most [`MAX_DURATION`] (7 days).
+/// What people type (`500ms`, `30s`, `1m30s`, `2h`, `1d`, parsed by `humantime`) or plain
+/// seconds (`1.5`); at most [`MAX_DURATION`] (7 days).
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
+    let too_long =
+        || format!("{s:?} is longer than the maximum of 7 days (168h); use a shorter duration");
+    let d = if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !s.is_empty() {
+        let secs: f64 = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number of seconds (e.g. 1.5)"))?;
+        // Checked before converting: a huge value would overflow `Duration` (a panic).
+        if !secs.is_finite() || secs > MAX_DURATION.as_secs_f64() {
+            return Err(too_long());
+        }
+        Duration::from_secs_f64(secs)
+    } else {
+        humantime::parse_duration(s).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => too_long(),
+            e => format!(
+                "{s:?} is not a duration ({e}); e.g. 500ms, 30s, 1m30s, 2h, at most 7 days"
+            ),
+        })?
     };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 30s, 2m, 1h)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("{s:?} is not a positive duration"));
+    if d > MAX_DURATION {
+        return Err(too_long());
     }
-    // Checked before converting: a huge value would overflow `Duration` (a panic) or the
-    // deadline computed from it.
-    if secs > MAX_DURATION.as_secs_f64() {
-        return Err(format!(
-            "{s:?} is longer than the maximum of 7 days (168h); use a shorter duration"
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
