@@ -1,7 +1,7 @@
 //! The Easy OIDC OpenTofu/Terraform files: main, variables (header only), outputs, schema copy.
 
-use crate::tfgen::hcl::{Block, Doc, Key, Value, field, ident, raw, str, strs};
-use crate::tfgen::{File, tf_file as tf};
+use crate::hcl::{Block, Doc, Key, Value, field, ident, raw, str, strs};
+use crate::tffile::{File, tf_file as tf};
 
 use super::types::{Client, GroupsOverride, OidcConfig};
 use super::validate::{ValidationError, validate};

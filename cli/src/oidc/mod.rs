@@ -7,7 +7,7 @@
 //! * [`generate`] is pure: config in, files out (`podplane.oidc.main.tf`,
 //!   `podplane.oidc.variables.tf`, `podplane.oidc.outputs.tf`, `podplane.oidc.schema.json`),
 //!   formatted as `terraform fmt` would and with user strings escaped by
-//!   [`crate::tfgen::hcl::quote`].
+//!   [`crate::hcl::quote`].
 //! * [`generate_files`], [`apply`] and [`destroy`] are the command steps.
 
 mod generate;

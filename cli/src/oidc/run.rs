@@ -4,7 +4,7 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use crate::tfgen;
+use crate::tffile;
 use crate::tfrun::{Runner, TfError, confirm};
 
 use super::load::{OidcConfigError, load};
@@ -55,7 +55,7 @@ pub enum CreateError {
         source: ValidationError,
     },
     #[error(transparent)]
-    Write(#[from] tfgen::WriteError),
+    Write(#[from] tffile::WriteError),
 }
 
 /// `oidc create` up to "Generated …": make `config_path` absolute, load and fully validate it
@@ -69,7 +69,7 @@ pub fn generate_files(config_path: &Path) -> Result<Generated, CreateError> {
         path: path.clone(),
         source,
     })?;
-    tfgen::write(&dir, &files, "podplane oidc create")?;
+    tffile::write(&dir, &files, "podplane oidc create")?;
     Ok(Generated {
         config_path: path,
         dir,
