@@ -58,9 +58,9 @@ pub fn generate(config_path: &Path, deps: &Deps) -> Result<PathBuf, CreateError>
         path: path.clone(),
         source,
     };
-    // Full validation before anything is fetched or written.
-    tfgen::validate_for_terraform(&cfg).map_err(|e| gen_err(e.into()))?;
-    let targets = cluster::required_targets(&cfg);
+    // Full validation before anything is fetched or written; generation reads its result.
+    let valid = tfgen::validate_for_terraform(&cfg).map_err(|e| gen_err(e.into()))?;
+    let targets = cluster::required_targets(&valid);
     let mut manifests = Vec::new();
     let mut runtime = None;
     for (kind, arch) in targets.keys() {
@@ -105,7 +105,7 @@ pub fn generate(config_path: &Path, deps: &Deps) -> Result<PathBuf, CreateError>
         deps_mirror_url: deps.base_url.clone(),
         manifests,
     };
-    let files = cluster::generate(&cfg, &opts).map_err(|e| match e {
+    let files = cluster::render(&valid, &opts).map_err(|e| match e {
         tfgen::GenerateError::BadManifest {
             kind, arch, reason, ..
         } => CreateError::CachedManifest {

@@ -16,7 +16,7 @@ use crate::tfgen::validate_for_terraform;
 
 /// Writes `cfg` to `path` atomically with mode 0644 (see [`config_json`] for the format).
 pub fn write_config(path: &Path, cfg: &ClusterConfig) -> io::Result<()> {
-    vmagent::fsutil::write_atomic(path, config_json(cfg).as_bytes(), Some(0o644))
+    vmagent::fsutil::write_atomic(path, config_json(cfg)?.as_bytes(), Some(0o644))
 }
 
 fn cancelled() -> WizardError {
