@@ -86,7 +86,9 @@ fn assert_cases(cases: &[(Vec<Edit>, &str)]) {
 
 #[test]
 fn fixture_is_valid_and_round_trips() {
-    let cfg = tfgen::load_and_validate(&fixture_path()).unwrap().into_config();
+    let cfg = tfgen::load_and_validate(&fixture_path())
+        .unwrap()
+        .into_config();
     assert_eq!(cfg.cluster.id, "test-cluster");
     assert_eq!(cfg.cluster.pools.len(), 2);
     assert_eq!(
@@ -1159,7 +1161,11 @@ fn validated_config_carries_parsed_values() {
     assert_eq!(valid.api_port(), config::DEFAULT_API_PORT);
     assert_eq!(valid.provider().kind, vmagent::contract::Provider::Aws);
     assert_eq!(
-        valid.provider().vpc_v4cidr.map(|n| n.to_string()).as_deref(),
+        valid
+            .provider()
+            .vpc_v4cidr
+            .map(|n| n.to_string())
+            .as_deref(),
         Some("172.18.0.0/16")
     );
     assert_eq!(valid.provider().config, valid.cluster.providers[0]);

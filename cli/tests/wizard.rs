@@ -222,7 +222,10 @@ fn default_answers_struct_and_mapping() {
             ..Answers::default()
         }
     );
-    assert_eq!(config_json(&config_from_answers(&a)).unwrap(), DEFAULT_CONFIG);
+    assert_eq!(
+        config_json(&config_from_answers(&a)).unwrap(),
+        DEFAULT_CONFIG
+    );
     // The default answers themselves only lack the API hostname.
     let err = config::validate(&config_from_answers(&d)).unwrap_err();
     assert_eq!(

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::hcl::safe_name;
 use crate::config::{self, ClusterConfig, ConfigError, Validated, ValidationError};
+use crate::hcl::safe_name;
 use vmagent::contract::Provider as ProviderKind;
 
 /// [`config::validate`] plus the checks that only Terraform generation makes: the rendered

@@ -20,9 +20,9 @@ mod shared;
 
 use std::collections::BTreeMap;
 
-use crate::hcl::safe_name;
 use super::{File, GenerateError, PinnedManifest, tf_file as tf};
 use crate::config::{self, ClusterConfig, Validated};
+use crate::hcl::safe_name;
 use vmagent::contract::Kind;
 
 pub use certificates::certificate_files;
