@@ -32,8 +32,8 @@ pub use jsonc::{JsoncError, to_json as jsonc_to_json};
 pub use load::{ConfigError, LoadProblem, ParseError, light_check, load, parse_jsonc, parse_str};
 pub use schema::{SCHEMA_ID, schema_json};
 pub use service_network::{
-    DEFAULT_SERVICE_CIDRS, Family, IpPrefix, ServiceCidrError, ServiceNetwork, api_service_ip,
-    dns_service_ip, service_network,
+    CidrError, DEFAULT_SERVICE_CIDRS, Family, ServiceCidrError, ServiceNetwork, api_service_ip,
+    dns_service_ip, is_canonical, parse_cidr, service_network,
 };
 pub(crate) use types::strict_map;
 pub use types::*;

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 
 use thiserror::Error;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::config::service_network::parse_cidr;
 
 /// Why a cluster ID is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -163,7 +165,10 @@ pub(super) fn https_url(s: &str) -> Option<url::Url> {
         .filter(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()))
 }
 
-/// Parses a canonical IPv4 CIDR (no host bits set).
+/// Parses a canonical IPv4 CIDR (no host bits set), as strictly as the service networks.
 pub(super) fn canonical_v4(s: &str) -> Option<Ipv4Net> {
-    s.parse::<Ipv4Net>().ok().filter(|n| n.trunc() == *n)
+    match parse_cidr(s) {
+        Ok(IpNet::V4(net)) if net.trunc() == net => Some(net),
+        _ => None,
+    }
 }
