@@ -26,6 +26,7 @@ pub use run::{
 };
 pub use schema::{SCHEMA_ID, schema_copy, schema_json};
 pub use types::*;
+pub use url::UrlPartsError;
 pub use validate::{ValidationError, validate};
 
 /// Default file name of the OIDC config.

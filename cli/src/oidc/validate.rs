@@ -3,7 +3,7 @@
 //! deterministic.
 
 use super::types::OidcConfig;
-use super::url::url_parts;
+use super::url::{UrlPartsError, url_parts};
 
 /// A failed rule. `Display` is the message after `OIDC config <path>: `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,8 +18,9 @@ pub enum ValidationError {
     RegionRequired,
     #[error("oidc.hostname is required")]
     HostnameRequired,
+    /// The hostname contains `://` but is not a URL with a host (the cause says why).
     #[error("oidc.hostname must be a hostname, not a URL")]
-    HostnameUrl,
+    HostnameUrl(#[source] UrlPartsError),
     #[error("oidc.domain.provider.kind {0:?} is not supported for managed DNS yet")]
     DomainProviderUnsupported(String),
     #[error("oidc.connector.kind is required")]
@@ -53,8 +54,8 @@ pub fn validate(cfg: &OidcConfig) -> Result<(), ValidationError> {
     if o.hostname.is_empty() {
         return Err(E::HostnameRequired);
     }
-    if let Some(Err(())) = url_parts(&o.hostname) {
-        return Err(E::HostnameUrl);
+    if let Some(Err(why)) = url_parts(&o.hostname) {
+        return Err(E::HostnameUrl(why));
     }
     let dns = &o.domain.provider.kind;
     if !dns.is_empty() && dns != "aws" {
