@@ -28,7 +28,7 @@ pub enum CreateError {
         source: Box<crate::deps::DepsError>,
     },
     #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
+    Runtime(#[source] std::io::Error),
     #[error("cannot read the cached node manifest {}: {source}", path.display())]
     ReadCache {
         path: PathBuf,

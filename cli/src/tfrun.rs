@@ -54,7 +54,20 @@ pub enum TfError {
     #[error(
         "run OpenTofu/Terraform [output -json] in {dir}: stdout is not JSON ({reason}); run `tofu output -json` there to inspect it"
     )]
-    OutputJson { dir: PathBuf, reason: String },
+    OutputJson {
+        dir: PathBuf,
+        #[source]
+        reason: OutputProblem,
+    },
+}
+
+/// Why `output -json` gave nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputProblem {
+    #[error("reading stdout: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
 }
 
 /// Resolves the executable: `env_override` (the value of `PODPLANE_TF_CMD`) when set, else
@@ -170,12 +183,12 @@ impl Runner {
         if let Some(Err(e)) = read {
             return Err(TfError::OutputJson {
                 dir: self.dir.clone(),
-                reason: format!("reading stdout: {e}"),
+                reason: OutputProblem::Read(e),
             });
         }
         serde_json::from_slice(&buf).map_err(|e| TfError::OutputJson {
             dir: self.dir.clone(),
-            reason: e.to_string(),
+            reason: OutputProblem::Json(e),
         })
     }
 

@@ -28,13 +28,13 @@ pub enum LoadProblem {
     #[error("missing cluster.id")]
     MissingId,
     #[error("invalid cluster.id: {0}")]
-    Id(IdError),
+    Id(#[source] IdError),
     #[error("missing cluster.oidc.issuer_url")]
     MissingIssuerUrl,
     #[error("invalid cluster.seed: {0}")]
-    Seed(SeedError),
+    Seed(#[source] SeedError),
     #[error("invalid cluster.components: {0}")]
-    Components(ComponentsError),
+    Components(#[source] ComponentsError),
 }
 
 /// Any failure to load a cluster config. `Display` is the user-facing message.

@@ -54,7 +54,7 @@ pub enum ComponentsError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ValidationError {
     #[error("cluster.id: {0}")]
-    Id(IdError),
+    Id(#[source] IdError),
     #[error("cluster.oidc.issuer_url is required")]
     IssuerUrlRequired,
     /// The issuer URL breaks the rule the node applies to `OIDC_ISSUER` (one shared function,
@@ -67,13 +67,17 @@ pub enum ValidationError {
     },
     /// A DNS-name rule failure at `field`.
     #[error("{field}: {error}")]
-    DnsName { field: String, error: DnsNameError },
+    DnsName {
+        field: String,
+        #[source]
+        error: DnsNameError,
+    },
     #[error("cluster.kubernetes.service_cidr: {0}")]
-    ServiceCidr(ServiceCidrError),
+    ServiceCidr(#[source] ServiceCidrError),
     #[error("cluster.seed: {0}")]
-    Seed(SeedError),
+    Seed(#[source] SeedError),
     #[error("cluster.components: {0}")]
-    Components(ComponentsError),
+    Components(#[source] ComponentsError),
     /// `<field>: <problem>` (ACME, secrets, load balancer references).
     #[error("{field}: {problem}")]
     Field { field: String, problem: String },
