@@ -42,7 +42,8 @@ pub enum CreateError {
     CachedManifest {
         path: PathBuf,
         config: PathBuf,
-        reason: String,
+        #[source]
+        reason: tfgen::ManifestProblem,
     },
 }
 

@@ -45,8 +45,31 @@ pub enum GenerateError {
         kind: String,
         arch: String,
         name: String,
-        reason: String,
+        #[source]
+        reason: ManifestProblem,
     },
     #[error(transparent)]
     Write(#[from] WriteError),
+}
+
+/// Why a pinned node manifest cannot be used for generation.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestProblem {
+    #[error("{0}")]
+    Parse(#[source] vmagent::manifest::ManifestError),
+    #[error("it is for {got_kind}/{got_arch}, not {kind}/{arch}")]
+    WrongTarget {
+        got_kind: String,
+        got_arch: String,
+        kind: String,
+        arch: String,
+    },
+    #[error("{0}")]
+    Userdata(#[source] crate::userdata::UserdataError),
+    #[error("{0}")]
+    Serialize(#[source] serde_json::Error),
+    #[error(
+        "the userdata it makes is {size} bytes, over EC2's {max} (compact the JSON or drop entries)"
+    )]
+    TooBig { size: usize, max: usize },
 }

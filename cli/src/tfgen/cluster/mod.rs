@@ -20,7 +20,7 @@ mod shared;
 
 use std::collections::BTreeMap;
 
-use super::{File, GenerateError, PinnedManifest, tf_file as tf};
+use super::{File, GenerateError, ManifestProblem, PinnedManifest, tf_file as tf};
 use crate::config::{self, ClusterConfig, Validated};
 use crate::hcl::safe_name;
 use vmagent::contract::Kind;
@@ -134,35 +134,38 @@ pub fn render(valid: &Validated, opts: &Options) -> Result<Vec<File>, GenerateEr
 /// The manifest must parse and pin a released vmagent (the userdata downloads it by digest).
 fn check_manifest(m: &PinnedManifest, mirror: &str) -> Result<(), GenerateError> {
     let name = PinnedManifest::file_name(&m.kind, &m.arch);
-    let bad = |reason: String| GenerateError::BadManifest {
+    let bad = |reason: ManifestProblem| GenerateError::BadManifest {
         kind: m.kind.clone(),
         arch: m.arch.clone(),
         name: name.clone(),
         reason,
     };
     let manifest = vmagent::manifest::Manifest::from_slice(&m.json, std::path::Path::new(&name))
-        .map_err(|e| bad(e.source.to_string()))?;
+        .map_err(|e| bad(ManifestProblem::Parse(e.source)))?;
     if manifest.vmconfig.kind != m.kind || manifest.vmconfig.os.arch != m.arch {
-        return Err(bad(format!(
-            "it is for {}/{}, not {}/{}",
-            manifest.vmconfig.kind, manifest.vmconfig.os.arch, m.kind, m.arch
-        )));
+        return Err(bad(ManifestProblem::WrongTarget {
+            got_kind: manifest.vmconfig.kind.clone(),
+            got_arch: manifest.vmconfig.os.arch.clone(),
+            kind: m.kind.clone(),
+            arch: m.arch.clone(),
+        }));
     }
     let mut facts = crate::userdata::Facts::nstance_placeholders("aws");
     facts.enable_ssm = true;
     facts.aws_account_id = "123456789012".into();
     let mirror = (!mirror.is_empty()).then_some(mirror);
-    let script =
-        crate::userdata::render(&manifest, &facts, mirror).map_err(|e| bad(e.to_string()))?;
+    let script = crate::userdata::render(&manifest, &facts, mirror)
+        .map_err(|e| bad(ManifestProblem::Userdata(e)))?;
     // The template embeds the file as written, not the compact form `render` uses.
-    let compact = serde_json::to_string(&manifest).map_err(|e| bad(e.to_string()))?;
+    let compact =
+        serde_json::to_string(&manifest).map_err(|e| bad(ManifestProblem::Serialize(e)))?;
     let raw_len = String::from_utf8_lossy(&m.json).trim().len();
     let size = script.len() - compact.len() + raw_len;
     if size > crate::userdata::MAX_BYTES {
-        return Err(bad(format!(
-            "the userdata it makes is {size} bytes, over EC2's {} (compact the JSON or drop entries)",
-            crate::userdata::MAX_BYTES
-        )));
+        return Err(bad(ManifestProblem::TooBig {
+            size,
+            max: crate::userdata::MAX_BYTES,
+        }));
     }
     Ok(())
 }
