@@ -43,7 +43,7 @@ pub enum CreateError {
         path: PathBuf,
         config: PathBuf,
         #[source]
-        reason: tfgen::ManifestProblem,
+        reason: Box<tfgen::ManifestProblem>,
     },
 }
 

@@ -46,7 +46,7 @@ pub enum GenerateError {
         arch: String,
         name: String,
         #[source]
-        reason: ManifestProblem,
+        reason: Box<ManifestProblem>,
     },
     #[error(transparent)]
     Write(#[from] WriteError),

@@ -138,7 +138,7 @@ fn check_manifest(m: &PinnedManifest, mirror: &str) -> Result<(), GenerateError>
         kind: m.kind.clone(),
         arch: m.arch.clone(),
         name: name.clone(),
-        reason,
+        reason: Box::new(reason),
     };
     let manifest = vmagent::manifest::Manifest::from_slice(&m.json, std::path::Path::new(&name))
         .map_err(|e| bad(ManifestProblem::Parse(e.source)))?;
