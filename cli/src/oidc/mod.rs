@@ -18,7 +18,7 @@ mod types;
 mod url;
 mod validate;
 
-pub use generate::{MAIN_FILE, OUTPUTS_FILE, VARIABLES_FILE, generate};
+pub use generate::{MAIN_FILE, OUTPUTS_FILE, VARIABLES_FILE, generate, render};
 pub use load::{OidcConfigError, load, parse_str};
 pub use run::{
     APPLY_QUESTION, CreateError, DESTROY_DONE_MESSAGE, DESTROY_QUESTION, Generated,
@@ -27,7 +27,7 @@ pub use run::{
 pub use schema::{SCHEMA_ID, schema_copy, schema_json};
 pub use types::*;
 pub use url::UrlPartsError;
-pub use validate::{ValidationError, validate};
+pub use validate::{ValidOidc, ValidationError, validate};
 
 /// Default file name of the OIDC config.
 pub const DEFAULT_CONFIG_FILE: &str = "podplane.oidc.jsonc";

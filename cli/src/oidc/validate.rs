@@ -37,8 +37,42 @@ pub enum ValidationError {
     UnknownGroupsOverride { client: String, name: String },
 }
 
-/// Runs every rule in order and returns the first failure.
-pub fn validate(cfg: &OidcConfig) -> Result<(), ValidationError> {
+/// An OIDC config that passed [`validate`]: the config as written (it dereferences to it) plus
+/// the issuer URL and served host, split from `oidc.hostname` once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidOidc {
+    config: OidcConfig,
+    issuer_url: String,
+    host: String,
+}
+
+impl ValidOidc {
+    /// The config as written.
+    pub fn config(&self) -> &OidcConfig {
+        &self.config
+    }
+
+    /// `https://<hostname>`, or `<scheme>://<host>` when the hostname was given as a URL.
+    pub fn issuer_url(&self) -> &str {
+        &self.issuer_url
+    }
+
+    /// The host the server answers on (the module's `oidc_addr`), with its port if given.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+impl std::ops::Deref for ValidOidc {
+    type Target = OidcConfig;
+
+    fn deref(&self) -> &OidcConfig {
+        &self.config
+    }
+}
+
+/// Runs every rule in order and returns the first failure, or the [`ValidOidc`] config.
+pub fn validate(cfg: &OidcConfig) -> Result<ValidOidc, ValidationError> {
     use ValidationError as E;
     let o = &cfg.oidc;
     match o.provider.kind.as_str() {
@@ -54,9 +88,11 @@ pub fn validate(cfg: &OidcConfig) -> Result<(), ValidationError> {
     if o.hostname.is_empty() {
         return Err(E::HostnameRequired);
     }
-    if let Some(Err(why)) = url_parts(&o.hostname) {
-        return Err(E::HostnameUrl(why));
-    }
+    let (issuer_url, host) = match url_parts(&o.hostname) {
+        Some(Ok((scheme, host))) => (format!("{scheme}://{host}"), host),
+        Some(Err(why)) => return Err(E::HostnameUrl(why)),
+        None => (format!("https://{}", o.hostname), o.hostname.clone()),
+    };
     let dns = &o.domain.provider.kind;
     if !dns.is_empty() && dns != "aws" {
         return Err(E::DomainProviderUnsupported(dns.clone()));
@@ -84,5 +120,9 @@ pub fn validate(cfg: &OidcConfig) -> Result<(), ValidationError> {
             });
         }
     }
-    Ok(())
+    Ok(ValidOidc {
+        config: cfg.clone(),
+        issuer_url,
+        host,
+    })
 }
