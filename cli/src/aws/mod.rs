@@ -50,7 +50,11 @@ pub enum AwsError {
     Request {
         what: String,
         url: String,
+        /// The cause with its whole chain, for the message.
         reason: String,
+        /// The HTTP client's error, when there is one.
+        #[source]
+        source: Option<reqwest::Error>,
     },
     #[error("{what}: HTTP {status} {code}: {message}{hint}")]
     Api {
@@ -215,6 +219,7 @@ impl Client {
                     what: what.to_string(),
                     url: url.to_string(),
                     reason: "URL has no host".into(),
+                    source: None,
                 });
             }
         };
@@ -249,6 +254,7 @@ impl Client {
             what: what.to_string(),
             url: url.to_string(),
             reason: describe(&e),
+            source: Some(e),
         };
         let resp = req.send().await.map_err(failed)?;
         let status = resp.status().as_u16();
