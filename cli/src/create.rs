@@ -28,7 +28,7 @@ pub enum CreateError {
         source: Box<crate::deps::DepsError>,
     },
     #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
+    Runtime(#[source] std::io::Error),
     #[error("cannot read the cached node manifest {}: {source}", path.display())]
     ReadCache {
         path: PathBuf,
@@ -42,7 +42,8 @@ pub enum CreateError {
     CachedManifest {
         path: PathBuf,
         config: PathBuf,
-        reason: String,
+        #[source]
+        reason: Box<tfgen::ManifestProblem>,
     },
 }
 
@@ -58,9 +59,9 @@ pub fn generate(config_path: &Path, deps: &Deps) -> Result<PathBuf, CreateError>
         path: path.clone(),
         source,
     };
-    // Full validation before anything is fetched or written.
-    tfgen::validate_for_terraform(&cfg).map_err(|e| gen_err(e.into()))?;
-    let targets = cluster::required_targets(&cfg);
+    // Full validation before anything is fetched or written; generation reads its result.
+    let valid = tfgen::validate_for_terraform(&cfg).map_err(|e| gen_err(e.into()))?;
+    let targets = cluster::required_targets(&valid);
     let mut manifests = Vec::new();
     let mut runtime = None;
     for (kind, arch) in targets.keys() {
@@ -105,7 +106,7 @@ pub fn generate(config_path: &Path, deps: &Deps) -> Result<PathBuf, CreateError>
         deps_mirror_url: deps.base_url.clone(),
         manifests,
     };
-    let files = cluster::generate(&cfg, &opts).map_err(|e| match e {
+    let files = cluster::render(&valid, &opts).map_err(|e| match e {
         tfgen::GenerateError::BadManifest {
             kind, arch, reason, ..
         } => CreateError::CachedManifest {

@@ -373,10 +373,16 @@ pub async fn download(
     let mut targets = Vec::new();
     for (name, dep, dest) in &missing {
         let dest = dest.clone();
+        let item = |what| DepsError::Item {
+            name: (*name).clone(),
+            what,
+        };
+        // Both hold for what download_items and artifact_path let through; say so if not.
         let parent = dest
             .parent()
-            .expect("artifact paths have a parent")
+            .ok_or_else(|| item("no cache directory"))?
             .to_path_buf();
+        let digest = Digest::parse(&dep.digest).map_err(|_| item("invalid digest"))?;
         std::fs::create_dir_all(&parent).map_err(|source| DepsError::Write {
             path: parent,
             source,
@@ -385,7 +391,7 @@ pub async fn download(
         targets.push(Target {
             key: (*name).clone(),
             url: dep.url.clone(),
-            digest: Digest::parse(&dep.digest).expect("checked above"),
+            digest,
             size: dep.size,
             dest,
         });
@@ -419,7 +425,10 @@ pub async fn download(
 
 fn write_manifest(deps: &Deps, kind: &str, arch: &str, m: &Manifest) -> Result<(), DepsError> {
     let latest = deps.manifest_path(kind, arch);
-    let text = serde_json::to_string_pretty(m).expect("a manifest serialises") + "\n";
+    let text = serde_json::to_string_pretty(m).map_err(|e| DepsError::Write {
+        path: latest.clone(),
+        source: e.into(),
+    })? + "\n";
     let mut h = fetch::hash::Hasher::new(vmagent::manifest::Algorithm::Sha256);
     h.update(text.as_bytes());
     let hex = h.finish().hex;

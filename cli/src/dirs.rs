@@ -53,8 +53,12 @@ pub enum ConfigFileError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: not valid JSON ({reason}); fix or remove it and rerun", path.display())]
-    Parse { path: PathBuf, reason: String },
+    #[error("{}: not valid JSON ({source}); fix or remove it and rerun", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("unsupported config file version: {version} (in {})", path.display())]
     Version { path: PathBuf, version: String },
 }
@@ -73,10 +77,11 @@ pub fn ensure_config_file(config_dir: &Path) -> Result<(), ConfigFileError> {
         }
         Err(source) => return Err(ConfigFileError::Read { path, source }),
     };
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ConfigFileError::Parse {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| ConfigFileError::Parse {
+            path: path.clone(),
+            source,
+        })?;
     match v.pointer("/config/version") {
         Some(n) if n.as_u64() == Some(1) => Ok(()),
         other => Err(ConfigFileError::Version {
@@ -123,11 +128,15 @@ mod tests {
             )
         );
         std::fs::write(dir.join("config.json"), "{").unwrap();
+        let err = ensure_config_file(&dir).unwrap_err();
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
+        // The JSON error is kept as the cause, not only flattened into the message.
+        let cause = std::error::Error::source(&err).map(|c| c.to_string());
         assert!(
-            ensure_config_file(&dir)
-                .unwrap_err()
-                .to_string()
-                .contains("not valid JSON")
+            cause
+                .as_ref()
+                .is_some_and(|c| err.to_string().contains(c.as_str())),
+            "{err}"
         );
     }
 }

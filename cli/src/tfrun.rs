@@ -19,7 +19,11 @@ pub enum TfError {
     #[error(
         "PODPLANE_TF_CMD command {cmd:?} not found: {reason}; set PODPLANE_TF_CMD to an executable name on PATH or a path, or unset it"
     )]
-    OverrideNotFound { cmd: String, reason: String },
+    OverrideNotFound {
+        cmd: String,
+        #[source]
+        reason: OverrideProblem,
+    },
     #[error("OpenTofu/Terraform executable not found on PATH; install tofu or terraform")]
     NotFound,
     #[error(
@@ -54,14 +58,40 @@ pub enum TfError {
     #[error(
         "run OpenTofu/Terraform [output -json] in {dir}: stdout is not JSON ({reason}); run `tofu output -json` there to inspect it"
     )]
-    OutputJson { dir: PathBuf, reason: String },
+    OutputJson {
+        dir: PathBuf,
+        #[source]
+        reason: OutputProblem,
+    },
+}
+
+/// Why the `PODPLANE_TF_CMD` command cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideProblem {
+    #[error("{0}")]
+    Stat(#[source] std::io::Error),
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("file is not executable")]
+    NotExecutable,
+    #[error("no executable of that name on PATH")]
+    NotOnPath,
+}
+
+/// Why `output -json` gave nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputProblem {
+    #[error("reading stdout: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
 }
 
 /// Resolves the executable: `env_override` (the value of `PODPLANE_TF_CMD`) when set, else
 /// `tofu`, else `terraform`, searched in `path_var` (the value of `PATH`).
 pub fn locate(env_override: Option<&str>, path_var: Option<&OsStr>) -> Result<PathBuf, TfError> {
     if let Some(cmd) = env_override.filter(|c| !c.trim().is_empty()) {
-        let not_found = |reason: String| TfError::OverrideNotFound {
+        let not_found = |reason: OverrideProblem| TfError::OverrideNotFound {
             cmd: cmd.to_string(),
             reason,
         };
@@ -69,16 +99,15 @@ pub fn locate(env_override: Option<&str>, path_var: Option<&OsStr>) -> Result<Pa
             // Absolute: commands run in the cluster directory, not where this was resolved.
             let p = std::path::absolute(cmd).unwrap_or_else(|_| PathBuf::from(cmd));
             return match std::fs::metadata(&p) {
-                Err(e) => Err(not_found(e.to_string())),
-                Ok(m) if !m.is_file() => Err(not_found("not a regular file".into())),
+                Err(e) => Err(not_found(OverrideProblem::Stat(e))),
+                Ok(m) if !m.is_file() => Err(not_found(OverrideProblem::NotAFile)),
                 Ok(m) if m.permissions().mode() & 0o111 == 0 => {
-                    Err(not_found("file is not executable".into()))
+                    Err(not_found(OverrideProblem::NotExecutable))
                 }
                 Ok(_) => Ok(p),
             };
         }
-        return search_path(cmd, path_var)
-            .ok_or_else(|| not_found("no executable of that name on PATH".into()));
+        return search_path(cmd, path_var).ok_or_else(|| not_found(OverrideProblem::NotOnPath));
     }
     search_path("tofu", path_var)
         .or_else(|| search_path("terraform", path_var))
@@ -185,12 +214,12 @@ impl Runner {
         if let Some(Err(e)) = read {
             return Err(TfError::OutputJson {
                 dir: self.dir.clone(),
-                reason: format!("reading stdout: {e}"),
+                reason: OutputProblem::Read(e),
             });
         }
         serde_json::from_slice(&buf).map_err(|e| TfError::OutputJson {
             dir: self.dir.clone(),
-            reason: e.to_string(),
+            reason: OutputProblem::Json(e),
         })
     }
 

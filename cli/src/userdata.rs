@@ -121,7 +121,9 @@ fn validate(f: &Facts) -> Result<(), UserdataError> {
     Ok(())
 }
 
-/// `'value'` for the shell (a `'` inside is written `'\''`).
+/// `'value'` for the shell (a `'` inside is written `'\''`). Kept by hand rather than
+/// `shlex::try_quote`: that leaves safe words bare and switches to `"…"` for some values, while
+/// every value here is written in the one `'…'` form the scripts (and their golden copies) use.
 fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', "'\\''"))
 }

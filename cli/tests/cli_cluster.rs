@@ -200,7 +200,7 @@ fn schema_command_prints_the_generated_schema() {
     }
     // The fixture, round-tripped through the Rust types, conforms to the schema…
     let cfg = podplane::tfgen::load_and_validate(&fixture()).unwrap();
-    let value = serde_json::to_value(&cfg).unwrap();
+    let value = serde_json::to_value(cfg.config()).unwrap();
     conforms(&schema, &schema, &value, "$").unwrap();
     // …and the checker does reject what the schema forbids.
     let mut bad = value.clone();

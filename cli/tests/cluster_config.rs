@@ -61,7 +61,7 @@ fn full_error(edits: &[(&str, Option<Value>)]) -> String {
         edit(&mut v, pointer, new.clone());
     }
     match tfgen::validate_for_terraform(&parse_value(&v)) {
-        Ok(()) => "<valid>".into(),
+        Ok(_) => "<valid>".into(),
         Err(e) => e.to_string(),
     }
 }
@@ -86,7 +86,9 @@ fn assert_cases(cases: &[(Vec<Edit>, &str)]) {
 
 #[test]
 fn fixture_is_valid_and_round_trips() {
-    let cfg = tfgen::load_and_validate(&fixture_path()).unwrap();
+    let cfg = tfgen::load_and_validate(&fixture_path())
+        .unwrap()
+        .into_config();
     assert_eq!(cfg.cluster.id, "test-cluster");
     assert_eq!(cfg.cluster.pools.len(), 2);
     assert_eq!(
@@ -968,7 +970,7 @@ fn terraform_only_domain_provider_rule() {
     for (p, n) in edits {
         edit(&mut v, p, n);
     }
-    assert_eq!(config::validate(&parse_value(&v)), Ok(()));
+    assert_eq!(config::validate(&parse_value(&v)).map(|_| ()), Ok(()));
 }
 
 #[test]
@@ -1148,4 +1150,51 @@ fn service_account_issuer_the_cli_sends_is_accepted_by_the_node() {
         checked >= 4,
         "only {checked} API hostnames were valid in the CLI"
     );
+}
+
+/// Validation hands back the values it parsed, typed: generation reads these instead of the
+/// strings (port defaulted, provider kind, canonical VPC network, ACME directory, networks).
+#[test]
+fn validated_config_carries_parsed_values() {
+    let valid = config::validate(&parse_value(&base())).unwrap();
+    assert_eq!(valid.issuer_url().as_str(), "https://auth.example.com/");
+    assert_eq!(valid.api_port(), config::DEFAULT_API_PORT);
+    assert_eq!(valid.provider().kind, vmagent::contract::Provider::Aws);
+    assert_eq!(
+        valid
+            .provider()
+            .vpc_v4cidr
+            .map(|n| n.to_string())
+            .as_deref(),
+        Some("172.18.0.0/16")
+    );
+    assert_eq!(valid.provider().config, valid.cluster.providers[0]);
+    assert_eq!(
+        valid.acme_server().map(|u| u.as_str()),
+        Some(config::DEFAULT_ACME_SERVER)
+    );
+    let nets: Vec<String> = valid
+        .service_network()
+        .cidrs
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nets, config::DEFAULT_SERVICE_CIDRS);
+
+    let mut v = base();
+    edit(&mut v, "/cluster/kubernetes/api_port", Some(json!(8443)));
+    edit(&mut v, "/cluster/kubernetes/api_load_balancer", None);
+    edit(
+        &mut v,
+        "/cluster/acme/server",
+        Some(json!("https://acme.example.com/dir")),
+    );
+    let valid = config::validate(&parse_value(&v)).unwrap();
+    assert_eq!(valid.api_port(), 8443);
+    assert_eq!(
+        valid.acme_server().map(|u| u.as_str()),
+        Some("https://acme.example.com/dir")
+    );
+    // The config as written is kept untouched for rendering.
+    assert_eq!(valid.into_config(), parse_value(&v));
 }

@@ -784,3 +784,27 @@ fn destroy_confirms_then_destroys() {
         "--no-apply set; OIDC config validated and no destroy was run."
     );
 }
+
+/// Validation hands back the issuer and served host split from `oidc.hostname` once, and a
+/// rejected URL-looking hostname keeps why as its cause.
+#[test]
+fn validated_config_carries_issuer_and_host() {
+    let mut cfg = golden();
+    cfg.oidc.hostname = "HTTPS://u:p@auth.example.com:8443/x".into();
+    let valid = oidc::validate(&cfg).unwrap();
+    assert_eq!(valid.issuer_url(), "https://auth.example.com:8443");
+    assert_eq!(valid.host(), "auth.example.com:8443");
+    assert_eq!(valid.config(), &cfg);
+    cfg.oidc.hostname = "auth.example.com".into();
+    let valid = oidc::validate(&cfg).unwrap();
+    assert_eq!(valid.issuer_url(), "https://auth.example.com");
+    assert_eq!(valid.host(), "auth.example.com");
+    cfg.oidc.hostname = "https://auth.example.com:80a".into();
+    let err = oidc::validate(&cfg).unwrap_err();
+    assert_eq!(
+        err,
+        oidc::ValidationError::HostnameUrl(oidc::UrlPartsError::Port)
+    );
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(cause.as_deref(), Some("has an invalid port"));
+}

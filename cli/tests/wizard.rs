@@ -44,7 +44,7 @@ fn assert_usable(cfg: &ClusterConfig) {
 fn json_of(a: &Answers) -> Value {
     let cfg = config_from_answers(a);
     assert_usable(&cfg);
-    serde_json::from_str(&config_json(&cfg)).unwrap()
+    serde_json::from_str(&config_json(&cfg).unwrap()).unwrap()
 }
 
 const DEFAULT_CONFIG: &str = r#"{
@@ -222,7 +222,10 @@ fn default_answers_struct_and_mapping() {
             ..Answers::default()
         }
     );
-    assert_eq!(config_json(&config_from_answers(&a)), DEFAULT_CONFIG);
+    assert_eq!(
+        config_json(&config_from_answers(&a)).unwrap(),
+        DEFAULT_CONFIG
+    );
     // The default answers themselves only lack the API hostname.
     let err = config::validate(&config_from_answers(&d)).unwrap_err();
     assert_eq!(
@@ -291,7 +294,7 @@ fn domain_route53_and_acme_email() {
     assert_eq!(c["components"], json!({}));
     // Key order of the cluster object is the struct order.
     let keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
-    let text = config_json(&config_from_answers(&a));
+    let text = config_json(&config_from_answers(&a)).unwrap();
     let mut last = 0;
     for k in [
         "\"id\"",

@@ -18,6 +18,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::Url;
 use sha2::{Digest, Sha256};
 
+/// Why an `AWS_ENDPOINT_URL*` value is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointProblem {
+    #[error("{0}")]
+    Parse(#[from] url::ParseError),
+    #[error("expected an http:// or https:// URL with a host")]
+    NotHttp,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     #[error(
@@ -30,17 +39,22 @@ pub enum AwsError {
     BadEndpoint {
         var: String,
         value: String,
-        reason: String,
+        #[source]
+        reason: EndpointProblem,
     },
     #[error("cannot build the HTTPS client for AWS: {0}")]
-    Client(String),
+    Client(#[source] reqwest::Error),
     #[error(
         "{what}: request to {url} failed: {reason}; check network access to AWS and the endpoint settings"
     )]
     Request {
         what: String,
         url: String,
+        /// The cause with its whole chain, for the message.
         reason: String,
+        /// The HTTP client's error, when there is one.
+        #[source]
+        source: Option<reqwest::Error>,
     },
     #[error("{what}: HTTP {status} {code}: {message}{hint}")]
     Api {
@@ -133,14 +147,14 @@ impl Config {
                     None => return Ok(None),
                 },
             };
-            let bad = |reason: String| AwsError::BadEndpoint {
+            let bad = |reason: EndpointProblem| AwsError::BadEndpoint {
                 var: var.to_string(),
                 value: value.clone(),
                 reason,
             };
-            let url = Url::parse(value.trim()).map_err(|e| bad(e.to_string()))?;
+            let url = Url::parse(value.trim()).map_err(|e| bad(e.into()))?;
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(bad("expected an http:// or https:// URL with a host".into()));
+                return Err(bad(EndpointProblem::NotHttp));
             }
             Ok(Some(url))
         };
@@ -179,7 +193,7 @@ impl Client {
             .timeout(Duration::from_secs(120))
             .user_agent(concat!("podplane/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| AwsError::Client(e.to_string()))?;
+            .map_err(AwsError::Client)?;
         Ok(Client { http, config })
     }
 
@@ -205,6 +219,7 @@ impl Client {
                     what: what.to_string(),
                     url: url.to_string(),
                     reason: "URL has no host".into(),
+                    source: None,
                 });
             }
         };
@@ -239,6 +254,7 @@ impl Client {
             what: what.to_string(),
             url: url.to_string(),
             reason: describe(&e),
+            source: Some(e),
         };
         let resp = req.send().await.map_err(failed)?;
         let status = resp.status().as_u16();
@@ -380,8 +396,19 @@ mod tests {
                 ("AWS_ENDPOINT_URL_S3", "localhost"),
             ]),
         )
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+        // The parse error stays the typed cause.
+        assert!(
+            matches!(
+                &err,
+                AwsError::BadEndpoint {
+                    reason: EndpointProblem::Parse(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = err.to_string();
         assert!(
             err.starts_with("AWS_ENDPOINT_URL_S3=\"localhost\""),
             "{err}"

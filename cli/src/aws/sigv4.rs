@@ -97,7 +97,8 @@ pub fn canonical_query(query: &[(String, String)]) -> String {
 }
 
 /// Percent-encodes everything except RFC 3986 unreserved characters (and `/` unless
-/// `encode_slash`).
+/// `encode_slash`). Kept by hand: SigV4 fixes this exact set (upper-case hex, `~` kept), and
+/// the `url` crate's serialisers use the WHATWG sets, which differ.
 pub fn uri_encode(s: &str, encode_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -112,21 +113,15 @@ pub fn uri_encode(s: &str, encode_slash: bool) -> String {
     out
 }
 
-/// HMAC-SHA256 (RFC 2104) on top of `sha2`.
+/// HMAC-SHA256 (RFC 2104), from the RustCrypto `hmac` crate over `sha2`.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(data);
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    use hmac::Mac as _;
+    // HMAC takes a key of any length, so `new_from_slice` cannot fail here.
+    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(key) else {
+        unreachable!("HMAC accepts keys of every length")
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 /// `YYYYMMDDTHHMMSSZ` for seconds since the Unix epoch (UTC).

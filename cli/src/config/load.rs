@@ -18,8 +18,12 @@ pub enum ParseError {
     Jsonc(#[from] JsoncError),
     /// A JSON syntax or type error; `at` is the field path (`cluster.pools.main.size`)
     /// when the error is inside the document.
-    #[error("{}{message}", at.as_deref().map(|a| format!("at {a}: ")).unwrap_or_default())]
-    Json { at: Option<String>, message: String },
+    #[error("{}{source}", at.as_deref().map(|a| format!("at {a}: ")).unwrap_or_default())]
+    Json {
+        at: Option<String>,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// A failed light check, in the order they run after parsing.
@@ -28,13 +32,13 @@ pub enum LoadProblem {
     #[error("missing cluster.id")]
     MissingId,
     #[error("invalid cluster.id: {0}")]
-    Id(IdError),
+    Id(#[source] IdError),
     #[error("missing cluster.oidc.issuer_url")]
     MissingIssuerUrl,
     #[error("invalid cluster.seed: {0}")]
-    Seed(SeedError),
+    Seed(#[source] SeedError),
     #[error("invalid cluster.components: {0}")]
-    Components(ComponentsError),
+    Components(#[source] ComponentsError),
 }
 
 /// Any failure to load a cluster config. `Display` is the user-facing message.
@@ -73,13 +77,11 @@ pub fn parse_jsonc<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Pars
         let path = e.path().to_string();
         ParseError::Json {
             at: (path != ".").then_some(path),
-            message: e.into_inner().to_string(),
+            source: e.into_inner(),
         }
     })?;
-    de.end().map_err(|e| ParseError::Json {
-        at: None,
-        message: e.to_string(),
-    })?;
+    de.end()
+        .map_err(|source| ParseError::Json { at: None, source })?;
     Ok(cfg)
 }
 

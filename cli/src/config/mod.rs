@@ -26,13 +26,14 @@ pub(crate) mod schema;
 mod service_network;
 mod types;
 mod validate;
+mod validated;
 
 pub use jsonc::{JsoncError, to_json as jsonc_to_json};
 pub use load::{ConfigError, LoadProblem, ParseError, light_check, load, parse_jsonc, parse_str};
 pub use schema::{SCHEMA_ID, schema_json};
 pub use service_network::{
-    DEFAULT_SERVICE_CIDRS, Family, IpPrefix, ServiceCidrError, ServiceNetwork, api_service_ip,
-    dns_service_ip, service_network,
+    CidrError, DEFAULT_SERVICE_CIDRS, Family, ServiceCidrError, ServiceNetwork, api_service_ip,
+    dns_service_ip, is_canonical, parse_cidr, service_network,
 };
 pub(crate) use types::strict_map;
 pub use types::*;
@@ -41,6 +42,7 @@ pub use validate::{
     check_components, check_dns_name, check_seed, is_aws_region, is_bare_email, is_zone_in_region,
     validate,
 };
+pub use validated::{DEFAULT_API_PORT, ValidProvider, Validated};
 
 /// Default file name of the cluster config.
 pub const DEFAULT_CONFIG_FILE: &str = "podplane.cluster.jsonc";

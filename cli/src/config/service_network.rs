@@ -3,8 +3,9 @@
 //! usable address, network + 2^(32−bits) − 2; IPv6: network + 0xffff).
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ipnet::IpNet;
 use thiserror::Error;
 
 /// Service networks used when `service_cidr` is empty.
@@ -13,80 +14,49 @@ pub const DEFAULT_SERVICE_CIDRS: &[&str] = &["198.18.0.0/15", "fdc6::/108"];
 /// Offset of the CoreDNS address inside an IPv6 service network.
 const IPV6_DNS_OFFSET: u128 = 0xffff;
 
-/// An IP network: address plus prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpPrefix {
-    pub addr: IpAddr,
-    pub bits: u8,
+/// Why a CIDR does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CidrError {
+    #[error("missing \"/\" and prefix length")]
+    MissingSlash,
+    #[error("invalid IP address {addr:?}")]
+    Address {
+        addr: String,
+        #[source]
+        source: AddrParseError,
+    },
+    #[error("invalid prefix length {bits:?}")]
+    PrefixLength { bits: String },
 }
 
-impl fmt::Display for IpPrefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.bits)
+/// Parses `addr/bits` strictly into an [`IpNet`] (host bits kept, see [`is_canonical`]): no
+/// zone, a decimal prefix length without leading zeros. The address goes through `std` and
+/// the prefix through `ipnet`; the split is by hand only to say which half is wrong
+/// (`ipnet`'s own parser reports one error for both).
+pub fn parse_cidr(s: &str) -> Result<IpNet, CidrError> {
+    let Some((addr, bits)) = s.rsplit_once('/') else {
+        return Err(CidrError::MissingSlash);
+    };
+    let ip: IpAddr = addr.parse().map_err(|source| CidrError::Address {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let bad_bits = || CidrError::PrefixLength {
+        bits: bits.to_string(),
+    };
+    let valid_digits = !bits.is_empty()
+        && bits.bytes().all(|b| b.is_ascii_digit())
+        && (bits == "0" || !bits.starts_with('0'));
+    if !valid_digits {
+        return Err(bad_bits());
     }
+    let n: u8 = bits.parse().map_err(|_| bad_bits())?;
+    IpNet::new(ip, n).map_err(|_| bad_bits())
 }
 
-impl IpPrefix {
-    /// Parses `addr/bits` strictly: no zone, decimal prefix length without leading zeros.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let Some((addr, bits)) = s.rsplit_once('/') else {
-            return Err("missing \"/\" and prefix length".into());
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("invalid IP address {addr:?}"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let valid_digits = !bits.is_empty()
-            && bits.bytes().all(|b| b.is_ascii_digit())
-            && (bits == "0" || !bits.starts_with('0'));
-        match bits.parse::<u8>() {
-            Ok(n) if valid_digits && n <= max => Ok(Self { addr, bits: n }),
-            _ => Err(format!("invalid prefix length {bits:?}")),
-        }
-    }
-
-    /// Number of bits in an address of this family.
-    fn width(&self) -> u32 {
-        if self.addr.is_ipv4() { 32 } else { 128 }
-    }
-
-    /// The address as an integer of its family's width.
-    fn value(&self) -> u128 {
-        to_u128(self.addr)
-    }
-
-    fn mask(&self) -> u128 {
-        let width = self.width();
-        let all = if width == 32 {
-            u128::from(u32::MAX)
-        } else {
-            u128::MAX
-        };
-        let host_bits = width - u32::from(self.bits);
-        if host_bits >= 128 {
-            0
-        } else {
-            all & !((1u128 << host_bits) - 1)
-        }
-    }
-
-    /// The prefix with its host bits cleared.
-    pub fn masked(&self) -> Self {
-        Self {
-            addr: from_u128(self.addr, self.value() & self.mask()),
-            bits: self.bits,
-        }
-    }
-
-    /// Whether `self` has no host bits set.
-    pub fn is_canonical(&self) -> bool {
-        self.masked() == *self
-    }
-
-    /// Whether `addr` (of the same family) lies inside the prefix.
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        addr.is_ipv4() == self.addr.is_ipv4() && to_u128(addr) & self.mask() == self.value()
-    }
+/// Whether `net` has no host bits set.
+pub fn is_canonical(net: &IpNet) -> bool {
+    net.trunc() == *net
 }
 
 fn to_u128(addr: IpAddr) -> u128 {
@@ -102,10 +72,6 @@ fn checked_from_u128(like: IpAddr, v: u128) -> Option<IpAddr> {
         IpAddr::V4(_) => u32::try_from(v).ok().map(|v| IpAddr::V4(Ipv4Addr::from(v))),
         IpAddr::V6(_) => Some(IpAddr::V6(Ipv6Addr::from(v))),
     }
-}
-
-fn from_u128(like: IpAddr, v: u128) -> IpAddr {
-    checked_from_u128(like, v).unwrap_or(like)
 }
 
 /// Address family, for messages.
@@ -129,17 +95,18 @@ impl fmt::Display for Family {
 pub enum ServiceCidrError {
     #[error("service_cidr supports at most two networks")]
     TooMany,
-    #[error("service_cidr[{index}] {raw:?} is invalid: {reason}")]
+    #[error("service_cidr[{index}] {raw:?} is invalid: {source}")]
     Invalid {
         index: usize,
         raw: String,
-        reason: String,
+        #[source]
+        source: CidrError,
     },
     #[error("service_cidr[{index}] {raw:?} is not canonical (use \"{canonical}\")")]
     NotCanonical {
         index: usize,
         raw: String,
-        canonical: IpPrefix,
+        canonical: IpNet,
     },
     #[error("service_cidr contains duplicate {0} networks")]
     DuplicateFamily(Family),
@@ -154,7 +121,7 @@ pub enum ServiceCidrError {
 /// Validated service networks with their reserved addresses, index-aligned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceNetwork {
-    pub cidrs: Vec<IpPrefix>,
+    pub cidrs: Vec<IpNet>,
     /// `kubernetes.default` service IP per network.
     pub api: Vec<IpAddr>,
     /// CoreDNS service IP per network.
@@ -162,20 +129,21 @@ pub struct ServiceNetwork {
 }
 
 /// API service IP of a canonical prefix: network + 1.
-pub fn api_service_ip(prefix: IpPrefix) -> Option<IpAddr> {
-    prefix
-        .value()
+pub fn api_service_ip(prefix: IpNet) -> Option<IpAddr> {
+    let net = prefix.network();
+    to_u128(net)
         .checked_add(1)
-        .and_then(|v| checked_from_u128(prefix.addr, v))
-        .filter(|a| prefix.contains(*a))
+        .and_then(|v| checked_from_u128(net, v))
+        .filter(|a| prefix.contains(a))
 }
 
 /// CoreDNS service IP of a canonical prefix (see the module docs); `None` when the prefix
 /// is too small to hold it above the API address.
-pub fn dns_service_ip(prefix: IpPrefix) -> Option<IpAddr> {
-    let offset = match prefix.addr {
+pub fn dns_service_ip(prefix: IpNet) -> Option<IpAddr> {
+    let net = prefix.network();
+    let offset = match net {
         IpAddr::V4(_) => {
-            let host_bits = 32 - u32::from(prefix.bits);
+            let host_bits = 32 - u32::from(prefix.prefix_len());
             if host_bits < 2 {
                 return None;
             }
@@ -183,9 +151,9 @@ pub fn dns_service_ip(prefix: IpPrefix) -> Option<IpAddr> {
         }
         IpAddr::V6(_) => IPV6_DNS_OFFSET,
     };
-    let dns = checked_from_u128(prefix.addr, prefix.value().checked_add(offset)?)?;
+    let dns = checked_from_u128(net, to_u128(net).checked_add(offset)?)?;
     let api = api_service_ip(prefix)?;
-    (prefix.contains(dns) && to_u128(dns) > to_u128(api)).then_some(dns)
+    (prefix.contains(&dns) && to_u128(dns) > to_u128(api)).then_some(dns)
 }
 
 /// Validates `cidrs` (empty means [`DEFAULT_SERVICE_CIDRS`]) and computes the reserved
@@ -207,19 +175,19 @@ pub fn service_network<S: AsRef<str>>(cidrs: &[S]) -> Result<ServiceNetwork, Ser
     };
     let (mut seen4, mut seen6) = (false, false);
     for (index, raw) in list.into_iter().enumerate() {
-        let prefix = IpPrefix::parse(raw).map_err(|reason| ServiceCidrError::Invalid {
+        let prefix = parse_cidr(raw).map_err(|source| ServiceCidrError::Invalid {
             index,
             raw: raw.to_string(),
-            reason,
+            source,
         })?;
-        if !prefix.is_canonical() {
+        if !is_canonical(&prefix) {
             return Err(ServiceCidrError::NotCanonical {
                 index,
                 raw: raw.to_string(),
-                canonical: prefix.masked(),
+                canonical: prefix.trunc(),
             });
         }
-        let is4 = prefix.addr.is_ipv4();
+        let is4 = matches!(prefix, IpNet::V4(_));
         if (is4 && seen4) || (!is4 && seen6) {
             let family = if is4 { Family::V4 } else { Family::V6 };
             return Err(ServiceCidrError::DuplicateFamily(family));
@@ -328,6 +296,27 @@ mod tests {
         assert_eq!(
             err(&["10.0.0.0/16", "fd00::/113"]),
             "service_cidr \"fd00::/113\" has insufficient capacity for the Kubernetes API and DNS services"
+        );
+    }
+
+    /// The parse failure is kept typed as the error's source, not flattened into the text.
+    #[test]
+    fn invalid_cidr_keeps_its_cause() {
+        let e = service_network(&["10.0.0/16"]).unwrap_err();
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(source.to_string(), "invalid IP address \"10.0.0\"");
+        assert!(matches!(
+            parse_cidr("10.0.0/16"),
+            Err(CidrError::Address { .. })
+        ));
+        assert_eq!(
+            parse_cidr("10.0.0.0/16").unwrap().to_string(),
+            "10.0.0.0/16"
+        );
+        assert!(!is_canonical(&parse_cidr("10.0.0.1/16").unwrap()));
+        assert_eq!(
+            parse_cidr("10.0.0.0/01"),
+            Err(CidrError::PrefixLength { bits: "01".into() })
         );
     }
 }

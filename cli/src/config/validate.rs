@@ -18,7 +18,8 @@ use super::service_network::{ServiceCidrError, service_network};
 use super::types::{
     Acme, Cluster, ClusterConfig, Components, DOMAIN_PROVIDER_KINDS, Provider, Seed,
 };
-use predicates::{is_https_url, is_label};
+use super::validated::{DEFAULT_API_PORT, Validated};
+use predicates::{https_url, is_label};
 use provider::{check_provider, require_listener};
 
 pub use predicates::{
@@ -53,7 +54,7 @@ pub enum ComponentsError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ValidationError {
     #[error("cluster.id: {0}")]
-    Id(IdError),
+    Id(#[source] IdError),
     #[error("cluster.oidc.issuer_url is required")]
     IssuerUrlRequired,
     /// The issuer URL breaks the rule the node applies to `OIDC_ISSUER` (one shared function,
@@ -66,13 +67,17 @@ pub enum ValidationError {
     },
     /// A DNS-name rule failure at `field`.
     #[error("{field}: {error}")]
-    DnsName { field: String, error: DnsNameError },
+    DnsName {
+        field: String,
+        #[source]
+        error: DnsNameError,
+    },
     #[error("cluster.kubernetes.service_cidr: {0}")]
-    ServiceCidr(ServiceCidrError),
+    ServiceCidr(#[source] ServiceCidrError),
     #[error("cluster.seed: {0}")]
-    Seed(SeedError),
+    Seed(#[source] SeedError),
     #[error("cluster.components: {0}")]
-    Components(ComponentsError),
+    Components(#[source] ComponentsError),
     /// `<field>: <problem>` (ACME, secrets, load balancer references).
     #[error("{field}: {problem}")]
     Field { field: String, problem: String },
@@ -148,13 +153,19 @@ pub fn check_components(components: &Components) -> Result<(), ComponentsError> 
     Ok(())
 }
 
-fn check_acme(acme: &Acme, cluster: &Cluster) -> Result<(), &'static str> {
+/// ACME rules; on success the directory URL (the default one when `server` is unset).
+fn check_acme(acme: &Acme, cluster: &Cluster) -> Result<url::Url, &'static str> {
     if !is_bare_email(&acme.email) {
         return Err("email must be a valid email address");
     }
-    if !acme.server.is_empty() && !is_https_url(&acme.server) {
+    let server = if acme.server.is_empty() {
+        super::types::DEFAULT_ACME_SERVER
+    } else {
+        &acme.server
+    };
+    let Some(server) = https_url(server) else {
         return Err("server must be a valid HTTPS URL");
-    }
+    };
     let supported = cluster
         .domains
         .iter()
@@ -162,7 +173,7 @@ fn check_acme(acme: &Acme, cluster: &Cluster) -> Result<(), &'static str> {
     if !supported {
         return Err("requires at least one domain with a supported ACME DNS provider");
     }
-    Ok(())
+    Ok(server)
 }
 
 fn check_secrets_name(prefix: &str, name: &str) -> Result<(), String> {
@@ -275,14 +286,14 @@ fn check_domains(cluster: &Cluster, provider: &Provider) -> Result<(), Validatio
 }
 
 /// Full validation: every rule in a fixed order (the order upstream podplane checked in).
-/// First failure wins.
-pub fn validate(cfg: &ClusterConfig) -> Result<(), ValidationError> {
+/// First failure wins; success gives the config with its parsed values ([`Validated`]).
+pub fn validate(cfg: &ClusterConfig) -> Result<Validated, ValidationError> {
     let c = &cfg.cluster;
     check_cluster_id(&c.id).map_err(ValidationError::Id)?;
     if c.oidc.issuer_url.is_empty() {
         return Err(ValidationError::IssuerUrlRequired);
     }
-    vmagent::contract::oidc_issuer_url(&c.oidc.issuer_url).map_err(|source| {
+    let issuer_url = vmagent::contract::oidc_issuer_url(&c.oidc.issuer_url).map_err(|source| {
         ValidationError::IssuerUrl {
             value: c.oidc.issuer_url.clone(),
             source,
@@ -292,12 +303,16 @@ pub fn validate(cfg: &ClusterConfig) -> Result<(), ValidationError> {
         field: "cluster.kubernetes.api_hostname".into(),
         error,
     })?;
-    if !(0..=65535).contains(&c.kubernetes.api_port) {
-        return Err(rule(
-            "cluster.kubernetes.api_port",
-            "must be 1-65535 when set",
-        ));
-    }
+    let api_port = match u16::try_from(c.kubernetes.api_port) {
+        Ok(0) => DEFAULT_API_PORT,
+        Ok(port) => port,
+        Err(_) => {
+            return Err(rule(
+                "cluster.kubernetes.api_port",
+                "must be 1-65535 when set",
+            ));
+        }
+    };
     if !c.registry.hostname.is_empty() {
         check_dns_name(&c.registry.hostname).map_err(|error| ValidationError::DnsName {
             field: "cluster.registry.hostname".into(),
@@ -310,10 +325,12 @@ pub fn validate(cfg: &ClusterConfig) -> Result<(), ValidationError> {
             "is required when domains are configured",
         ));
     }
-    if let Some(acme) = &c.acme {
-        check_acme(acme, c).map_err(|p| field("cluster.acme", p))?;
-    }
-    service_network(&c.kubernetes.service_cidr).map_err(ValidationError::ServiceCidr)?;
+    let acme_server = match &c.acme {
+        Some(acme) => Some(check_acme(acme, c).map_err(|p| field("cluster.acme", p))?),
+        None => None,
+    };
+    let network =
+        service_network(&c.kubernetes.service_cidr).map_err(ValidationError::ServiceCidr)?;
     if c.components
         .registry
         .as_ref()
@@ -357,8 +374,17 @@ pub fn validate(cfg: &ClusterConfig) -> Result<(), ValidationError> {
             return Err(rule(format!("cluster.pools.{name}.size"), "must be >= 0"));
         }
     }
-    for (i, provider) in c.providers.iter().enumerate() {
+    let valid_provider = check_provider(c, 0, first_provider)?;
+    for (i, provider) in c.providers.iter().enumerate().skip(1) {
         check_provider(c, i, provider)?;
     }
-    check_domains(c, first_provider)
+    check_domains(c, first_provider)?;
+    Ok(Validated::new(
+        cfg.clone(),
+        issuer_url,
+        api_port,
+        acme_server,
+        network,
+        valid_provider,
+    ))
 }

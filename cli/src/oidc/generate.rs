@@ -1,10 +1,10 @@
 //! The Easy OIDC OpenTofu/Terraform files: main, variables (header only), outputs, schema copy.
 
-use crate::tfgen::hcl::{Block, Doc, Key, Value, field, ident, raw, str, strs};
-use crate::tfgen::{File, tf_file as tf};
+use crate::hcl::{Block, Doc, Key, Value, field, ident, raw, str, strs};
+use crate::tffile::{File, tf_file as tf};
 
 use super::types::{Client, GroupsOverride, OidcConfig};
-use super::validate::{ValidationError, validate};
+use super::validate::{ValidOidc, ValidationError, validate};
 
 /// `podplane.oidc.main.tf`.
 pub const MAIN_FILE: &str = "podplane.oidc.main.tf";
@@ -17,19 +17,23 @@ pub const OUTPUTS_FILE: &str = "podplane.oidc.outputs.tf";
 /// `podplane.oidc.outputs.tf` and `podplane.oidc.schema.json`, in that order. The config is
 /// fully validated first. Pure: the same config gives the same bytes.
 pub fn generate(cfg: &OidcConfig) -> Result<Vec<File>, ValidationError> {
-    validate(cfg)?;
-    Ok(vec![
-        tf(MAIN_FILE, &main_tf(cfg)),
+    Ok(render(&validate(cfg)?))
+}
+
+/// The files of [`generate`] for a config that passed [`validate`].
+pub fn render(valid: &ValidOidc) -> Vec<File> {
+    vec![
+        tf(MAIN_FILE, &main_tf(valid)),
         tf(VARIABLES_FILE, &Doc::default()),
         tf(OUTPUTS_FILE, &outputs_tf()),
         File {
             name: super::SCHEMA_FILE.into(),
             content: super::schema_copy().into_bytes(),
         },
-    ])
+    ]
 }
 
-fn main_tf(cfg: &OidcConfig) -> Doc {
+fn main_tf(cfg: &ValidOidc) -> Doc {
     let o = &cfg.oidc;
     let mut doc = Doc::default();
     doc.push(

@@ -7,7 +7,7 @@
 //! * [`generate`] is pure: config in, files out (`podplane.oidc.main.tf`,
 //!   `podplane.oidc.variables.tf`, `podplane.oidc.outputs.tf`, `podplane.oidc.schema.json`),
 //!   formatted as `terraform fmt` would and with user strings escaped by
-//!   [`crate::tfgen::hcl::quote`].
+//!   [`crate::hcl::quote`].
 //! * [`generate_files`], [`apply`] and [`destroy`] are the command steps.
 
 mod generate;
@@ -18,7 +18,7 @@ mod types;
 mod url;
 mod validate;
 
-pub use generate::{MAIN_FILE, OUTPUTS_FILE, VARIABLES_FILE, generate};
+pub use generate::{MAIN_FILE, OUTPUTS_FILE, VARIABLES_FILE, generate, render};
 pub use load::{OidcConfigError, load, parse_str};
 pub use run::{
     APPLY_QUESTION, CreateError, DESTROY_DONE_MESSAGE, DESTROY_QUESTION, Generated,
@@ -26,7 +26,8 @@ pub use run::{
 };
 pub use schema::{SCHEMA_ID, schema_copy, schema_json};
 pub use types::*;
-pub use validate::{ValidationError, validate};
+pub use url::UrlPartsError;
+pub use validate::{ValidOidc, ValidationError, validate};
 
 /// Default file name of the OIDC config.
 pub const DEFAULT_CONFIG_FILE: &str = "podplane.oidc.jsonc";

@@ -4,12 +4,12 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use crate::tfgen;
+use crate::tffile;
 use crate::tfrun::{Runner, TfError, confirm};
 
 use super::load::{OidcConfigError, load};
 use super::types::OidcConfig;
-use super::validate::ValidationError;
+use super::validate::{ValidOidc, ValidationError};
 
 /// Printed by `oidc delete --no-apply`.
 pub const NO_APPLY_DELETE_MESSAGE: &str =
@@ -33,14 +33,14 @@ pub struct Generated {
     /// Directory the files were written to (the config's).
     pub dir: PathBuf,
     /// The validated config.
-    pub config: OidcConfig,
+    pub config: ValidOidc,
     /// Names of the files written, in order.
     pub files: Vec<String>,
 }
 
 impl Generated {
     /// The issuer URL the server will have (what `cluster.oidc.issuer_url` should be).
-    pub fn issuer_url(&self) -> String {
+    pub fn issuer_url(&self) -> &str {
         self.config.issuer_url()
     }
 }
@@ -55,7 +55,7 @@ pub enum CreateError {
         source: ValidationError,
     },
     #[error(transparent)]
-    Write(#[from] tfgen::WriteError),
+    Write(#[from] tffile::WriteError),
 }
 
 /// `oidc create` up to "Generated …": make `config_path` absolute, load and fully validate it
@@ -65,11 +65,12 @@ pub fn generate_files(config_path: &Path) -> Result<Generated, CreateError> {
     let path = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
     let config = load(&path)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let files = super::generate(&config).map_err(|source| CreateError::Invalid {
+    let config = super::validate(&config).map_err(|source| CreateError::Invalid {
         path: path.clone(),
         source,
     })?;
-    tfgen::write(&dir, &files, "podplane oidc create")?;
+    let files = super::render(&config);
+    tffile::write(&dir, &files, "podplane oidc create")?;
     Ok(Generated {
         config_path: path,
         dir,
@@ -83,7 +84,7 @@ pub enum RunError {
     #[error(transparent)]
     Tf(#[from] TfError),
     #[error("read the answer: {0}")]
-    Prompt(std::io::Error),
+    Prompt(#[source] std::io::Error),
     /// `apply cancelled` / `destroy cancelled`.
     #[error("{0} cancelled")]
     Cancelled(&'static str),

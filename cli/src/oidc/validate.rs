@@ -3,7 +3,7 @@
 //! deterministic.
 
 use super::types::OidcConfig;
-use super::url::url_parts;
+use super::url::{UrlPartsError, url_parts};
 
 /// A failed rule. `Display` is the message after `OIDC config <path>: `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,8 +18,9 @@ pub enum ValidationError {
     RegionRequired,
     #[error("oidc.hostname is required")]
     HostnameRequired,
+    /// The hostname contains `://` but is not a URL with a host (the cause says why).
     #[error("oidc.hostname must be a hostname, not a URL")]
-    HostnameUrl,
+    HostnameUrl(#[source] UrlPartsError),
     #[error("oidc.domain.provider.kind {0:?} is not supported for managed DNS yet")]
     DomainProviderUnsupported(String),
     #[error("oidc.connector.kind is required")]
@@ -36,8 +37,42 @@ pub enum ValidationError {
     UnknownGroupsOverride { client: String, name: String },
 }
 
-/// Runs every rule in order and returns the first failure.
-pub fn validate(cfg: &OidcConfig) -> Result<(), ValidationError> {
+/// An OIDC config that passed [`validate`]: the config as written (it dereferences to it) plus
+/// the issuer URL and served host, split from `oidc.hostname` once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidOidc {
+    config: OidcConfig,
+    issuer_url: String,
+    host: String,
+}
+
+impl ValidOidc {
+    /// The config as written.
+    pub fn config(&self) -> &OidcConfig {
+        &self.config
+    }
+
+    /// `https://<hostname>`, or `<scheme>://<host>` when the hostname was given as a URL.
+    pub fn issuer_url(&self) -> &str {
+        &self.issuer_url
+    }
+
+    /// The host the server answers on (the module's `oidc_addr`), with its port if given.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+impl std::ops::Deref for ValidOidc {
+    type Target = OidcConfig;
+
+    fn deref(&self) -> &OidcConfig {
+        &self.config
+    }
+}
+
+/// Runs every rule in order and returns the first failure, or the [`ValidOidc`] config.
+pub fn validate(cfg: &OidcConfig) -> Result<ValidOidc, ValidationError> {
     use ValidationError as E;
     let o = &cfg.oidc;
     match o.provider.kind.as_str() {
@@ -53,9 +88,11 @@ pub fn validate(cfg: &OidcConfig) -> Result<(), ValidationError> {
     if o.hostname.is_empty() {
         return Err(E::HostnameRequired);
     }
-    if let Some(Err(())) = url_parts(&o.hostname) {
-        return Err(E::HostnameUrl);
-    }
+    let (issuer_url, host) = match url_parts(&o.hostname) {
+        Some(Ok((scheme, host))) => (format!("{scheme}://{host}"), host),
+        Some(Err(why)) => return Err(E::HostnameUrl(why)),
+        None => (format!("https://{}", o.hostname), o.hostname.clone()),
+    };
     let dns = &o.domain.provider.kind;
     if !dns.is_empty() && dns != "aws" {
         return Err(E::DomainProviderUnsupported(dns.clone()));
@@ -83,5 +120,9 @@ pub fn validate(cfg: &OidcConfig) -> Result<(), ValidationError> {
             });
         }
     }
-    Ok(())
+    Ok(ValidOidc {
+        config: cfg.clone(),
+        issuer_url,
+        host,
+    })
 }

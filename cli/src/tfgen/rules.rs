@@ -6,17 +6,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::hcl::safe_name;
-use crate::config::{self, ClusterConfig, ConfigError, ValidationError};
+use crate::config::{self, ClusterConfig, ConfigError, Validated, ValidationError};
+use crate::hcl::safe_name;
+use vmagent::contract::Provider as ProviderKind;
 
 /// [`config::validate`] plus the checks that only Terraform generation makes: the rendered
 /// provider must be `aws` and domain DNS providers must be `aws-route53` (or absent).
-pub fn validate_for_terraform(cfg: &ClusterConfig) -> Result<(), ValidationError> {
-    config::validate(cfg)?;
+/// Success gives the [`Validated`] config generation consumes.
+pub fn validate_for_terraform(cfg: &ClusterConfig) -> Result<Validated, ValidationError> {
+    let valid = config::validate(cfg)?;
     let c = &cfg.cluster;
-    if let Some(p) = c.providers.first()
-        && p.kind != "aws"
-    {
+    let p = &valid.provider().config;
+    if valid.provider().kind != ProviderKind::Aws {
         return Err(ValidationError::rule(
             "cluster provider",
             format!("{:?} is not supported", p.kind),
@@ -41,65 +42,62 @@ pub fn validate_for_terraform(cfg: &ClusterConfig) -> Result<(), ValidationError
             ));
         }
     }
-    if let Some(p) = c.providers.first() {
-        let at = "cluster.providers[0]";
-        if p.tags.keys().any(|k| k.trim().is_empty()) {
+    let at = "cluster.providers[0]";
+    if p.tags.keys().any(|k| k.trim().is_empty()) {
+        return Err(ValidationError::rule(
+            format!("{at}.tags"),
+            "has an empty key",
+        ));
+    }
+    // Each zone becomes a `shard_<zone>` module: two zones must not map to one name.
+    let mut shards: BTreeMap<String, &str> = Default::default();
+    for zone in p.zones.keys() {
+        let id = safe_name(&["shard", zone]);
+        if let Some(other) = shards.insert(id.clone(), zone) {
             return Err(ValidationError::rule(
-                format!("{at}.tags"),
-                "has an empty key",
+                format!("{at}.zones.{zone}"),
+                format!("and zone {other:?} both become module {id:?}; rename or drop one"),
             ));
         }
-        // Each zone becomes a `shard_<zone>` module: two zones must not map to one name.
-        let mut shards: BTreeMap<String, &str> = Default::default();
-        for zone in p.zones.keys() {
-            let id = safe_name(&["shard", zone]);
-            if let Some(other) = shards.insert(id.clone(), zone) {
+    }
+    // Every shard (zone) runs its Nstance server in that zone's `nstance` subnets (the shard
+    // module's precondition), and a group of every pool in that zone's pool subnets.
+    for (zone, subnets) in &p.zones {
+        if !subnets.iter().any(|s| s.role() == "nstance") {
+            return Err(ValidationError::rule(
+                format!("{at}.zones.{zone}"),
+                "has no subnet with \"services\": [\"nstance\"]; every zone runs its own Nstance server",
+            ));
+        }
+        for pool in c.pools.keys() {
+            if !subnets.iter().any(|s| &s.pool == pool) {
                 return Err(ValidationError::rule(
                     format!("{at}.zones.{zone}"),
-                    format!("and zone {other:?} both become module {id:?}; rename or drop one"),
+                    format!(
+                        "has no subnet for pool {pool:?}; every pool runs in every zone, add a subnet with \"pool\": {pool:?}"
+                    ),
                 ));
-            }
-        }
-        // Every shard (zone) runs its Nstance server in that zone's `nstance` subnets (the shard
-        // module's precondition), and a group of every pool in that zone's pool subnets.
-        for (zone, subnets) in &p.zones {
-            if !subnets.iter().any(|s| s.role() == "nstance") {
-                return Err(ValidationError::rule(
-                    format!("{at}.zones.{zone}"),
-                    "has no subnet with \"services\": [\"nstance\"]; every zone runs its own Nstance server",
-                ));
-            }
-            for pool in c.pools.keys() {
-                if !subnets.iter().any(|s| &s.pool == pool) {
-                    return Err(ValidationError::rule(
-                        format!("{at}.zones.{zone}"),
-                        format!(
-                            "has no subnet for pool {pool:?}; every pool runs in every zone, add a subnet with \"pool\": {pool:?}"
-                        ),
-                    ));
-                }
-            }
-        }
-        if p.vpc.v6cidr != "auto" {
-            for (zone, subnets) in &p.zones {
-                if let Some(i) = subnets.iter().position(|s| s.v6cidr == "auto") {
-                    return Err(ValidationError::rule(
-                        format!("{at}.zones.{zone}[{i}].v6cidr"),
-                        "\"auto\" needs IPv6 on the VPC (vpc.v6cidr \"auto\")",
-                    ));
-                }
             }
         }
     }
-    Ok(())
+    if p.vpc.v6cidr != "auto" {
+        for (zone, subnets) in &p.zones {
+            if let Some(i) = subnets.iter().position(|s| s.v6cidr == "auto") {
+                return Err(ValidationError::rule(
+                    format!("{at}.zones.{zone}[{i}].v6cidr"),
+                    "\"auto\" needs IPv6 on the VPC (vpc.v6cidr \"auto\")",
+                ));
+            }
+        }
+    }
+    Ok(valid)
 }
 
 /// [`config::load`] followed by full validation including the Terraform-generation-only rules.
-pub fn load_and_validate(path: &Path) -> Result<ClusterConfig, ConfigError> {
+pub fn load_and_validate(path: &Path) -> Result<Validated, ConfigError> {
     let cfg = config::load(path)?;
     validate_for_terraform(&cfg).map_err(|source| ConfigError::Validation {
         path: path.display().to_string(),
         source,
-    })?;
-    Ok(cfg)
+    })
 }

@@ -243,12 +243,14 @@ fn first_two_octets(cidr: &str) -> (&str, &str) {
 ///
 /// The model's serde attributes already give this shape: only strings, scalars, lists, maps
 /// and `Option`s are skipped when empty, never nested structs.
-pub fn config_json(cfg: &ClusterConfig) -> String {
+///
+/// Fails only if serde_json cannot serialise the model (it has string keys only, so it can).
+pub fn config_json(cfg: &ClusterConfig) -> serde_json::Result<String> {
     let mut cfg = cfg.clone();
     if cfg.schema.is_empty() {
         cfg.schema = DEFAULT_SCHEMA_REF.into();
     }
-    let mut text = serde_json::to_string_pretty(&cfg).expect("cluster config serialises");
+    let mut text = serde_json::to_string_pretty(&cfg)?;
     text.push('\n');
-    text
+    Ok(text)
 }

@@ -9,14 +9,14 @@ use super::WizardError;
 use super::answers::{Answers, ROUTE53, config_from_answers, config_json};
 use super::prompt::ask;
 use crate::config::{
-    ClusterConfig, IpPrefix, check_cluster_id, check_dns_name, is_aws_region, is_zone_in_region,
-    light_check,
+    ClusterConfig, check_cluster_id, check_dns_name, is_aws_region, is_canonical,
+    is_zone_in_region, light_check, parse_cidr,
 };
 use crate::tfgen::validate_for_terraform;
 
 /// Writes `cfg` to `path` atomically with mode 0644 (see [`config_json`] for the format).
 pub fn write_config(path: &Path, cfg: &ClusterConfig) -> io::Result<()> {
-    vmagent::fsutil::write_atomic(path, config_json(cfg).as_bytes(), Some(0o644))
+    vmagent::fsutil::write_atomic(path, config_json(cfg)?.as_bytes(), Some(0o644))
 }
 
 fn cancelled() -> WizardError {
@@ -66,8 +66,10 @@ fn domain_answer(v: &str) -> Result<String, String> {
 
 fn vpc_cidr_answer(v: &str) -> Result<String, String> {
     let rule = "must be a canonical IPv4 /16 CIDR such as 172.18.0.0/16";
-    match IpPrefix::parse(v) {
-        Ok(p) if p.addr.is_ipv4() && p.bits == 16 && p.is_canonical() => Ok(v.to_string()),
+    match parse_cidr(v) {
+        Ok(p @ ipnet::IpNet::V4(_)) if p.prefix_len() == 16 && is_canonical(&p) => {
+            Ok(v.to_string())
+        }
         _ => Err(rule.into()),
     }
 }

@@ -66,7 +66,7 @@ pub enum WizardError {
     IssuerRequired,
     /// Reading the answers or writing the questions failed.
     #[error("cluster config prompt: {0}")]
-    Prompt(io::Error),
+    Prompt(#[source] io::Error),
     #[error("create directory {}: {source}", path.display())]
     CreateDir { path: PathBuf, source: io::Error },
     #[error("write cluster config {}: {source}", path.display())]
@@ -74,8 +74,8 @@ pub enum WizardError {
     /// The answers produced a config that fails the light checks. Not reachable through the
     /// prompts (they validate every answer); kept as a safety net.
     #[error("generated cluster config is invalid: {0}")]
-    Light(LoadProblem),
+    Light(#[source] LoadProblem),
     /// As [`WizardError::Light`], for full validation.
     #[error("generated cluster config is invalid: {0}")]
-    Invalid(ValidationError),
+    Invalid(#[source] ValidationError),
 }

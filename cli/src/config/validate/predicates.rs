@@ -1,11 +1,13 @@
 //! Format rules for single values: cluster IDs, DNS names, AWS regions and zones, email
-//! addresses, HTTPS URLs and IPv4 CIDRs. They know nothing about the rest of the config.
+//! addresses, HTTPS URLs (`url`) and IPv4 CIDRs (`ipnet`). They know nothing about the rest of the config.
 
 use std::net::IpAddr;
 
 use thiserror::Error;
 
-use crate::config::service_network::IpPrefix;
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::config::service_network::parse_cidr;
 
 /// Why a cluster ID is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -143,31 +145,30 @@ pub fn is_bare_email(s: &str) -> bool {
     }
 }
 
-/// An absolute `https://host[:port][/path]` URL with a non-empty host.
-pub(super) fn is_https_url(s: &str) -> bool {
-    let Some(rest) = s
+/// An absolute `https://host[:port][/path]` URL with a non-empty host, parsed. Two things are
+/// refused before the `url` crate sees the text, because the URL standard it follows would
+/// repair them silently: whitespace and control characters (some are dropped), and anything
+/// but `https://` followed by the host (`https:host` and `https:///host` parse as `host`).
+pub(super) fn https_url(s: &str) -> Option<url::Url> {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let authority = s
         .get(..8)
         .filter(|p| p.eq_ignore_ascii_case("https://"))
-        .map(|_| &s[8..])
-    else {
-        return false;
-    };
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
+        .and_then(|_| s.get(8..))?;
+    if authority.is_empty() || authority.starts_with(['/', '\\', '?', '#']) {
+        return None;
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host_port.starts_with('[') {
-        host_port.split_inclusive(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    !host.is_empty()
+    url::Url::parse(s)
+        .ok()
+        .filter(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()))
 }
 
-/// Parses a canonical IPv4 CIDR.
-pub(super) fn canonical_v4(s: &str) -> Option<IpPrefix> {
-    IpPrefix::parse(s)
-        .ok()
-        .filter(|p| p.addr.is_ipv4() && p.is_canonical())
+/// Parses a canonical IPv4 CIDR (no host bits set), as strictly as the service networks.
+pub(super) fn canonical_v4(s: &str) -> Option<Ipv4Net> {
+    match parse_cidr(s) {
+        Ok(IpNet::V4(net)) if net.trunc() == net => Some(net),
+        _ => None,
+    }
 }

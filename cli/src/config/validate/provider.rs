@@ -6,22 +6,25 @@ use std::collections::{BTreeSet, HashSet};
 use super::predicates::{canonical_v4, is_aws_region, is_zone_in_region};
 use super::{ValidationError, rule};
 use crate::config::types::{Cluster, Provider, Subnet};
+use crate::config::validated::ValidProvider;
 use vmagent::contract::Provider as ProviderKind;
 
+/// Checks `cluster.providers[index]`; on success returns its typed form.
 pub(super) fn check_provider(
     cluster: &Cluster,
     index: usize,
     p: &Provider,
-) -> Result<(), ValidationError> {
+) -> Result<ValidProvider, ValidationError> {
     let prefix = format!("cluster.providers[{index}]");
-    match ProviderKind::parse(&p.kind) {
-        Some(ProviderKind::Aws) => {
+    let kind = match ProviderKind::parse(&p.kind) {
+        Some(kind @ ProviderKind::Aws) => {
             if !is_aws_region(&p.region) {
                 return Err(rule(
                     format!("{prefix}.region"),
                     "must be a valid AWS region",
                 ));
             }
+            kind
         }
         Some(ProviderKind::Google) => {
             return Err(rule(
@@ -35,8 +38,10 @@ pub(super) fn check_provider(
                 "proxmox is not supported by cluster create",
             ));
         }
-        _ => return Err(rule(format!("{prefix}.kind"), "must be aws")),
-    }
+        Some(ProviderKind::Local) | None => {
+            return Err(rule(format!("{prefix}.kind"), "must be aws"));
+        }
+    };
     let vpc = &p.vpc;
     if !vpc.id.is_empty() && (!vpc.v4cidr.is_empty() || !vpc.v6cidr.is_empty()) {
         return Err(rule(
@@ -99,7 +104,7 @@ pub(super) fn check_provider(
                 let parsed = canonical_v4(&subnet.v4cidr)
                     .ok_or_else(|| rule(format!("{sp}.v4cidr"), "must be a canonical IPv4 CIDR"))?;
                 if let Some(vpc_net) = vpc_prefix
-                    && (parsed.bits < vpc_net.bits || !vpc_net.contains(parsed.addr))
+                    && !vpc_net.contains(&parsed)
                 {
                     return Err(rule(
                         format!("{sp}.v4cidr"),
@@ -168,7 +173,11 @@ pub(super) fn check_provider(
             }
         }
     }
-    Ok(())
+    Ok(ValidProvider {
+        kind,
+        vpc_v4cidr: vpc_prefix,
+        config: p.clone(),
+    })
 }
 
 fn check_subnet(cluster: &Cluster, sp: &str, subnet: &Subnet) -> Result<(), ValidationError> {

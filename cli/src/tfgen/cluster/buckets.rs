@@ -1,6 +1,6 @@
 //! `podplane.cluster.buckets.tf`: the Netsy and registry buckets, private and encrypted.
 
-use crate::tfgen::hcl::{Block, Doc, Value, field, raw, str};
+use crate::hcl::{Block, Doc, Value, field, raw, str};
 
 pub(super) fn doc() -> Doc {
     let mut doc = Doc::default();

@@ -5,7 +5,7 @@ use vmagent::contract::Kind;
 use vmagent::contract::certs::{self, Delivery};
 
 use crate::config;
-use crate::tfgen::hcl::{Value, field, ident, raw, str, strs};
+use crate::hcl::{Value, field, ident, raw, str, strs};
 
 /// One Nstance certificate template.
 struct Cert {

@@ -2,7 +2,7 @@
 
 use super::shared::{api_covered, api_managed};
 use crate::config::ClusterConfig;
-use crate::tfgen::hcl::{Block, Doc, Value, field, ident, raw, str};
+use crate::hcl::{Block, Doc, Value, field, ident, raw, str};
 
 pub(super) fn doc(cfg: &ClusterConfig, net: &str) -> Doc {
     let c = &cfg.cluster;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::shared::variable;
 use crate::config::{ClusterConfig, Provider};
-use crate::tfgen::hcl::{Block, Doc, Value, field, ident, str};
+use crate::hcl::{Block, Doc, Value, field, ident, str};
 
 pub(super) fn doc(cfg: &ClusterConfig, p: &Provider) -> Doc {
     let c = &cfg.cluster;

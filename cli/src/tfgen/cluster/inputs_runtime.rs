@@ -1,14 +1,15 @@
 //! `podplane.cluster.inputs.runtime.tf`: inputs pushed to running VMs without replacing them.
 
 use super::shared::variable;
-use crate::config::{self, ClusterConfig};
-use crate::tfgen::hcl::{Block, Doc, Value, raw, str, strs};
+use crate::config::Validated;
+use crate::hcl::{Block, Doc, Value, raw, str, strs};
 
 /// (name, description, type, default, sensitive, whole-number maximum)
 type VarSpec<'a> = (&'a str, String, &'a str, Value, bool, Option<u32>);
 
-pub(super) fn doc(cfg: &ClusterConfig, network: &config::ServiceNetwork) -> Doc {
-    let c = &cfg.cluster;
+pub(super) fn doc(valid: &Validated) -> Doc {
+    let c = &valid.cluster;
+    let network = valid.service_network();
     let when_set = "existing VMs are reconfigured when set.";
     let static_key = |what: &str, prefer: &str| {
         format!(
@@ -21,11 +22,7 @@ pub(super) fn doc(cfg: &ClusterConfig, network: &config::ServiceNetwork) -> Doc 
     } else {
         strs(&c.oidc.signing_algs)
     };
-    let api_port = if c.kubernetes.api_port != 0 {
-        c.kubernetes.api_port
-    } else {
-        6443
-    };
+    let api_port = i64::from(valid.api_port());
     let registry_hostname = if !c.registry.hostname.is_empty() {
         c.registry.hostname.clone()
     } else if c.domains.is_empty() {

@@ -2,7 +2,7 @@
 
 use super::shared::variable;
 use crate::config::ClusterConfig;
-use crate::tfgen::hcl::{Doc, Value, field, str};
+use crate::hcl::{Doc, Value, field, str};
 
 pub(super) fn doc(cfg: &ClusterConfig) -> Doc {
     let pools = &cfg.cluster.pools;

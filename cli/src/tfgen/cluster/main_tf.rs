@@ -8,8 +8,8 @@ use super::certificates::{certificate_files, certificates};
 use super::shared::{is_seeded, module, route53_acme, string_map};
 use super::{Options, USERDATA_TEMPLATE, pool_kind, required_targets};
 use crate::config::{self, ClusterConfig, Provider};
+use crate::hcl::{self, Block, Doc, Value, field, ident, raw, safe_name, str};
 use crate::tfgen::PinnedManifest;
-use crate::tfgen::hcl::{self, Block, Doc, Value, field, ident, raw, safe_name, str};
 use vmagent::contract::MutableKey;
 
 /// mutable.env keys taken straight from a Terraform variable (`tostring:` converts a non-string

@@ -4,7 +4,8 @@
 //! Each generated `.tf` file has its own module here (`main_tf`, `buckets`, `dns`, `roles`,
 //! `inputs_runtime`, `inputs_vm`, `inputs_infra`, `outputs`); `certificates` holds the Nstance
 //! certificate templates `main.tf` embeds and `shared` the helpers several files use.
-//! [`generate`] validates the config and puts the files together.
+//! [`generate`] validates the config and hands it to [`render`], which puts the files together
+//! from the [`Validated`] config (its parsed values, not the strings again).
 
 mod buckets;
 mod certificates;
@@ -19,9 +20,9 @@ mod shared;
 
 use std::collections::BTreeMap;
 
-use super::hcl::safe_name;
-use super::{File, GenerateError, PinnedManifest, tf_file as tf};
-use crate::config::{self, ClusterConfig};
+use super::{File, GenerateError, ManifestProblem, PinnedManifest, tf_file as tf};
+use crate::config::{self, ClusterConfig, Validated};
+use crate::hcl::safe_name;
 use vmagent::contract::Kind;
 
 pub use certificates::certificate_files;
@@ -61,11 +62,15 @@ pub fn required_targets(cfg: &ClusterConfig) -> BTreeMap<(String, String), Strin
 
 /// Generate every file of the cluster directory. The config is fully validated first.
 pub fn generate(cfg: &ClusterConfig, opts: &Options) -> Result<Vec<File>, GenerateError> {
-    super::validate_for_terraform(cfg)?;
-    let c = &cfg.cluster;
-    let provider = c.providers.first().expect("validation requires a provider");
-    let network = config::service_network(&c.kubernetes.service_cidr)
-        .map_err(config::ValidationError::ServiceCidr)?;
+    render(&super::validate_for_terraform(cfg)?, opts)
+}
+
+/// Every file of the cluster directory for a config that passed
+/// [`validate_for_terraform`](super::validate_for_terraform).
+pub fn render(valid: &Validated, opts: &Options) -> Result<Vec<File>, GenerateError> {
+    let cfg = valid.config();
+    let provider = &valid.provider().config;
+    let network = valid.service_network();
     let account = safe_name(&["account", &provider.account, &provider.region]);
     let net = safe_name(&["network", &provider.account, &provider.region]);
     let targets = required_targets(cfg);
@@ -87,14 +92,14 @@ pub fn generate(cfg: &ClusterConfig, opts: &Options) -> Result<Vec<File>, Genera
     let mut files = vec![
         tf(
             "podplane.cluster.main.tf",
-            &main_tf::doc(cfg, provider, opts, &network, &account, &net),
+            &main_tf::doc(cfg, provider, opts, network, &account, &net),
         ),
         tf("podplane.cluster.buckets.tf", &buckets::doc()),
         tf("podplane.cluster.dns.tf", &dns::doc(cfg, &net)),
         tf("podplane.cluster.roles.tf", &roles::doc(cfg, &account)),
         tf(
             "podplane.cluster.inputs.runtime.tf",
-            &inputs_runtime::doc(cfg, &network),
+            &inputs_runtime::doc(valid),
         ),
         tf("podplane.cluster.inputs.vm.tf", &inputs_vm::doc(cfg)),
         tf(
@@ -129,35 +134,38 @@ pub fn generate(cfg: &ClusterConfig, opts: &Options) -> Result<Vec<File>, Genera
 /// The manifest must parse and pin a released vmagent (the userdata downloads it by digest).
 fn check_manifest(m: &PinnedManifest, mirror: &str) -> Result<(), GenerateError> {
     let name = PinnedManifest::file_name(&m.kind, &m.arch);
-    let bad = |reason: String| GenerateError::BadManifest {
+    let bad = |reason: ManifestProblem| GenerateError::BadManifest {
         kind: m.kind.clone(),
         arch: m.arch.clone(),
         name: name.clone(),
-        reason,
+        reason: Box::new(reason),
     };
     let manifest = vmagent::manifest::Manifest::from_slice(&m.json, std::path::Path::new(&name))
-        .map_err(|e| bad(e.source.to_string()))?;
+        .map_err(|e| bad(ManifestProblem::Parse(e.source)))?;
     if manifest.vmconfig.kind != m.kind || manifest.vmconfig.os.arch != m.arch {
-        return Err(bad(format!(
-            "it is for {}/{}, not {}/{}",
-            manifest.vmconfig.kind, manifest.vmconfig.os.arch, m.kind, m.arch
-        )));
+        return Err(bad(ManifestProblem::WrongTarget {
+            got_kind: manifest.vmconfig.kind.clone(),
+            got_arch: manifest.vmconfig.os.arch.clone(),
+            kind: m.kind.clone(),
+            arch: m.arch.clone(),
+        }));
     }
     let mut facts = crate::userdata::Facts::nstance_placeholders("aws");
     facts.enable_ssm = true;
     facts.aws_account_id = "123456789012".into();
     let mirror = (!mirror.is_empty()).then_some(mirror);
-    let script =
-        crate::userdata::render(&manifest, &facts, mirror).map_err(|e| bad(e.to_string()))?;
+    let script = crate::userdata::render(&manifest, &facts, mirror)
+        .map_err(|e| bad(ManifestProblem::Userdata(e)))?;
     // The template embeds the file as written, not the compact form `render` uses.
-    let compact = serde_json::to_string(&manifest).map_err(|e| bad(e.to_string()))?;
+    let compact =
+        serde_json::to_string(&manifest).map_err(|e| bad(ManifestProblem::Serialize(e)))?;
     let raw_len = String::from_utf8_lossy(&m.json).trim().len();
     let size = script.len() - compact.len() + raw_len;
     if size > crate::userdata::MAX_BYTES {
-        return Err(bad(format!(
-            "the userdata it makes is {size} bytes, over EC2's {} (compact the JSON or drop entries)",
-            crate::userdata::MAX_BYTES
-        )));
+        return Err(bad(ManifestProblem::TooBig {
+            size,
+            max: crate::userdata::MAX_BYTES,
+        }));
     }
     Ok(())
 }

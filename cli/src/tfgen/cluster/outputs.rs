@@ -2,7 +2,7 @@
 
 use super::shared::{api_covered, api_managed, route53_acme};
 use crate::config::{ClusterConfig, Provider};
-use crate::tfgen::hcl::{self, Block, Doc, Value, field, ident, raw, safe_name, str, strs};
+use crate::hcl::{self, Block, Doc, Value, field, ident, raw, safe_name, str, strs};
 
 pub(super) fn doc(cfg: &ClusterConfig, p: &Provider, net: &str) -> Doc {
     let c = &cfg.cluster;

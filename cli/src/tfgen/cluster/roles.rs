@@ -3,7 +3,7 @@
 
 use super::shared::route53_acme;
 use crate::config::ClusterConfig;
-use crate::tfgen::hcl::{Block, Doc, Value, field, ident, raw, str, strs};
+use crate::hcl::{Block, Doc, Value, field, ident, raw, str, strs};
 
 pub(super) fn doc(cfg: &ClusterConfig, account: &str) -> Doc {
     let role = |bucket: &str, bucket_actions: &[&str], object_actions: &[&str]| {

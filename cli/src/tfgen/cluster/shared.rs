@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{self, ClusterConfig};
-use crate::tfgen::hcl::{Block, Value, field, raw, str};
+use crate::hcl::{Block, Value, field, raw, str};
 
 /// Registry path of the Nstance AWS modules.
 const NSTANCE: &str = "nstance-dev/nstance/aws//modules";

@@ -370,8 +370,8 @@ pub fn align(text: &str) -> String {
             }
             j += 1;
         }
-        for cell in &cells[i..j] {
-            let (lead, rest) = cell.as_ref().expect("in a run");
+        // Every cell in `i..j` is `Some` (the run stops at the first `None`).
+        for (lead, rest) in cells[i..j].iter().flatten() {
             let pad = width - columns(lead);
             let _ = write!(out, "{lead}{} = {rest}", " ".repeat(pad));
             if rest.is_empty() {
