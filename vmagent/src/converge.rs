@@ -74,9 +74,9 @@ pub struct Prepared {
 
 /// Environment values that replace detection (`INSTANCE_IPV4=…`), from the host's environment.
 pub fn overrides_from_env(host: &dyn Host) -> BTreeMap<String, String> {
-    facts::DETECTED_KEYS
+    crate::contract::DetectedKey::ALL
         .iter()
-        .filter_map(|k| host.env_var(k).map(|v| (k.to_string(), v)))
+        .filter_map(|k| host.env_var(k.name()).map(|v| (k.name().to_string(), v)))
         .collect()
 }
 
