@@ -16,6 +16,7 @@ pub mod certs;
 pub mod env;
 pub mod facts;
 pub mod node;
+pub mod otlp;
 pub mod url;
 pub mod user_data;
 pub mod value;

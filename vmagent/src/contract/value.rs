@@ -63,6 +63,8 @@ pub enum CheckError {
     Base64,
     #[error(transparent)]
     Name(#[from] super::UnknownName),
+    #[error(transparent)]
+    Otlp(#[from] super::otlp::OtlpError),
 }
 
 /// A DNS name: dot-separated labels of ASCII letters, digits and `-` (not at either end of a
