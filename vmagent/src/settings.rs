@@ -55,6 +55,10 @@ pub enum SettingsError {
         source: base64::DecodeError,
     },
     #[error(
+        "TELEMETRY_ENABLED is true but there is nothing to collect: TELEMETRY_LOG_SERVICES is empty and TELEMETRY_LOG_CLOUDINIT is false (mutable.env); name units to collect, or set TELEMETRY_ENABLED=false"
+    )]
+    NothingToCollect,
+    #[error(
         "{key} is not a key of user-data.env, detected.env or mutable.env; remove it from the file that sets it"
     )]
     Unknown { key: String },

@@ -38,12 +38,8 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
     let s = &inp.settings;
     let t = &s.telemetry;
     let services = &t.log_services;
+    // Never both empty and off while enabled (refused by the settings parse).
     let cloudinit = t.log_cloudinit;
-    if services.is_empty() && !cloudinit {
-        return Err(RenderError::Invalid(
-            "TELEMETRY_ENABLED is true but there is nothing to collect: TELEMETRY_LOG_SERVICES is empty and TELEMETRY_LOG_CLOUDINIT is false".into(),
-        ));
-    }
 
     let b = &t.s3;
     let bucket = or_empty(&b.bucket);

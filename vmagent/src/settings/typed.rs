@@ -387,6 +387,9 @@ impl NodeSettings {
                 M::TelemetryS3SecretAccessKey,
             ])?,
         };
+        if telemetry.enabled && telemetry.log_services.is_empty() && !telemetry.log_cloudinit {
+            return Err(SettingsError::NothingToCollect);
+        }
         Ok(NodeSettings {
             provider,
             instance_id: r.parsed(U::InstanceId, str::parse)?,
