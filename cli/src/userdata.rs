@@ -13,6 +13,7 @@
 
 use std::fmt::Write;
 
+use vmagent::contract::UserDataKey as K;
 use vmagent::contract::facts::flag;
 use vmagent::manifest::{DepType, Manifest};
 
@@ -249,27 +250,32 @@ fn build(mode: Mode, p: &Pinned, facts: &Facts, mirror: Option<&str>) -> String 
         )),
     );
     s.lit(" | sha256sum -c --quiet - || { log \"vmagent does not match its pinned digest\"; rm -f \"$agent.part\"; exit 1; }\nmv \"$agent.part\" \"$agent\"\ntar -xzf \"$agent\" -C / usr/bin/vmagent\nlog \"starting vmagent bootstrap\"\nexec /usr/bin/vmagent bootstrap \\\n");
-    for (flag, v) in [
-        (flag::INSTANCE_ID, &facts.instance_id),
-        (flag::CLUSTER_ID, &facts.cluster_id),
-        (flag::REGION, &facts.region),
-        (flag::ZONE, &facts.zone),
-        (flag::INSTANCE_TYPE, &facts.instance_type),
-        (flag::NSTANCE_CA_CERT, &facts.cluster_ca_cert),
-        (flag::REGISTRATION_ADDR, &facts.registration_addr),
-        (flag::AGENT_ADDR, &facts.agent_addr),
-        (flag::NONCE, &facts.nonce),
+    // The user-data.env keys travel as `vmagent bootstrap` flags (the nonce is no setting).
+    for (key, v) in [
+        (Some(K::InstanceId), &facts.instance_id),
+        (Some(K::ClusterId), &facts.cluster_id),
+        (Some(K::ProviderRegion), &facts.region),
+        (Some(K::ProviderZone), &facts.zone),
+        (Some(K::ProviderInstanceType), &facts.instance_type),
+        (Some(K::NstanceCaCert), &facts.cluster_ca_cert),
+        (
+            Some(K::NstanceServerRegistrationAddr),
+            &facts.registration_addr,
+        ),
+        (Some(K::NstanceServerAgentAddr), &facts.agent_addr),
+        (None, &facts.nonce),
     ] {
+        let flag = key.map_or(flag::NONCE, K::flag);
         s.lit(&format!("  --{flag} {} \\\n", quote(v)));
     }
-    s.lit(&format!("  --{} ", flag::PROVIDER));
+    s.lit(&format!("  --{} ", K::ProviderKind.flag()));
     s.value(&quote(&facts.provider_kind), &tq("provider_kind"));
     s.lit(" \\\n");
     s.when(
         !facts.aws_account_id.is_empty(),
         "aws_account_id != \"\"",
         |s| {
-            s.lit(&format!("  --{} ", flag::AWS_ACCOUNT_ID));
+            s.lit(&format!("  --{} ", K::AwsAccountId.flag()));
             s.value(&quote(&facts.aws_account_id), &tq("aws_account_id"));
             s.lit(" \\\n");
         },
@@ -277,7 +283,7 @@ fn build(mode: Mode, p: &Pinned, facts: &Facts, mirror: Option<&str>) -> String 
     if mode == Mode::Concrete && !facts.google_project_id.is_empty() {
         s.lit(&format!(
             "  --{} {} \\\n",
-            flag::GOOGLE_PROJECT_ID,
+            K::GoogleProjectId.flag(),
             quote(&facts.google_project_id)
         ));
     }
@@ -285,7 +291,7 @@ fn build(mode: Mode, p: &Pinned, facts: &Facts, mirror: Option<&str>) -> String 
         !facts.ssh_authorized_keys.is_empty(),
         "immutable_ssh_authorized_keys != \"\"",
         |s| {
-            s.lit(&format!("  --{} ", flag::SSH_AUTHORIZED_KEYS));
+            s.lit(&format!("  --{} ", K::ImmutableSshAuthorizedKeys.flag()));
             s.value(
                 &quote(&facts.ssh_authorized_keys),
                 &tq("immutable_ssh_authorized_keys"),

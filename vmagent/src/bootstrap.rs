@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::accounts::{self, Spec, UserSpec};
 use crate::apply::Services;
-use crate::contract::Provider;
+use crate::contract::{Provider, UserDataKey};
 use crate::fsutil::under_root;
 use crate::host::Host;
 use crate::install::{self, INSTALLED, InstallOptions, MANIFEST};
@@ -103,22 +103,21 @@ impl InstanceFacts {
         Ok(())
     }
 
-    /// `user-data.env`, keys as upstream writes them.
+    /// `user-data.env`: each [`UserDataKey`] with the value of the flag that carries it, in the
+    /// contract's order (upstream's).
     pub fn user_data_env(&self) -> String {
-        crate::render::env_file(&[
-            ("IMMUTABLE_SSH_AUTHORIZED_KEYS", &self.ssh_authorized_keys),
-            ("INSTANCE_ID", &self.instance_id),
-            ("CLUSTER_ID", &self.cluster_id),
-            ("PROVIDER_KIND", &self.provider),
-            ("PROVIDER_REGION", &self.region),
-            ("PROVIDER_ZONE", &self.zone),
-            ("PROVIDER_INSTANCE_TYPE", &self.instance_type),
-            ("AWS_ACCOUNT_ID", &self.aws_account_id),
-            ("GOOGLE_PROJECT_ID", &self.google_project_id),
-            ("NSTANCE_CA_CERT", &self.nstance_ca_cert),
-            ("NSTANCE_SERVER_REGISTRATION_ADDR", &self.registration_addr),
-            ("NSTANCE_SERVER_AGENT_ADDR", &self.agent_addr),
-        ])
+        let flags = self.flags();
+        let pairs: Vec<(&str, &str)> = UserDataKey::ALL
+            .iter()
+            .map(|k| {
+                let v = flags
+                    .iter()
+                    .find(|(f, _)| *f == k.flag())
+                    .map_or("", |(_, v)| *v);
+                (k.name(), v)
+            })
+            .collect();
+        crate::render::env_file(&pairs)
     }
 }
 

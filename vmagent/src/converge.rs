@@ -17,7 +17,7 @@ use crate::manifest::Manifest;
 use crate::plan::{self, Plan};
 use crate::render::{self, Desired, Inputs, RenderError};
 use crate::safefs::Root;
-use crate::settings::{self, Settings, SettingsError};
+use crate::settings::{self, NodeSettings, Settings, SettingsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigureError {
@@ -74,9 +74,9 @@ pub struct Prepared {
 
 /// Environment values that replace detection (`INSTANCE_IPV4=…`), from the host's environment.
 pub fn overrides_from_env(host: &dyn Host) -> BTreeMap<String, String> {
-    facts::DETECTED_KEYS
+    crate::contract::DetectedKey::ALL
         .iter()
-        .filter_map(|k| host.env_var(k).map(|v| (k.to_string(), v)))
+        .filter_map(|k| host.env_var(k.name()).map(|v| (k.name().to_string(), v)))
         .collect()
 }
 
@@ -128,11 +128,11 @@ pub fn prepare(
         read("/etc/subuid")?,
         read("/etc/subgid")?,
     );
-    let lb = settings.get("KUBE_API_INTERNAL_LB_HOSTNAME");
-    let api_lb_addrs = if kind == Kind::Knd && !lb.is_empty() {
-        host.resolve(lb)
-    } else {
-        vec![]
+    // Parsed once; rendering only formats it.
+    let typed = NodeSettings::parse(&settings)?;
+    let api_lb_addrs = match &typed.kube.api_internal_lb_hostname {
+        Some(lb) if kind == Kind::Knd => host.resolve(lb.as_str()),
+        _ => vec![],
     };
     let admin = accounts::ssh_keys_configured(root)?;
     let spec = accounts::spec(
@@ -144,7 +144,7 @@ pub fn prepare(
     );
     let mut desired = render::render(&Inputs {
         kind,
-        settings: &settings,
+        settings: typed,
         manifest: &manifest,
         etc_hosts: &etc_hosts,
         subuid: &subuid,

@@ -2,6 +2,10 @@
 //! `KEY='single quoted'` (may span lines; `'\''` is a literal quote), `KEY="double quoted"`,
 //! or `KEY=bare`. Comments and blank lines are skipped. Validation of values against the
 //! mutable.env contract lives with the settings, not here.
+//!
+//! Hand-written rather than `shlex::split`: a file is a list of assignments with line numbers
+//! for errors, not one command line, and shlex would accept shell syntax (`\` escapes outside
+//! quotes, several words per line) that systemd's `EnvironmentFile=` reads differently.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

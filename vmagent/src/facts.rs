@@ -6,21 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::contract::DetectedKey as DK;
 use crate::contract::Provider;
 use crate::fsutil::{under_root, write_atomic};
 use crate::host::{Cmd, Host};
 use crate::settings::{self, Settings};
-
-pub const DETECTED_KEYS: &[&str] = &[
-    "VMCONFIG_KIND",
-    "VMCONFIG_BASE_KIND",
-    "INSTANCE_PROVIDER_ID",
-    "INSTANCE_IPV4",
-    "INSTANCE_IPV6",
-    "INSTANCE_NETDEV",
-    "INSTANCE_HOSTNAME",
-    "INSTANCE_FQDN",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum FactsError {
@@ -116,11 +106,11 @@ pub fn detect(
         why: why.into(),
     };
     let mut out = BTreeMap::new();
-    out.insert("VMCONFIG_KIND".to_string(), kind.to_string());
-    out.insert("VMCONFIG_BASE_KIND".to_string(), "node".to_string());
-    let provider = user_data.get("PROVIDER_KIND");
+    out.insert(DK::VmconfigKind.name().to_string(), kind.to_string());
+    out.insert(DK::VmconfigBaseKind.name().to_string(), "node".to_string());
+    let provider = user_data.get(crate::contract::UserDataKey::ProviderKind.name());
     let provider_id = get(
-        "INSTANCE_PROVIDER_ID",
+        DK::InstanceProviderId.name(),
         &|| match Provider::parse(provider) {
             Some(Provider::Aws) => {
                 let az = cloud_init(host, &["v1.availability_zone", "v1.availability-zone"]);
@@ -129,7 +119,7 @@ pub fn detect(
                     (Some(az), Some(id)) => Ok(format!("aws:///{az}/{id}")),
                     _ => Err(missing(
                         "the AWS provider ID",
-                        "INSTANCE_PROVIDER_ID",
+                        DK::InstanceProviderId.name(),
                         "cloud-init query has no availability zone or instance ID",
                     )),
                 }
@@ -142,7 +132,7 @@ pub fn detect(
                     (Some(p), Some(z), Some(i)) => Ok(format!("gce://{p}/{z}/{i}")),
                     _ => Err(missing(
                         "the Google provider ID",
-                        "INSTANCE_PROVIDER_ID",
+                        DK::InstanceProviderId.name(),
                         "cloud-init query has no project, zone or instance ID",
                     )),
                 }
@@ -154,25 +144,25 @@ pub fn detect(
                 .ok_or_else(|| {
                     missing(
                         "the instance ID",
-                        "INSTANCE_PROVIDER_ID",
+                        DK::InstanceProviderId.name(),
                         "/var/lib/cloud/data/instance-id is missing or empty",
                     )
                 }),
         },
     )?;
-    out.insert("INSTANCE_PROVIDER_ID".into(), provider_id);
-    let dev = get("INSTANCE_NETDEV", &|| {
+    out.insert(DK::InstanceProviderId.name().into(), provider_id);
+    let dev = get(DK::InstanceNetdev.name(), &|| {
         run(host, Cmd::new("ip").args(["-o", "route", "get", "1"]))
             .and_then(|o| route_dev(&o))
             .ok_or_else(|| {
                 missing(
                     "the network device",
-                    "INSTANCE_NETDEV",
+                    DK::InstanceNetdev.name(),
                     "there is no default route",
                 )
             })
     })?;
-    let v4 = get("INSTANCE_IPV4", &|| {
+    let v4 = get(DK::InstanceIpv4.name(), &|| {
         run(
             host,
             Cmd::new("ip").args(["-o", "-4", "addr", "show", "dev", &dev]),
@@ -181,12 +171,12 @@ pub fn detect(
         .ok_or_else(|| {
             missing(
                 "the IPv4 address",
-                "INSTANCE_IPV4",
+                DK::InstanceIpv4.name(),
                 &format!("{dev} has no IPv4 address"),
             )
         })
     })?;
-    let v6 = get("INSTANCE_IPV6", &|| {
+    let v6 = get(DK::InstanceIpv6.name(), &|| {
         Ok(run(
             host,
             Cmd::new("ip").args(["-o", "-6", "addr", "show", "dev", &dev]),
@@ -194,36 +184,41 @@ pub fn detect(
         .and_then(|o| first_address(&o, "inet6"))
         .unwrap_or_default())
     })?;
-    let short = get("INSTANCE_HOSTNAME", &|| {
+    let short = get(DK::InstanceHostname.name(), &|| {
         run(host, Cmd::new("hostname").arg("-s"))
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
                 missing(
                     "the host name",
-                    "INSTANCE_HOSTNAME",
+                    DK::InstanceHostname.name(),
                     "hostname -s printed nothing",
                 )
             })
     })?;
-    let full = get("INSTANCE_FQDN", &|| {
+    let full = get(DK::InstanceFqdn.name(), &|| {
         let f = run(host, Cmd::new("hostname").arg("-f")).unwrap_or_default();
         let resolv =
             std::fs::read_to_string(under_root(root, "/etc/resolv.conf")).unwrap_or_default();
         Ok(fqdn(&short, &f, &resolv))
     })?;
-    out.insert("INSTANCE_IPV4".into(), v4);
-    out.insert("INSTANCE_IPV6".into(), v6);
-    out.insert("INSTANCE_NETDEV".into(), dev);
-    out.insert("INSTANCE_HOSTNAME".into(), short);
-    out.insert("INSTANCE_FQDN".into(), full);
+    out.insert(DK::InstanceIpv4.name().into(), v4);
+    out.insert(DK::InstanceIpv6.name().into(), v6);
+    out.insert(DK::InstanceNetdev.name().into(), dev);
+    out.insert(DK::InstanceHostname.name().into(), short);
+    out.insert(DK::InstanceFqdn.name().into(), full);
     Ok(out)
 }
 
 /// `detected.env` text, keys in upstream's order.
 pub fn detected_env(facts: &BTreeMap<String, String>) -> String {
-    let pairs: Vec<(&str, &str)> = DETECTED_KEYS
+    let pairs: Vec<(&str, &str)> = DK::ALL
         .iter()
-        .map(|k| (*k, facts.get(*k).map(String::as_str).unwrap_or("")))
+        .map(|k| {
+            (
+                k.name(),
+                facts.get(k.name()).map(String::as_str).unwrap_or(""),
+            )
+        })
         .collect();
     crate::render::env_file(&pairs)
 }

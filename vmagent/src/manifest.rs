@@ -438,7 +438,10 @@ pub fn mirror_url(base: &str, key: &str, version: &str, upstream_url: &str) -> S
     )
 }
 
-/// The last path segment of a URL, without query or fragment.
+/// The last path segment of a URL, without query or fragment, as written. Not through
+/// `url::Url`: it percent-encodes and resolves `.` segments, while the mirror layout (and the
+/// userdata template's regex `([^/?#]*)(?:[?#].*)?$`, which must agree byte for byte) uses the
+/// segment exactly as the manifest spells it.
 pub fn url_basename(url: &str) -> &str {
     let end = url.find(['?', '#']).unwrap_or(url.len());
     let path = &url[..end];

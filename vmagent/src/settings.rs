@@ -1,13 +1,17 @@
 //! The node's settings: the three env layers read in upstream's order (user-data.env, then
 //! detected.env, then mutable.env; later files win), with the mutable.env contract's defaults
-//! ([`MutableKey`]) underneath, and typed accessors whose errors name the key and the fix.
+//! ([`MutableKey`]) underneath ([`Settings`], the raw merge), and [`NodeSettings`], the same
+//! settings parsed once into types, which is what rendering reads.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::contract::MutableKey;
+
+mod typed;
 use crate::envfile::{self, EnvFileError};
 use crate::fsutil::under_root;
+pub use typed::{AsWritten, Bucket, Kube, NodeSettings, Oidc, Registry, Telemetry, or_empty};
 
 pub const USER_DATA_ENV: &str = "/opt/podplane/etc/user-data.env";
 pub const DETECTED_ENV: &str = "/opt/podplane/etc/detected.env";
@@ -33,19 +37,34 @@ pub enum SettingsError {
         done.display(), path.display(), done.display()
     )]
     BootstrapIncomplete { done: PathBuf, path: PathBuf },
-    #[error("{key} is {value:?}; it must be exactly true or false")]
-    NotBool { key: String, value: String },
     #[error("{key} is empty; {why}")]
     Required { key: String, why: String },
-    #[error("{key} is {value:?}; {why}")]
-    Invalid {
-        key: String,
+    #[error("{key} is {value:?} ({file}); {source}")]
+    Bad {
+        key: &'static str,
+        file: &'static str,
         value: String,
-        why: String,
+        #[source]
+        source: crate::contract::CheckError,
     },
+    #[error("{key} ({file}) is not valid base64 ({source}); it must be a base64-encoded PEM")]
+    Base64 {
+        key: &'static str,
+        file: &'static str,
+        #[source]
+        source: base64::DecodeError,
+    },
+    #[error(
+        "TELEMETRY_ENABLED is true but there is nothing to collect: TELEMETRY_LOG_SERVICES is empty and TELEMETRY_LOG_CLOUDINIT is false (mutable.env); name units to collect, or set TELEMETRY_ENABLED=false"
+    )]
+    NothingToCollect,
+    #[error(
+        "{key} is not a key of user-data.env, detected.env or mutable.env; remove it from the file that sets it"
+    )]
+    Unknown { key: String },
 }
 
-/// Merged settings. Missing keys read as empty.
+/// The merged layers as text (missing keys read as empty); [`NodeSettings::parse`] types them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
     values: BTreeMap<String, String>,
@@ -93,56 +112,8 @@ impl Settings {
         self.values.get(key).map(String::as_str).unwrap_or("")
     }
 
-    /// The value, or `default` when unset or empty (upstream's `${X:-default}`).
-    pub fn get_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
-        match self.get(key) {
-            "" => default,
-            v => v,
-        }
-    }
-
     pub fn set(&mut self, key: &str, value: &str) {
         self.values.insert(key.to_string(), value.to_string());
-    }
-
-    /// A boolean that must be exactly `true` or `false` (empty: `default`).
-    pub fn bool(&self, key: &str, default: bool) -> Result<bool, SettingsError> {
-        match self.get(key) {
-            "" => Ok(default),
-            "true" => Ok(true),
-            "false" => Ok(false),
-            v => Err(SettingsError::NotBool {
-                key: key.into(),
-                value: v.into(),
-            }),
-        }
-    }
-
-    /// A non-empty value, or an error that says why it is needed.
-    pub fn require(&self, key: &str, why: &str) -> Result<&str, SettingsError> {
-        match self.get(key) {
-            "" => Err(SettingsError::Required {
-                key: key.into(),
-                why: why.into(),
-            }),
-            v => Ok(v),
-        }
-    }
-
-    /// A non-negative integer (empty: `default`), at most `max`.
-    pub fn number(&self, key: &str, default: u32, max: u32) -> Result<u32, SettingsError> {
-        let v = self.get(key);
-        if v.is_empty() {
-            return Ok(default);
-        }
-        match v.parse::<u32>() {
-            Ok(n) if n <= max && v.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-            _ => Err(SettingsError::Invalid {
-                key: key.into(),
-                value: v.into(),
-                why: format!("it must be a whole number from 0 to {max}"),
-            }),
-        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -172,30 +143,6 @@ mod tests {
         assert_eq!(s.get("KUBE_LOG_LEVEL"), "4");
         assert_eq!(s.get("KUBE_API_PORT"), "6443");
         assert_eq!(s.get("NOPE"), "");
-        assert_eq!(s.get_or("NETSY_REGION", "eu-west-1"), "eu-west-1");
-    }
-
-    #[test]
-    fn typed_accessors_name_the_key() {
-        let s = Settings::from_layers([&m(&[
-            ("REGISTRY_ENABLED", "yes"),
-            ("KUBE_NODE_CIDR_MASK_SIZE_IPV4", "33"),
-            ("KUBE_API_PORT", "+1"),
-        ])]);
-        let e = s.bool("REGISTRY_ENABLED", true).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "REGISTRY_ENABLED is \"yes\"; it must be exactly true or false"
-        );
-        assert!(s.bool("TELEMETRY_LOG_CLOUDINIT", false).unwrap());
-        assert!(s.number("KUBE_NODE_CIDR_MASK_SIZE_IPV4", 24, 32).is_err());
-        assert!(s.number("KUBE_API_PORT", 6443, 65535).is_err());
-        assert_eq!(
-            s.number("KUBE_NODE_CIDR_MASK_SIZE_IPV6", 64, 128).unwrap(),
-            64
-        );
-        let e = s.require("CLUSTER_ID", "AWS nodes need it").unwrap_err();
-        assert_eq!(e.to_string(), "CLUSTER_ID is empty; AWS nodes need it");
     }
 
     #[test]

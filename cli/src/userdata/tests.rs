@@ -188,21 +188,8 @@ fn bootstrap_flags_round_trip_through_vmagents_parser() {
         enable_ssm: false,
     };
     let s = render(&release_manifest(), &f, Some("https://deps.podplane.dev")).unwrap();
-    let tail = s
-        .split_once("exec /usr/bin/vmagent bootstrap \\\n")
-        .expect("no vmagent bootstrap line")
-        .1;
-    let mut args = shell_words(tail).into_iter();
-    let mut facts_args = Vec::new();
-    while let Some(a) = args.next() {
-        let v = args.next().unwrap_or_else(|| panic!("{a} has no value"));
-        // Not instance facts: where to download from, and the manifest the script wrote.
-        if a != "--mirror" && a != "--manifest" {
-            facts_args.extend([a, v]);
-        }
-    }
-    let parsed = vmagent::contract::InstanceFacts::parse_args(&facts_args)
-        .unwrap_or_else(|e| panic!("vmagent refuses {facts_args:?}: {e}"));
+    // --mirror and --manifest are not instance facts (bootstrap_facts leaves them out).
+    let parsed = bootstrap_facts(&s);
     let expected = vmagent::contract::InstanceFacts {
         instance_id: f.instance_id.clone(),
         cluster_id: f.cluster_id.clone(),
@@ -219,4 +206,83 @@ fn bootstrap_flags_round_trip_through_vmagents_parser() {
         ssh_authorized_keys: f.ssh_authorized_keys.clone(),
     };
     assert_eq!(parsed, expected);
+}
+
+/// The instance facts the userdata passes, as vmagent bootstrap reads them: every flag's value
+/// after `exec /usr/bin/vmagent bootstrap`, parsed by vmagent's own parser.
+fn bootstrap_facts(script: &str) -> vmagent::contract::InstanceFacts {
+    let tail = script
+        .split_once("exec /usr/bin/vmagent bootstrap \\\n")
+        .expect("no vmagent bootstrap line")
+        .1;
+    let mut args = shell_words(tail).into_iter();
+    let mut facts_args = Vec::new();
+    while let Some(a) = args.next() {
+        let v = args.next().unwrap_or_else(|| panic!("{a} has no value"));
+        if a != "--mirror" && a != "--manifest" {
+            facts_args.extend([a, v]);
+        }
+    }
+    vmagent::contract::InstanceFacts::parse_args(&facts_args)
+        .unwrap_or_else(|e| panic!("vmagent refuses {facts_args:?}: {e}"))
+}
+
+/// What the CLI writes reaches the node's typed settings: userdata flags -> vmagent bootstrap ->
+/// user-data.env -> the merged layers -> `NodeSettings`, every user-data.env key included.
+#[test]
+fn userdata_round_trips_into_the_nodes_typed_settings() {
+    use vmagent::contract::{Provider, UserDataKey};
+    use vmagent::settings::{NodeSettings, Settings};
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let f = Facts {
+        cluster_id: "c-1".into(),
+        // base64 of the PEM above.
+        cluster_ca_cert:
+            "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="
+                .into(),
+        provider_kind: "aws".into(),
+        region: "eu-west-1".into(),
+        zone: "eu-west-1a".into(),
+        instance_id: "i-0abc".into(),
+        instance_type: "m7i.large".into(),
+        registration_addr: "10.0.0.5:8990".into(),
+        agent_addr: "10.0.0.5:8991".into(),
+        nonce: "a.b.c".into(),
+        aws_account_id: "123456789012".into(),
+        google_project_id: "proj-1".into(),
+        ssh_authorized_keys: "ssh-ed25519 AAAA ops@example".into(),
+        enable_ssm: false,
+    };
+    let script = render(&release_manifest(), &f, None).unwrap();
+    let facts = bootstrap_facts(&script);
+    facts.validate().unwrap();
+    let text = facts.user_data_env();
+    let layer = vmagent::envfile::parse(&text, std::path::Path::new("user-data.env")).unwrap();
+    let written: Vec<&str> = layer.keys().map(String::as_str).collect();
+    let mut contract: Vec<&str> = UserDataKey::ALL.iter().map(|k| k.name()).collect();
+    contract.sort_unstable();
+    assert_eq!(
+        written, contract,
+        "user-data.env keys differ from the contract"
+    );
+
+    let n = NodeSettings::parse(&Settings::from_layers([&layer])).unwrap();
+    assert_eq!(n.provider, Provider::Aws);
+    assert_eq!(n.instance_id_text(), f.instance_id);
+    assert_eq!(n.cluster_id.as_deref(), Some(f.cluster_id.as_str()));
+    assert_eq!(n.region, f.region);
+    assert_eq!(n.zone, f.zone);
+    assert_eq!(n.instance_type, f.instance_type);
+    assert_eq!(n.aws_account_id.as_deref(), Some(f.aws_account_id.as_str()));
+    assert_eq!(
+        n.google_project_id.as_deref(),
+        Some(f.google_project_id.as_str())
+    );
+    assert_eq!(n.nstance_ca_cert.as_deref(), Some(pem.as_bytes()));
+    assert_eq!(
+        n.nstance_registration_addr.as_deref(),
+        Some(f.registration_addr.as_str())
+    );
+    assert_eq!(n.nstance_agent_addr.as_deref(), Some(f.agent_addr.as_str()));
+    assert_eq!(n.immutable_ssh_authorized_keys, f.ssh_authorized_keys);
 }

@@ -34,6 +34,14 @@ pub enum Check {
     ServiceNames,
     /// Base64 text.
     Base64,
+    /// A provider kind ([`super::Provider`]).
+    Provider,
+    /// A node kind ([`super::Kind`]).
+    Kind,
+    /// One IPv4 address.
+    Ipv4,
+    /// One IPv6 address.
+    Ipv6,
 }
 
 macro_rules! mutable_keys {
@@ -127,6 +135,19 @@ mutable_keys! {
     TelemetryS3Endpoint = "TELEMETRY_S3_ENDPOINT", "", S3Endpoint;
     TelemetryS3Region = "TELEMETRY_S3_REGION", "", Text;
     TelemetryS3SecretAccessKey = "TELEMETRY_S3_SECRET_ACCESS_KEY", "", Text;
+}
+
+impl super::EnvKey for MutableKey {
+    const FILE: &'static str = "mutable.env";
+    fn name(self) -> &'static str {
+        MutableKey::name(self)
+    }
+    fn default(self) -> &'static str {
+        MutableKey::default(self)
+    }
+    fn check(self) -> Check {
+        MutableKey::check(self)
+    }
 }
 
 impl std::fmt::Display for MutableKey {

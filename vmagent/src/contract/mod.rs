@@ -5,7 +5,8 @@
 //!
 //! The same goes for the names the two programs exchange: provider kinds, node kinds and
 //! arches ([`node`]), the certificates Nstance delivers and where a node installs them
-//! ([`certs`]), the `mutable.env` keys with their defaults and checks ([`env`]), and the
+//! ([`certs`]), the `mutable.env` keys with their defaults and checks ([`env`]), the `user-data.env` and
+//! `detected.env` keys ([`user_data`]), the rule each value must pass ([`value`]), and the
 //! instance facts userdata passes to `vmagent bootstrap` ([`facts`]). The CLI
 //! (`podplane`) and the node agent (`vmagent`) both refer to them through these types, so a
 //! renamed key, kind or certificate fails to compile on both sides instead of failing a VM's
@@ -15,9 +16,14 @@ pub mod certs;
 pub mod env;
 pub mod facts;
 pub mod node;
+pub mod otlp;
 pub mod url;
+pub mod user_data;
+pub mod value;
 
 pub use self::env::{Check, MutableKey};
 pub use self::facts::InstanceFacts;
 pub use self::node::{Arch, Kind, Provider, UnknownName};
 pub use self::url::{MAX_ISSUER_LEN, UrlRuleError, oidc_issuer_url, service_account_issuer_url};
+pub use self::user_data::{DetectedKey, UserDataKey};
+pub use self::value::{CheckError, EnvKey, Hostname};

@@ -220,8 +220,11 @@ pub fn install(
 
     let provider = match &opts.provider {
         Some(p) => Some(p.clone()),
-        None => crate::envfile::read(&fsutil::under_root(root, "/opt/podplane/etc/user-data.env"))?
-            .and_then(|env| env.get("PROVIDER_KIND").cloned())
+        None => crate::envfile::read(&fsutil::under_root(root, crate::settings::USER_DATA_ENV))?
+            .and_then(|env| {
+                env.get(crate::contract::UserDataKey::ProviderKind.name())
+                    .cloned()
+            })
             .filter(|p| !p.is_empty()),
     };
     let items = manifest.install_items(provider.as_deref());

@@ -18,10 +18,8 @@
 //! lists, CIDRs, service names, base64), so a bad setting is refused when it arrives rather
 //! than breaking a service later. A refused file changes nothing.
 
+use crate::contract::{CheckError, MutableKey};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-
-use crate::contract::{Check, MutableKey};
 
 pub const MAX_VALUE: usize = 4096;
 
@@ -51,11 +49,12 @@ pub enum MutableError {
         "line {line}: {key} contains {ch:?}, which is not allowed (only letters, digits, space and - . / _ : + = # @ , [ ])"
     )]
     BadChar { line: usize, key: String, ch: char },
-    #[error("{key}={value:?}: {why}")]
+    #[error("{key}={value:?}: {source}")]
     BadValue {
         key: String,
         value: String,
-        why: String,
+        #[source]
+        source: CheckError,
     },
 }
 
@@ -149,187 +148,18 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, String>, MutableError> {
     Ok(out)
 }
 
-fn bad(key: &str, value: &str, why: impl Into<String>) -> MutableError {
-    MutableError::BadValue {
-        key: key.into(),
-        value: value.into(),
-        why: why.into(),
-    }
-}
-
-fn is_hostname(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 253
-        && v.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-}
-
-/// `scheme://host[:port][/path]` with `scheme` one of `schemes`.
-fn check_url(key: &str, v: &str, schemes: &[&str]) -> Result<(), MutableError> {
-    let Some((scheme, rest)) = v.split_once("://") else {
-        return Err(bad(
-            key,
-            v,
-            format!(
-                "it must be a URL starting with {}://",
-                schemes.join(":// or ")
-            ),
-        ));
-    };
-    if !schemes.contains(&scheme) {
-        return Err(bad(
-            key,
-            v,
-            format!("the scheme must be {}", schemes.join(" or ")),
-        ));
-    }
-    let authority = rest.split('/').next().unwrap_or("");
-    let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-        let (h, after) = r
-            .split_once(']')
-            .ok_or_else(|| bad(key, v, "unclosed [ in the host"))?;
-        if h.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(bad(key, v, "the bracketed host is not an IPv6 address"));
-        }
-        (h, after.strip_prefix(':'))
-    } else {
-        match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if !(is_hostname(host) || host.parse::<IpAddr>().is_ok() || authority.starts_with('[')) {
-        return Err(bad(key, v, "the host is not a valid name or address"));
-    }
-    if let Some(p) = port
-        && !matches!(p.parse::<u16>(), Ok(n) if n > 0)
-    {
-        return Err(bad(key, v, "the port must be 1-65535"));
-    }
-    Ok(())
-}
-
-fn check_cidrs(key: &str, v: &str) -> Result<(), MutableError> {
-    for item in v.split(',') {
-        let (ip, prefix) = item
-            .split_once('/')
-            .ok_or_else(|| bad(key, v, format!("{item:?} is not ADDRESS/PREFIX")))?;
-        let ip: IpAddr = ip
-            .parse()
-            .map_err(|_| bad(key, v, format!("{ip:?} is not an IP address")))?;
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        if !matches!(prefix.parse::<u8>(), Ok(n) if n <= max) {
-            return Err(bad(
-                key,
-                v,
-                format!("{item:?} has a prefix outside 0-{max}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Type checks for the keys that have a type ([`MutableKey::check`]); a key outside the
-/// contract has none. Empty values are allowed everywhere (they mean "default" or "off").
+/// Type checks for the keys that have a type ([`MutableKey::check`], the rule the typed settings
+/// parse applies too); a key outside the contract has none. Empty values are allowed everywhere
+/// (they mean "default" or "off").
 pub fn check(key: &str, v: &str) -> Result<(), MutableError> {
-    if v.is_empty() {
-        return Ok(());
-    }
     let Some(check) = MutableKey::parse(key).map(MutableKey::check) else {
         return Ok(());
     };
-    match check {
-        Check::Text => {}
-        Check::Bool if v != "true" && v != "false" => {
-            return Err(bad(key, v, "it must be exactly true or false"));
-        }
-        Check::Bool => {}
-        Check::Port
-            if !matches!(v.parse::<u16>(), Ok(n) if n > 0)
-                || !v.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            return Err(bad(key, v, "it must be a port from 1 to 65535"));
-        }
-        Check::Port => {}
-        Check::Number(max) => match v.parse::<u32>() {
-            Ok(n) if n <= max && v.bytes().all(|b| b.is_ascii_digit()) => {}
-            _ => {
-                return Err(bad(
-                    key,
-                    v,
-                    format!("it must be a whole number from 0 to {max}"),
-                ));
-            }
-        },
-        Check::Hostname if !is_hostname(v) => {
-            return Err(bad(
-                key,
-                v,
-                "it must be a DNS name (letters, digits, - and dots)",
-            ));
-        }
-        Check::Hostname => {}
-        // The same rule the CLI applies to cluster.oidc.issuer_url (one function for both).
-        Check::OidcIssuer => crate::contract::oidc_issuer_url(v)
-            .map(drop)
-            .map_err(|e| bad(key, v, e.to_string()))?,
-        Check::ServiceAccountIssuer => crate::contract::service_account_issuer_url(v)
-            .map(drop)
-            .map_err(|e| bad(key, v, e.to_string()))?,
-        Check::HttpUrl => check_url(key, v, &["http", "https"])?,
-        // S3 endpoints may also be given as a bare host (upstream's default form).
-        Check::S3Endpoint => {
-            if v.contains("://") {
-                check_url(key, v, &["http", "https"])?;
-            } else if !is_hostname(v.split(':').next().unwrap_or("")) {
-                return Err(bad(key, v, "it must be a host name or an http(s):// URL"));
-            }
-        }
-        Check::UrlList => {
-            for s in v.split(',') {
-                check_url(key, s, &["https", "http"])?;
-            }
-        }
-        Check::IpList => {
-            for ip in v.split(',') {
-                if ip.parse::<IpAddr>().is_err() {
-                    return Err(bad(key, v, format!("{ip:?} is not an IP address")));
-                }
-            }
-        }
-        Check::Cidrs => check_cidrs(key, v)?,
-        Check::ServiceNames => {
-            for s in v.split(',') {
-                let ok = s
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                    && s.chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
-                if !ok {
-                    return Err(bad(
-                        key,
-                        v,
-                        format!("{s:?} is not a service name (lowercase name,name,...)"),
-                    ));
-                }
-            }
-        }
-        Check::Base64
-            if !v
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) =>
-        {
-            return Err(bad(key, v, "it must be base64 (a base64-encoded PEM)"));
-        }
-        Check::Base64 => {}
-    }
-    Ok(())
+    check.validate(v).map_err(|source| MutableError::BadValue {
+        key: key.into(),
+        value: v.into(),
+        source,
+    })
 }
 
 /// The new mutable.env: the contract's keys, each from the delivery, else the current file, else

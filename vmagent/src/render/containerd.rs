@@ -26,11 +26,9 @@ pub fn sandbox_image(inp: &Inputs, f: &Features) -> Result<String, RenderError> 
     }
     // Mirrored only when the local registry actually runs (enabled, named and with a bucket):
     // otherwise there is no hosts.toml and the name would be pulled from directly.
-    let host = inp.settings.get("REGISTRY_HOSTNAME");
-    Ok(if f.zot {
-        format!("{host}/mirror/{}", pauses[0])
-    } else {
-        pauses[0].to_string()
+    Ok(match &inp.settings.registry.hostname {
+        Some(host) if f.zot => format!("{host}/mirror/{}", pauses[0]),
+        _ => pauses[0].to_string(),
     })
 }
 
@@ -154,10 +152,10 @@ mod tests {
         let s = settings(Kind::Knd, "local");
         let mut m = manifest();
         let inputs = |m: &crate::manifest::Manifest| {
-            let f = crate::render::Features::of(Kind::Knd, &s).unwrap();
+            let f = crate::render::Features::of(Kind::Knd, &typed(&s));
             let inp = Inputs {
                 kind: Kind::Knd,
-                settings: &s,
+                settings: typed(&s),
                 manifest: m,
                 etc_hosts: ETC_HOSTS,
                 subuid: SUBUID,
@@ -202,10 +200,10 @@ mod oom_tests {
     fn without_cap_sys_resource_no_oom_adjustment_and_a_note() {
         let s = settings(Kind::Knd, "local");
         let m = manifest();
-        let f = crate::render::Features::of(Kind::Knd, &s).unwrap();
+        let f = crate::render::Features::of(Kind::Knd, &typed(&s));
         let inp = Inputs {
             kind: Kind::Knd,
-            settings: &s,
+            settings: typed(&s),
             manifest: &m,
             etc_hosts: ETC_HOSTS,
             subuid: SUBUID,

@@ -5,17 +5,14 @@
 //! services whose rendered files changed (e.g. `KUBE_LOG_LEVEL` touches the three control-plane
 //! services, never kubelet).
 
-use std::net::IpAddr;
+use ipnet::IpNet;
 
 use super::node::wrapper;
 use super::template::fill;
 use super::unit::{Sandbox, Unit};
-use super::{
-    CA, Desired, Features, Inputs, RenderError, api_server_url, base64_setting, env_file,
-    kubeconfig, setting_list,
-};
+use super::{CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig};
 use crate::accounts::Kind;
-use crate::settings::Settings;
+use crate::settings::NodeSettings;
 
 const APISERVER_ENV: &str = "/opt/env/kube-apiserver.env";
 const APISERVER_RUN: &str = "/opt/kube-apiserver/bin/run-kube-apiserver.sh";
@@ -55,41 +52,9 @@ const SCHEDULER_KEY: &str = "/opt/key/kube-scheduler/kube-scheduler.client.key";
 
 pub fn render(inp: &Inputs, _f: &Features, d: &mut Desired) -> Result<(), RenderError> {
     if inp.kind == Kind::Knc {
-        control_plane(inp.settings, d)?;
+        control_plane(&inp.settings, d)?;
     }
     Ok(())
-}
-
-/// A comma-separated list of CIDRs (`default` when unset or empty); returns the items and
-/// whether any is IPv4 / IPv6.
-fn cidrs<'a>(
-    s: &'a Settings,
-    key: &str,
-    default: &'a str,
-) -> Result<(Vec<&'a str>, bool, bool), RenderError> {
-    let items = setting_list(s, key, default)?;
-    let (mut v4, mut v6) = (false, false);
-    for item in &items {
-        let parsed = item.split_once('/').and_then(|(addr, len)| {
-            let addr = addr.parse::<IpAddr>().ok()?;
-            let len = len
-                .parse::<u8>()
-                .ok()
-                .filter(|_| len.bytes().all(|b| b.is_ascii_digit()))?;
-            let max = if addr.is_ipv4() { 32 } else { 128 };
-            (len <= max).then_some(addr)
-        });
-        match parsed {
-            Some(IpAddr::V4(_)) => v4 = true,
-            Some(IpAddr::V6(_)) => v6 = true,
-            None => {
-                return Err(RenderError::Invalid(format!(
-                    "{key} has {item:?}, which is not a CIDR; it must be a comma-separated list like 100.64.0.0/10,fd64::/48"
-                )));
-            }
-        }
-    }
-    Ok((items, v4, v6))
 }
 
 /// A control-plane unit: `Type=exec`, restarted forever, waiting for its certificates. The
@@ -119,51 +84,55 @@ fn cp_unit(description: &str, user: &str, after: &str, exec: &str, certs: &[&str
         .wanted_by("multi-user.target")
 }
 
-fn control_plane(s: &Settings, d: &mut Desired) -> Result<(), RenderError> {
-    // Validation and defaults (kube.sh): every value below is the effective one.
-    let server = api_server_url(s)?;
-    let port = s.number("KUBE_API_PORT", 6443, 65535)?.to_string();
-    let log_level = s.number("KUBE_LOG_LEVEL", 2, 10)?.to_string();
-    let (cluster_cidr, has_v4, has_v6) = cidrs(s, "KUBE_CLUSTER_CIDR", "100.64.0.0/10,fd64::/48")?;
-    let cluster_cidr = cluster_cidr.join(",");
-    let mask_v4 = s
-        .number("KUBE_NODE_CIDR_MASK_SIZE_IPV4", 24, 32)?
-        .to_string();
-    let mask_v6 = s
-        .number("KUBE_NODE_CIDR_MASK_SIZE_IPV6", 64, 128)?
-        .to_string();
-    let service_range = cidrs(
-        s,
-        "KUBE_SERVICE_CLUSTER_IP_RANGE",
-        "198.18.0.0/15,fdc6::/108",
-    )?
-    .0
-    .join(",");
-    let signing_algs = s.get_or("OIDC_SIGNING_ALGS", "RS256");
-    let etcd = s.get_or("KUBE_API_ETCD_SERVERS", "https://127.0.0.1:2378");
-    let hostname = s.get("KUBE_API_PUBLIC_HOSTNAME");
-    let issuer = match s.get("KUBE_SERVICE_ACCOUNT_ISSUER") {
-        "" => format!("https://{hostname}"),
-        v => v.to_string(),
+fn control_plane(s: &NodeSettings, d: &mut Desired) -> Result<(), RenderError> {
+    // Checked and defaulted when the settings were parsed: every value below is the
+    // effective one.
+    let k = &s.kube;
+    let server = api_server_url(s);
+    let port = k.api_port.to_string();
+    let log_level = k.log_level.to_string();
+    let cluster_cidr = &k.cluster_cidr.text;
+    let has_v4 = k
+        .cluster_cidr
+        .value
+        .iter()
+        .any(|n| matches!(n, IpNet::V4(_)));
+    let has_v6 = k
+        .cluster_cidr
+        .value
+        .iter()
+        .any(|n| matches!(n, IpNet::V6(_)));
+    let mask_v4 = k.node_cidr_mask_size_ipv4.to_string();
+    let mask_v6 = k.node_cidr_mask_size_ipv6.to_string();
+    let service_range = &k.service_cluster_ip_range.text;
+    let signing_algs = &s.oidc.signing_algs;
+    let etcd = &k.api_etcd_servers.text;
+    let hostname = k.api_public_hostname.as_ref().map_or("", |h| h.as_str());
+    let issuer = match &k.service_account_issuer {
+        None => format!("https://{hostname}"),
+        Some(v) => v.text.clone(),
     };
+    let oidc_issuer = s.oidc.issuer.as_ref().map_or("", |i| i.text.as_str());
     if hostname.is_empty() {
         d.notes.push(
             "KUBE_API_PUBLIC_HOSTNAME is empty (mutable.env): kube-apiserver cannot start until a delivery sets it"
                 .into(),
         );
     }
-    if s.get("OIDC_ISSUER").is_empty() {
+    if oidc_issuer.is_empty() {
         d.notes.push("OIDC_ISSUER is empty (mutable.env): kube-apiserver cannot start until a delivery sets it".into());
     }
 
     // OIDC CA: written when given, removed when not.
-    let oidc_ca_file = if s.get("OIDC_CA_CERT").is_empty() {
-        d.absent.insert(OIDC_CA.to_string());
-        ""
-    } else {
-        let pem = base64_setting(s, "OIDC_CA_CERT")?;
-        d.file(OIDC_CA, 0o640, "root:podplane", pem);
-        OIDC_CA
+    let oidc_ca_file = match &s.oidc.ca_cert {
+        None => {
+            d.absent.insert(OIDC_CA.to_string());
+            ""
+        }
+        Some(pem) => {
+            d.file(OIDC_CA, 0o640, "root:podplane", pem.clone());
+            OIDC_CA
+        }
     };
 
     // kube-apiserver
@@ -176,10 +145,10 @@ fn control_plane(s: &Settings, d: &mut Desired) -> Result<(), RenderError> {
             ("KUBE_API_PUBLIC_HOSTNAME", hostname),
             ("KUBE_API_PORT", &port),
             ("KUBE_API_ETCD_SERVERS", etcd),
-            ("KUBE_SERVICE_CLUSTER_IP_RANGE", &service_range),
-            ("OIDC_ISSUER", s.get("OIDC_ISSUER")),
+            ("KUBE_SERVICE_CLUSTER_IP_RANGE", service_range),
+            ("OIDC_ISSUER", oidc_issuer),
             ("OIDC_SIGNING_ALGS", signing_algs),
-            ("CLUSTER_ID", s.get("CLUSTER_ID")),
+            ("CLUSTER_ID", s.cluster_id_text()),
             ("OIDC_CA_FILE", oidc_ca_file),
             ("KUBE_SERVICE_ACCOUNT_ISSUER", &issuer),
         ]),
@@ -211,10 +180,10 @@ fn control_plane(s: &Settings, d: &mut Desired) -> Result<(), RenderError> {
         "root:kube-controller-manager",
         env_file(&[
             ("KUBE_LOG_LEVEL", &log_level),
-            ("KUBE_CLUSTER_CIDR", &cluster_cidr),
+            ("KUBE_CLUSTER_CIDR", cluster_cidr),
             ("KUBE_NODE_CIDR_MASK_SIZE_IPV4", &mask_v4),
             ("KUBE_NODE_CIDR_MASK_SIZE_IPV6", &mask_v6),
-            ("KUBE_SERVICE_CLUSTER_IP_RANGE", &service_range),
+            ("KUBE_SERVICE_CLUSTER_IP_RANGE", service_range),
         ]),
     );
     d.file(

@@ -54,7 +54,7 @@ fn check(kind: Kind, provider: &str) {
     let s = settings(kind, provider);
     let d = render(&Inputs {
         kind,
-        settings: &s,
+        settings: crate::settings::NodeSettings::parse(&s).unwrap(),
         manifest: &m,
         etc_hosts: ETC_HOSTS,
         subuid: SUBUID,

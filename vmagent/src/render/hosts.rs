@@ -27,17 +27,17 @@ pub fn strip_block(current: &str) -> String {
 }
 
 pub fn render(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
-    let lb = inp.settings.get("KUBE_API_INTERNAL_LB_HOSTNAME");
-    let lines: Vec<String> = match inp.kind {
-        Kind::Knc => vec![format!("127.0.0.1 {API_NAME}")],
-        Kind::Knd if lb.is_empty() => vec![],
-        Kind::Knd => {
+    let lb = inp.settings.kube.api_internal_lb_hostname.as_ref();
+    let lines: Vec<String> = match (inp.kind, lb) {
+        (Kind::Knc, _) => vec![format!("127.0.0.1 {API_NAME}")],
+        (Kind::Knd, None) => vec![],
+        (Kind::Knd, Some(lb)) => {
             let mut addrs = inp.api_lb_addrs.clone();
             addrs.sort();
             addrs.dedup();
             if addrs.is_empty() {
                 return Err(RenderError::Invalid(format!(
-                    "KUBE_API_INTERNAL_LB_HOSTNAME {lb:?} resolves to no address; check DNS or the mutable.env value"
+                    "KUBE_API_INTERNAL_LB_HOSTNAME \"{lb}\" resolves to no address; check DNS or the mutable.env value"
                 )));
             }
             addrs.iter().map(|a| format!("{a} {API_NAME}")).collect()

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use super::testutil::{inputs, manifest};
+use super::testutil::{inputs_typed, manifest};
 use super::{Desired, Features, RenderError, control_plane, kubelet};
 use crate::accounts::Kind;
 use crate::settings::Settings;
@@ -14,8 +14,8 @@ use crate::settings::Settings;
 /// kubelet and the control plane rendered alone, as `render` runs them.
 pub fn try_render(kind: Kind, s: &Settings) -> Result<Desired, RenderError> {
     let m = manifest();
-    let inp = inputs(kind, s, &m);
-    let f = Features::of(kind, s).unwrap();
+    let inp = inputs_typed(kind, crate::settings::NodeSettings::parse(s)?, &m);
+    let f = Features::of(kind, &inp.settings);
     let mut d = Desired::default();
     kubelet::render(&inp, &f, &mut d)?;
     control_plane::render(&inp, &f, &mut d)?;

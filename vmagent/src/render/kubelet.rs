@@ -7,11 +7,9 @@ use std::net::IpAddr;
 use super::node::wrapper;
 use super::template::fill;
 use super::unit::Unit;
-use super::{
-    CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig, setting_list,
-};
+use super::{CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig};
 use crate::accounts::Kind;
-use crate::settings::Settings;
+use crate::settings::NodeSettings;
 
 pub(super) const KUBELET_ENV: &str = "/opt/env/kubelet.env";
 pub(super) const KUBELET_RUN: &str = "/opt/kubelet/bin/run-kubelet.sh";
@@ -23,43 +21,29 @@ pub(super) const KUBELET_SERVER_CRT: &str = "/opt/crt/kubelet.server.crt";
 pub(super) const KUBELET_SERVER_KEY: &str = "/opt/key/kubelet/kubelet.server.key";
 
 pub fn render(inp: &Inputs, _f: &Features, d: &mut Desired) -> Result<(), RenderError> {
-    kubelet(inp.settings, inp.kind == Kind::Knc, d)
+    kubelet(&inp.settings, inp.kind == Kind::Knc, d)
 }
 
-/// `KUBE_CLUSTER_DNS`: the cluster DNS service addresses kubelet hands to pods.
-fn cluster_dns(s: &Settings) -> Result<Vec<IpAddr>, RenderError> {
-    setting_list(s, "KUBE_CLUSTER_DNS", "198.19.255.254,fdc6::ffff")?
-        .into_iter()
-        .map(|item| {
-            item.parse::<IpAddr>().map_err(|_| {
-                RenderError::Invalid(format!(
-                    "KUBE_CLUSTER_DNS has {item:?}, which is not an IP address; it must be a comma-separated list of IPv4/IPv6 addresses"
-                ))
-            })
-        })
-        .collect()
-}
-
-fn kubelet(s: &Settings, control_plane: bool, d: &mut Desired) -> Result<(), RenderError> {
+fn kubelet(s: &NodeSettings, control_plane: bool, d: &mut Desired) -> Result<(), RenderError> {
     d.file(
         KUBELET_ENV,
         0o600,
         "root:root",
         env_file(&[
-            ("PROVIDER_INSTANCE_TYPE", s.get("PROVIDER_INSTANCE_TYPE")),
-            ("PROVIDER_REGION", s.get("PROVIDER_REGION")),
-            ("PROVIDER_ZONE", s.get("PROVIDER_ZONE")),
-            ("INSTANCE_IPV4", s.get("INSTANCE_IPV4")),
-            ("INSTANCE_IPV6", s.get("INSTANCE_IPV6")),
-            ("INSTANCE_ID", s.get("INSTANCE_ID")),
-            ("INSTANCE_PROVIDER_ID", s.get("INSTANCE_PROVIDER_ID")),
+            ("PROVIDER_INSTANCE_TYPE", &s.instance_type),
+            ("PROVIDER_REGION", &s.region),
+            ("PROVIDER_ZONE", &s.zone),
+            ("INSTANCE_IPV4", &s.ipv4_text()),
+            ("INSTANCE_IPV6", &s.ipv6_text()),
+            ("INSTANCE_ID", s.instance_id_text()),
+            ("INSTANCE_PROVIDER_ID", &s.instance_provider_id),
         ]),
     );
     d.file(
         KUBELET_YAML,
         0o640,
         "root:kubelet",
-        kubelet_yaml(&cluster_dns(s)?),
+        kubelet_yaml(&s.kube.cluster_dns),
     );
     d.file(
         KUBELET_KUBECONFIG,
@@ -67,7 +51,7 @@ fn kubelet(s: &Settings, control_plane: bool, d: &mut Desired) -> Result<(), Ren
         "root:kubelet",
         kubeconfig(
             "kubelet",
-            &api_server_url(s)?,
+            &api_server_url(s),
             KUBELET_CLIENT_CRT,
             KUBELET_CLIENT_KEY,
         ),

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use crate::accounts::Kind;
 use crate::contract::Provider;
 use crate::manifest::Manifest;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{NodeSettings, SettingsError};
 
 pub mod containerd;
 pub mod control_plane;
@@ -29,7 +29,8 @@ pub mod unit;
 #[derive(Debug, Clone)]
 pub struct Inputs<'a> {
     pub kind: Kind,
-    pub settings: &'a Settings,
+    /// The node's settings, parsed once.
+    pub settings: NodeSettings,
     pub manifest: &'a Manifest,
     /// Current `/etc/hosts`, `/etc/subuid`, `/etc/subgid` (merged, not clobbered).
     pub etc_hosts: &'a str,
@@ -150,40 +151,20 @@ pub struct Features {
 }
 
 impl Features {
-    pub fn of(kind: Kind, s: &Settings) -> Result<Features, SettingsError> {
-        let registry = s.bool("REGISTRY_ENABLED", true)?;
-        s.bool("TELEMETRY_LOG_CLOUDINIT", true)?;
-        Ok(Features {
-            fluent_bit: s.bool("TELEMETRY_ENABLED", false)?,
-            zot: registry
-                && !s.get("REGISTRY_HOSTNAME").is_empty()
-                && !s.get("REGISTRY_BUCKET").is_empty(),
-            netsy: kind == Kind::Knc && !s.get("NETSY_BUCKET").is_empty(),
-            kube2iam: s.get("PROVIDER_KIND") == Provider::Aws.name(),
+    pub fn of(kind: Kind, s: &NodeSettings) -> Features {
+        let registry = s.registry.enabled;
+        Features {
+            fluent_bit: s.telemetry.enabled,
+            zot: registry && s.registry.hostname.is_some() && s.registry.bucket.bucket.is_some(),
+            netsy: kind == Kind::Knc && s.netsy.bucket.is_some(),
+            kube2iam: s.provider == Provider::Aws,
             registry,
-        })
+        }
     }
 }
 
 /// The cluster CA every component trusts (delivered by Nstance).
 pub const CA: &str = "/opt/crt/ca.crt";
-
-/// A comma-separated setting (`default` when unset or empty), items trimmed; an empty item is an
-/// error naming the key.
-pub fn setting_list<'a>(
-    s: &'a Settings,
-    key: &str,
-    default: &'a str,
-) -> Result<Vec<&'a str>, RenderError> {
-    let v = s.get_or(key, default);
-    let items: Vec<&str> = v.split(',').map(str::trim).collect();
-    if items.iter().any(|i| i.is_empty()) {
-        return Err(RenderError::Invalid(format!(
-            "{key} is {v:?}; it must be a comma-separated list with no empty items"
-        )));
-    }
-    Ok(items)
-}
 
 /// `s` as a double-quoted string literal with JSON escapes. The same syntax is a valid JSON
 /// string, YAML double-quoted scalar and TOML basic string, so every rendered config quotes its
@@ -193,6 +174,11 @@ pub fn quoted(s: &str) -> String {
 }
 
 /// `KEY='value'` lines; a `'` inside a value is written `'\''`.
+///
+/// Hand-written on purpose, not `shlex::try_quote`: shlex leaves a safe value unquoted and
+/// quotes a `'` with double quotes, while these files are read by both systemd's
+/// `EnvironmentFile=` and bash `source`, and their exact bytes (always single quotes) are what
+/// plans diff and the golden renders pin.
 pub fn env_file(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
@@ -202,30 +188,8 @@ pub fn env_file(pairs: &[(&str, &str)]) -> String {
 
 /// The API server as every node-local client reaches it: the fixed internal name (a SAN of the
 /// API server certificate; `/etc/hosts` maps it) and `KUBE_API_PORT`.
-pub fn api_server_url(s: &Settings) -> Result<String, SettingsError> {
-    let port = s.number("KUBE_API_PORT", 6443, 65535)?;
-    if port == 0 {
-        return Err(SettingsError::Invalid {
-            key: "KUBE_API_PORT".into(),
-            value: "0".into(),
-            why: "it must be a port from 1 to 65535".into(),
-        });
-    }
-    Ok(format!("https://{}:{port}", hosts::API_NAME))
-}
-
-/// Decode a base64 setting (`OIDC_CA_CERT`, `NSTANCE_CA_CERT`), naming the key when it is not
-/// base64.
-pub fn base64_setting(s: &Settings, key: &str) -> Result<Vec<u8>, RenderError> {
-    use base64::Engine;
-    let v: String = s.get(key).chars().filter(|c| !c.is_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(v.as_bytes())
-        .map_err(|e| {
-            RenderError::Invalid(format!(
-                "{key} is not valid base64 ({e}); it must be a base64-encoded PEM"
-            ))
-        })
+pub fn api_server_url(s: &NodeSettings) -> String {
+    format!("https://{}:{}", hosts::API_NAME, s.kube.api_port)
 }
 
 /// A kubeconfig for one client certificate.
@@ -256,19 +220,8 @@ current-context: {name}
 
 /// The whole desired state of the node.
 pub fn render(inp: &Inputs) -> Result<Desired, RenderError> {
-    let s = inp.settings;
-    let provider = s.get("PROVIDER_KIND");
-    if Provider::parse(provider).is_none() {
-        return Err(RenderError::Invalid(format!(
-            "PROVIDER_KIND is {provider:?}; expected one of {} (user-data.env)",
-            Provider::EXPECTED
-        )));
-    }
-    if provider == Provider::Aws.name() {
-        s.require("AWS_ACCOUNT_ID", "AWS nodes need it (user-data.env)")?;
-        s.require("CLUSTER_ID", "AWS nodes need it (user-data.env)")?;
-    }
-    let features = Features::of(inp.kind, s)?;
+    // The settings were checked when parsed (NodeSettings::parse): render only formats.
+    let features = Features::of(inp.kind, &inp.settings);
     let mut d = Desired::default();
     hosts::render(inp, &mut d)?;
     node::render(inp, &features, &mut d)?;

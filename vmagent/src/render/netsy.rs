@@ -9,7 +9,8 @@ use super::template::fill;
 use super::unit::{Sandbox, Unit};
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
 use crate::accounts::Kind;
-use crate::contract::Provider;
+use crate::contract::{DetectedKey as D, MutableKey as M, Provider, UserDataKey as U};
+use crate::settings::{NodeSettings, or_empty};
 
 const ENV: &str = "/opt/env/netsy.env";
 const RUN: &str = "/opt/netsy/bin/run-netsy.sh";
@@ -52,27 +53,29 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
         return Ok(());
     }
 
-    let s = inp.settings;
+    let s = &inp.settings;
     let why = "netsy (the control plane's datastore) needs it";
-    let cluster = s.require("CLUSTER_ID", why)?;
-    let bucket = s.require("NETSY_BUCKET", why)?;
-    let instance = s.require("INSTANCE_ID", why)?;
-    let ipv4 = s.require("INSTANCE_IPV4", why)?;
-    let provider = s.get("PROVIDER_KIND");
+    let cluster = NodeSettings::required(s.cluster_id.as_deref(), U::ClusterId, why)?;
+    let bucket = NodeSettings::required(s.netsy.bucket.as_deref(), M::NetsyBucket, why)?;
+    let instance = NodeSettings::required(s.instance_id.as_ref(), U::InstanceId, why)?.as_str();
+    let ipv4 = NodeSettings::required(s.ipv4.as_ref(), D::InstanceIpv4, why)?;
+    let provider = s.provider;
 
     d.file(
         CONFIG,
         0o640,
         "root:netsy",
-        cluster_json(cluster, provider, bucket, s.get("NETSY_KEY_PREFIX")),
+        // No setting carries a key prefix (none is in the contracts): objects go at the
+        // bucket's root.
+        cluster_json(cluster, provider, bucket, ""),
     );
 
     let advertise = |port: u16| format!("{ipv4}:{port}");
     let (client, peer, election) = (advertise(2378), advertise(2381), advertise(8443));
     let mut pairs: Vec<(&str, String)> = vec![
         ("INSTANCE_ID", instance.into()),
-        ("INSTANCE_HOSTNAME", s.get("INSTANCE_HOSTNAME").into()),
-        ("INSTANCE_IPV4", ipv4.into()),
+        ("INSTANCE_HOSTNAME", s.hostname.clone()),
+        ("INSTANCE_IPV4", ipv4.to_string()),
         ("NETSY_CONFIG", CONFIG.into()),
         ("NETSY_NODE_ID", instance.into()),
         ("NETSY_BIND_CLIENT", "0.0.0.0:2378".into()),
@@ -89,35 +92,33 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
         ("NETSY_TLS_CLIENT_KEY", CLIENT_KEY.into()),
         ("NETSY_DATA_DIR", "/opt/data".into()),
         ("NETSY_DEBUG", "false".into()),
-        (
-            "NETSY_REGION",
-            s.get_or("NETSY_REGION", s.get("PROVIDER_REGION")).into(),
-        ),
+        ("NETSY_REGION", s.netsy.region_or(&s.region).into()),
     ];
-    match Provider::parse(provider) {
-        Some(Provider::Aws) => {
-            let account = s.require(
-                "AWS_ACCOUNT_ID",
+    match provider {
+        Provider::Aws => {
+            let account = NodeSettings::required(
+                s.aws_account_id.as_deref(),
+                U::AwsAccountId,
                 "AWS nodes need it for netsy's bucket role",
             )?;
-            let role = match s.get("NETSY_ASSUME_ROLE") {
-                "" => format!("arn:aws:iam::{account}:role/podplane-{cluster}-netsy"),
-                r => r.to_string(),
+            let role = match &s.netsy.assume_role {
+                None => format!("arn:aws:iam::{account}:role/podplane-{cluster}-netsy"),
+                Some(r) => r.clone(),
             };
             pairs.push(("AWS_ROLE_ARN", role));
             pairs.push(("AWS_ROLE_SESSION_NAME", format!("{instance}-netsy")));
         }
-        Some(Provider::Local | Provider::Proxmox) => {
-            pairs.push(("AWS_ENDPOINT_URL", s.get("NETSY_ENDPOINT").into()));
-            pairs.push(("AWS_ACCESS_KEY_ID", s.get("NETSY_ACCESS_KEY_ID").into()));
+        Provider::Local | Provider::Proxmox => {
+            pairs.push(("AWS_ENDPOINT_URL", or_empty(&s.netsy.endpoint).into()));
+            pairs.push(("AWS_ACCESS_KEY_ID", or_empty(&s.netsy.access_key_id).into()));
             pairs.push((
                 "AWS_SECRET_ACCESS_KEY",
-                s.get("NETSY_SECRET_ACCESS_KEY").into(),
+                or_empty(&s.netsy.secret_access_key).into(),
             ));
             pairs.push(("AWS_S3_USE_PATH_STYLE", "true".into()));
         }
-        // google: workload credentials come from the instance; nothing extra.
-        _ => {}
+        // Workload credentials come from the instance; nothing extra.
+        Provider::Google => {}
     }
     let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // Holds the bucket's static keys on local/proxmox.
@@ -133,8 +134,8 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
 }
 
 /// cluster.jsonc, keys in netsy's documented order.
-fn cluster_json(cluster: &str, provider: &str, bucket: &str, key_prefix: &str) -> String {
-    let storage = if provider == Provider::Google.name() {
+fn cluster_json(cluster: &str, provider: Provider, bucket: &str, key_prefix: &str) -> String {
+    let storage = if provider == Provider::Google {
         "gcs"
     } else {
         "s3"

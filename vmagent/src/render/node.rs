@@ -5,6 +5,8 @@
 use super::unit::{Sandbox, Unit};
 use super::{Desired, Features, Inputs, RenderError, env_file, kubeconfig};
 use crate::accounts::Kind;
+use crate::contract::UserDataKey;
+use crate::settings::NodeSettings;
 
 const NSTANCE_ENV: &str = "/opt/env/nstance-agent.env";
 const NSTANCE_RUN: &str = "/opt/nstance-agent/bin/run-nstance-agent.sh";
@@ -53,10 +55,19 @@ pub fn merge_subid(current: &str) -> String {
 }
 
 fn nstance_agent(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
-    let s = inp.settings;
+    let s = &inp.settings;
     let why = "it comes from user-data.env (the Nstance server's addresses)";
-    let reg = s.require("NSTANCE_SERVER_REGISTRATION_ADDR", why)?;
-    let agent = s.require("NSTANCE_SERVER_AGENT_ADDR", why)?;
+    let reg = NodeSettings::required(
+        s.nstance_registration_addr.as_deref(),
+        UserDataKey::NstanceServerRegistrationAddr,
+        why,
+    )?;
+    let agent = NodeSettings::required(
+        s.nstance_agent_addr.as_deref(),
+        UserDataKey::NstanceServerAgentAddr,
+        why,
+    )?;
+    let (ipv4, ipv6) = (s.ipv4_text(), s.ipv6_text());
     let kind = inp.kind.name();
     let pairs = [
         ("NSTANCE_SERVER_REGISTRATION_ADDR", reg),
@@ -68,11 +79,11 @@ fn nstance_agent(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
         ("NSTANCE_KEYS_MODE", "0640"),
         ("NSTANCE_RECV_MODE", "0600"),
         ("NSTANCE_INSTANCE_KIND", kind),
-        ("NSTANCE_INSTANCE_ID", s.get("INSTANCE_ID")),
-        ("NSTANCE_INSTANCE_HOSTNAME", s.get("INSTANCE_HOSTNAME")),
-        ("NSTANCE_INSTANCE_FQDN", s.get("INSTANCE_FQDN")),
-        ("NSTANCE_INSTANCE_IPV4", s.get("INSTANCE_IPV4")),
-        ("NSTANCE_INSTANCE_IPV6", s.get("INSTANCE_IPV6")),
+        ("NSTANCE_INSTANCE_ID", s.instance_id_text()),
+        ("NSTANCE_INSTANCE_HOSTNAME", &s.hostname),
+        ("NSTANCE_INSTANCE_FQDN", &s.fqdn),
+        ("NSTANCE_INSTANCE_IPV4", &ipv4),
+        ("NSTANCE_INSTANCE_IPV6", &ipv6),
         ("NSTANCE_METRICS_INTERVAL", "60s"),
         // Newer agents read this name; older ones the one above. Both are set.
         ("NSTANCE_REPORT_INTERVAL", "60s"),
@@ -126,15 +137,15 @@ fn nstance_agent(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
 }
 
 fn kube2iam(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderError> {
-    let s = inp.settings;
+    let s = &inp.settings;
     d.file(
         KUBE2IAM_ENV,
         0o640,
         "root:kube2iam",
         env_file(&[
-            ("AWS_REGION", s.get("PROVIDER_REGION")),
-            ("INSTANCE_IPV4", s.get("INSTANCE_IPV4")),
-            ("INSTANCE_ID", s.get("INSTANCE_ID")),
+            ("AWS_REGION", &s.region),
+            ("INSTANCE_IPV4", &s.ipv4_text()),
+            ("INSTANCE_ID", s.instance_id_text()),
         ]),
     );
     d.file(
@@ -156,7 +167,7 @@ fn kube2iam(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderErr
         "root:kube2iam",
         kubeconfig(
             "kube2iam",
-            &super::api_server_url(s)?,
+            &super::api_server_url(s),
             "/opt/crt/kube2iam.client.crt",
             "/opt/key/kube2iam/kube2iam.client.key",
         ),
@@ -295,21 +306,17 @@ fn delivery_and_reconcile_units(d: &mut Desired) {
 /// the immutable keys of user-data.env, then those of mutable.env, blank lines and duplicates
 /// dropped; no keys, no file.
 fn identity_and_ssh(inp: &Inputs, d: &mut Desired) -> Result<(), RenderError> {
-    let s = inp.settings;
-    if !s.get("NSTANCE_CA_CERT").is_empty() {
-        let pem = super::base64_setting(s, "NSTANCE_CA_CERT")?;
+    let s = &inp.settings;
+    if let Some(pem) = &s.nstance_ca_cert {
         d.file(
             "/opt/nstance-agent/identity/ca.crt",
             0o600,
             "nstance-agent:nstance-agent",
-            pem,
+            pem.clone(),
         );
     }
     let mut keys: Vec<&str> = Vec::new();
-    for k in [
-        s.get("IMMUTABLE_SSH_AUTHORIZED_KEYS"),
-        s.get("SSH_AUTHORIZED_KEYS"),
-    ] {
+    for k in [&s.immutable_ssh_authorized_keys, &s.ssh_authorized_keys] {
         for line in k.lines().map(str::trim).filter(|l| !l.is_empty()) {
             if !keys.contains(&line) {
                 keys.push(line);

@@ -9,7 +9,8 @@
 use super::template::fill;
 use super::unit::{Sandbox, Unit};
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
-use crate::contract::Provider;
+use crate::contract::{MutableKey as M, Provider, UserDataKey as U};
+use crate::settings::{NodeSettings, or_empty};
 
 const ENV: &str = "/opt/env/zot.env";
 const RUN: &str = "/opt/zot/bin/run-zot.sh";
@@ -26,12 +27,10 @@ pub fn hosts_toml_path(hostname: &str) -> String {
 }
 
 pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderError> {
-    let s = inp.settings;
-    let hostname = s.get("REGISTRY_HOSTNAME");
-    if !hostname.is_empty() {
-        // Checked whenever set: it names a directory under /etc/containerd/certs.d.
-        check_hostname(hostname)?;
-    }
+    let s = &inp.settings;
+    // A checked DNS name (it names a directory under /etc/containerd/certs.d, so never `.` or
+    // `..`), or "" when unset.
+    let hostname = s.registry.hostname.as_ref().map_or("", |h| h.as_str());
     d.file(
         &format!("/etc/systemd/system/{UNIT}"),
         0o644,
@@ -47,10 +46,14 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
             d.absent.insert(hosts_toml_path(hostname));
         }
         if f.registry {
-            let missing: Vec<&str> = ["REGISTRY_HOSTNAME", "REGISTRY_BUCKET"]
-                .into_iter()
-                .filter(|k| s.get(k).is_empty())
-                .collect();
+            let missing: Vec<&str> = [
+                (M::RegistryHostname, hostname.is_empty()),
+                (M::RegistryBucket, s.registry.bucket.bucket.is_none()),
+            ]
+            .into_iter()
+            .filter(|(_, empty)| *empty)
+            .map(|(k, _)| k.name())
+            .collect();
             d.notes.push(format!(
                 "the registry is enabled but {} empty: zot stays off and containerd's sandbox image is not mirrored by the local registry",
                 match missing.as_slice() {
@@ -62,52 +65,48 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
         return Ok(());
     }
 
-    let provider = s.get("PROVIDER_KIND");
-    let bucket = s.get("REGISTRY_BUCKET");
-    let region = s.get_or("REGISTRY_REGION", s.get("PROVIDER_REGION"));
-    let mut endpoint = s.get("REGISTRY_ENDPOINT").to_string();
-    let mut role = s.get("REGISTRY_ASSUME_ROLE").to_string();
-    if provider == Provider::Aws.name() {
+    let provider = s.provider;
+    let b = &s.registry.bucket;
+    let bucket = or_empty(&b.bucket);
+    let region = b.region_or(&s.region);
+    let mut endpoint = or_empty(&b.endpoint).to_string();
+    let mut role = or_empty(&b.assume_role).to_string();
+    if provider == Provider::Aws {
         let why = "AWS nodes need it for the registry's bucket";
-        let account = s.require("AWS_ACCOUNT_ID", why)?;
-        let cluster = s.require("CLUSTER_ID", why)?;
+        let account = NodeSettings::required(s.aws_account_id.as_deref(), U::AwsAccountId, why)?;
+        let cluster = NodeSettings::required(s.cluster_id.as_deref(), U::ClusterId, why)?;
         if endpoint.is_empty() {
-            endpoint = format!("s3.{}.amazonaws.com", s.get("PROVIDER_REGION"));
+            endpoint = format!("s3.{}.amazonaws.com", s.region);
         }
         // Forced, as upstream does: the CLI's read-only role ARN is ignored.
         role = format!("arn:aws:iam::{account}:role/podplane-{cluster}-registry");
     }
-    let path_style = match s.get("AWS_S3_USE_PATH_STYLE") {
-        "" => None,
-        _ => Some(s.bool("AWS_S3_USE_PATH_STYLE", false)?),
-    };
-    let listen = if s.get("INSTANCE_IPV6").is_empty() {
+    let path_style = s.aws_s3_use_path_style;
+    let path_style_text = path_style.map(|p| p.to_string()).unwrap_or_default();
+    let listen = if s.ipv6.is_none() {
         "127.0.0.1"
     } else {
         "[::1]"
     };
 
     let pairs = [
-        ("CLUSTER_ID", s.get("CLUSTER_ID")),
-        ("INSTANCE_ID", s.get("INSTANCE_ID")),
-        ("PROVIDER_KIND", provider),
+        ("CLUSTER_ID", s.cluster_id_text()),
+        ("INSTANCE_ID", s.instance_id_text()),
+        ("PROVIDER_KIND", provider.name()),
         ("REGISTRY_ENABLED", "true"),
         ("REGISTRY_HOSTNAME", hostname),
         ("REGISTRY_BUCKET", bucket),
         ("REGISTRY_ENDPOINT", endpoint.as_str()),
         ("REGISTRY_REGION", region),
         ("REGISTRY_ASSUME_ROLE", role.as_str()),
-        ("REGISTRY_ACCESS_KEY_ID", s.get("REGISTRY_ACCESS_KEY_ID")),
-        (
-            "REGISTRY_SECRET_ACCESS_KEY",
-            s.get("REGISTRY_SECRET_ACCESS_KEY"),
-        ),
-        ("AWS_S3_USE_PATH_STYLE", s.get("AWS_S3_USE_PATH_STYLE")),
+        ("REGISTRY_ACCESS_KEY_ID", or_empty(&b.access_key_id)),
+        ("REGISTRY_SECRET_ACCESS_KEY", or_empty(&b.secret_access_key)),
+        ("AWS_S3_USE_PATH_STYLE", &path_style_text),
     ];
     // Holds the bucket's static keys.
     d.secret(ENV, 0o640, "root:zot", env_file(&pairs));
     d.file(RUN, 0o755, "root:root", wrapper());
-    let driver = if provider == Provider::Google.name() {
+    let driver = if provider == Provider::Google {
         Driver::Gcs { bucket }
     } else {
         Driver::S3 {
@@ -128,20 +127,6 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
         "root:root",
         hosts_toml(hostname, listen),
     );
-    Ok(())
-}
-
-/// `REGISTRY_HOSTNAME`: letters, digits, `.` and `-`, in non-empty dot-separated labels (so
-/// never `.` or `..`, which would escape certs.d).
-fn check_hostname(h: &str) -> Result<(), RenderError> {
-    let chars_ok = h
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    if !chars_ok || h.split('.').any(str::is_empty) {
-        return Err(RenderError::Invalid(format!(
-            "REGISTRY_HOSTNAME is {h:?}; it may only contain letters, digits, '.' and '-' (a host name such as registry.example.com)"
-        )));
-    }
     Ok(())
 }
 

@@ -9,24 +9,16 @@
 use super::template::fill;
 use super::unit::{Sandbox, Unit};
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
-use crate::contract::Provider;
+use crate::contract::otlp::Otlp;
+#[cfg(test)]
+use crate::contract::otlp::otlp_endpoint as parse_otlp;
+use crate::contract::{Provider, UserDataKey as U};
+use crate::settings::{NodeSettings, or_empty};
 
 const ENV: &str = "/opt/env/fluent-bit.env";
 const RUN: &str = "/opt/fluent-bit/bin/run-fluent-bit.sh";
 const CONFIG: &str = "/opt/fluent-bit/etc/fluent-bit.yml";
 const UNIT: &str = "fluent-bit.service";
-
-/// Where OTLP logs go, parsed from `TELEMETRY_OTLP_ENDPOINT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Otlp {
-    /// Host name or IP address; an IPv6 literal is given without its brackets (fluent-bit
-    /// resolves the host with getaddrinfo, which wants the bare address).
-    pub host: String,
-    pub port: u16,
-    /// The request path, e.g. `/v1/logs`.
-    pub logs_uri: String,
-    pub tls: bool,
-}
 
 pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderError> {
     d.file(
@@ -43,36 +35,30 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
         return Ok(());
     }
 
-    let s = inp.settings;
-    let services = log_services(s.get("TELEMETRY_LOG_SERVICES"))?;
-    let cloudinit = s.bool("TELEMETRY_LOG_CLOUDINIT", true)?;
-    if services.is_empty() && !cloudinit {
-        return Err(RenderError::Invalid(
-            "TELEMETRY_ENABLED is true but there is nothing to collect: TELEMETRY_LOG_SERVICES is empty and TELEMETRY_LOG_CLOUDINIT is false".into(),
-        ));
-    }
+    let s = &inp.settings;
+    let t = &s.telemetry;
+    let services = &t.log_services;
+    // Never both empty and off while enabled (refused by the settings parse).
+    let cloudinit = t.log_cloudinit;
 
-    let bucket = s.get("TELEMETRY_S3_BUCKET");
-    let region = s.get_or("TELEMETRY_S3_REGION", s.get("PROVIDER_REGION"));
-    let mut endpoint = s.get("TELEMETRY_S3_ENDPOINT").to_string();
-    let mut role = s.get("TELEMETRY_S3_ASSUME_ROLE").to_string();
-    if s.get("PROVIDER_KIND") == Provider::Aws.name() && !bucket.is_empty() {
+    let b = &t.s3;
+    let bucket = or_empty(&b.bucket);
+    let region = b.region_or(&s.region);
+    let mut endpoint = or_empty(&b.endpoint).to_string();
+    let mut role = or_empty(&b.assume_role).to_string();
+    if s.provider == Provider::Aws && !bucket.is_empty() {
         let why = "AWS nodes need it to upload telemetry to S3";
-        let account = s.require("AWS_ACCOUNT_ID", why)?;
-        let cluster = s.require("CLUSTER_ID", why)?;
+        let account = NodeSettings::required(s.aws_account_id.as_deref(), U::AwsAccountId, why)?;
+        let cluster = NodeSettings::required(s.cluster_id.as_deref(), U::ClusterId, why)?;
         if endpoint.is_empty() {
-            endpoint = format!("s3.{}.amazonaws.com", s.get("PROVIDER_REGION"));
+            endpoint = format!("s3.{}.amazonaws.com", s.region);
         }
         // Forced: the mutable value is ignored, as upstream does.
         role = format!("arn:aws:iam::{account}:role/podplane-{cluster}-telemetry-upload");
     }
 
-    let otlp_endpoint = s.get("TELEMETRY_OTLP_ENDPOINT");
-    let otlp = if otlp_endpoint.is_empty() {
-        None
-    } else {
-        Some(parse_otlp(otlp_endpoint)?)
-    };
+    let otlp_endpoint = t.otlp_endpoint.as_ref().map_or("", |e| e.text.as_str());
+    let otlp = t.otlp_endpoint.as_ref().map(|e| e.value.clone());
     let port = otlp
         .as_ref()
         .map(|o| o.port.to_string())
@@ -87,8 +73,8 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
     };
     let services_list = services.join(",");
     let pairs = [
-        ("CLUSTER_ID", s.get("CLUSTER_ID")),
-        ("INSTANCE_ID", s.get("INSTANCE_ID")),
+        ("CLUSTER_ID", s.cluster_id_text()),
+        ("INSTANCE_ID", s.instance_id_text()),
         ("TELEMETRY_ENABLED", "true"),
         ("TELEMETRY_LOG_SERVICES", services_list.as_str()),
         (
@@ -99,13 +85,10 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
         ("TELEMETRY_S3_ENDPOINT", endpoint.as_str()),
         ("TELEMETRY_S3_REGION", region),
         ("TELEMETRY_S3_ASSUME_ROLE", role.as_str()),
-        (
-            "TELEMETRY_S3_ACCESS_KEY_ID",
-            s.get("TELEMETRY_S3_ACCESS_KEY_ID"),
-        ),
+        ("TELEMETRY_S3_ACCESS_KEY_ID", or_empty(&b.access_key_id)),
         (
             "TELEMETRY_S3_SECRET_ACCESS_KEY",
-            s.get("TELEMETRY_S3_SECRET_ACCESS_KEY"),
+            or_empty(&b.secret_access_key),
         ),
         ("TELEMETRY_OTLP_ENDPOINT", otlp_endpoint),
         ("TELEMETRY_OTLP_HOST", host),
@@ -133,123 +116,9 @@ pub fn render(inp: &Inputs, f: &Features, d: &mut Desired) -> Result<(), RenderE
         CONFIG,
         0o600,
         "fluent-bit:fluent-bit",
-        config(&services, cloudinit, s3.as_ref(), otlp.as_ref()),
+        config(services, cloudinit, s3.as_ref(), otlp.as_ref()),
     );
     Ok(())
-}
-
-/// `TELEMETRY_LOG_SERVICES`: whitespace removed, empty entries and repeats dropped, each a
-/// unit name without `.service`.
-fn log_services(raw: &str) -> Result<Vec<String>, RenderError> {
-    let cleaned: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
-    let mut out: Vec<String> = Vec::new();
-    for svc in cleaned.split(',').filter(|s| !s.is_empty()) {
-        let valid = svc.bytes().enumerate().all(|(i, b)| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || (i > 0 && matches!(b, b'.' | b'_' | b'-'))
-        });
-        if !valid {
-            return Err(RenderError::Invalid(format!(
-                "TELEMETRY_LOG_SERVICES has {svc:?}; each entry must be a unit name without .service, matching ^[a-z0-9][a-z0-9._-]*$"
-            )));
-        }
-        if !out.iter().any(|o| o == svc) {
-            out.push(svc.to_string());
-        }
-    }
-    Ok(out)
-}
-
-/// Parse `TELEMETRY_OTLP_ENDPOINT`: `http://` or `https://`, a host name, IPv4 address or
-/// bracketed IPv6 literal, an optional port (default 80 / 443) and an optional path (default
-/// `/v1/logs`; a query string is kept, a fragment dropped). Credentials in the URL are refused.
-pub fn parse_otlp(endpoint: &str) -> Result<Otlp, RenderError> {
-    let bad =
-        |why: &str| RenderError::Invalid(format!("TELEMETRY_OTLP_ENDPOINT is {endpoint:?}; {why}"));
-    let lower = endpoint.to_ascii_lowercase();
-    let (rest, tls) = if lower.starts_with("https://") {
-        (&endpoint["https://".len()..], true)
-    } else if lower.starts_with("http://") {
-        (&endpoint["http://".len()..], false)
-    } else {
-        return Err(bad("it must start with http:// or https://"));
-    };
-    let rest = rest.split('#').next().unwrap_or_default();
-    let split = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(split);
-    if authority.contains('@') {
-        return Err(bad("credentials in the URL are not supported"));
-    }
-    let (host, port) = if let Some(after) = authority.strip_prefix('[') {
-        let Some((inside, tail)) = after.split_once(']') else {
-            return Err(bad("an IPv6 address needs a closing ]"));
-        };
-        if inside.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(bad("the bracketed host is not an IPv6 address"));
-        }
-        let port = match tail {
-            "" => None,
-            t => match t.strip_prefix(':') {
-                Some(p) => Some(p),
-                None => return Err(bad("only :<port> may follow the IPv6 address")),
-            },
-        };
-        (inside, port)
-    } else {
-        match authority.split_once(':') {
-            Some((h, p)) => {
-                if p.contains(':') {
-                    return Err(bad(
-                        "an IPv6 address must be written in brackets, e.g. https://[fd00::1]:4318",
-                    ));
-                }
-                (h, Some(p))
-            }
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("the host is empty"));
-    }
-    let name_ok = host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
-    if !name_ok {
-        return Err(bad(
-            "the host may only contain letters, digits, '.', '-' and '_'",
-        ));
-    }
-    let port = match port {
-        None => {
-            if tls {
-                443
-            } else {
-                80
-            }
-        }
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => return Err(bad("the port must be a number from 1 to 65535")),
-        },
-    };
-    let logs_uri = match path {
-        "" | "/" => "/v1/logs".to_string(),
-        p if p.starts_with('?') => format!("/v1/logs{p}"),
-        p => p.to_string(),
-    };
-    if logs_uri
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(bad("the path may not contain whitespace"));
-    }
-    Ok(Otlp {
-        host: host.to_string(),
-        port,
-        logs_uri,
-        tls,
-    })
 }
 
 struct S3<'a> {

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::accounts::Kind;
 use crate::manifest::Manifest;
 use crate::render::{Desired, Inputs};
-use crate::settings::Settings;
+use crate::settings::{NodeSettings, Settings};
 
 pub fn manifest() -> Manifest {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -92,9 +92,19 @@ pub fn settings(kind: Kind, provider: &str) -> Settings {
 pub const ETC_HOSTS: &str = "127.0.0.1 localhost\n::1 localhost ip6-localhost\n";
 pub const SUBUID: &str = "debian:100000:65536\n";
 
+/// The test settings, parsed (they must parse).
+pub fn typed(s: &Settings) -> NodeSettings {
+    NodeSettings::parse(s).unwrap()
+}
+
 /// Render inputs for a node of `kind` with these settings: the hosts and subid files above, no
 /// load balancer, OOM adjustment possible.
-pub fn inputs<'a>(kind: Kind, s: &'a Settings, m: &'a Manifest) -> Inputs<'a> {
+pub fn inputs<'a>(kind: Kind, s: &Settings, m: &'a Manifest) -> Inputs<'a> {
+    inputs_typed(kind, typed(s), m)
+}
+
+/// [`inputs`] for settings already parsed.
+pub fn inputs_typed(kind: Kind, s: NodeSettings, m: &Manifest) -> Inputs<'_> {
     Inputs {
         kind,
         settings: s,
@@ -123,8 +133,8 @@ pub fn render_one(
     s: &Settings,
 ) -> Result<Desired, crate::render::RenderError> {
     let m = manifest();
-    let inp = inputs(kind, s, &m);
-    let f = crate::render::Features::of(kind, s).unwrap();
+    let inp = inputs_typed(kind, NodeSettings::parse(s)?, &m);
+    let f = crate::render::Features::of(kind, &inp.settings);
     let mut d = Desired::default();
     render(&inp, &f, &mut d).map(|_| d)
 }

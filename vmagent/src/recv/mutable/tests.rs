@@ -229,11 +229,30 @@ fn c24_mismatched_quotes_are_not_stripped() {
 
 // ---- refused: types -------------------------------------------------------------------
 
+/// The key a typed refusal names; the rule's error is kept as the cause.
 fn bad_value(line: &str) -> String {
-    match err(line) {
+    let e = err(line);
+    assert!(
+        std::error::Error::source(&e).is_some(),
+        "{line}: {e} has no cause"
+    );
+    match e {
         MutableError::BadValue { key, .. } => key,
         other => panic!("{line}: {other}"),
     }
+}
+
+#[test]
+fn issuer_refusals_keep_the_url_rule_as_their_cause() {
+    let e = err("OIDC_ISSUER=http://auth.example.com");
+    let cause = std::error::Error::source(&e).expect("a cause");
+    let rule = std::error::Error::source(cause).expect("the URL rule");
+    assert!(rule.to_string().contains("https://"), "{rule}");
+    assert!(
+        e.to_string()
+            .starts_with("OIDC_ISSUER=\"http://auth.example.com\": "),
+        "{e}"
+    );
 }
 
 #[test]

@@ -143,7 +143,7 @@ fn kubelet_yaml_fields_and_cluster_dns() {
     assert_eq!(yaml.matches("enabled: false").count(), 2);
     assert_eq!(yaml.matches("30s\n").count(), 5);
 
-    s.set("KUBE_CLUSTER_DNS", "10.96.0.10, fd00:0::a");
+    s.set("KUBE_CLUSTER_DNS", "10.96.0.10,fd00:0::a");
     let d = rendered(Kind::Knd, &s);
     assert!(
         text(&d, KUBELET_YAML)
