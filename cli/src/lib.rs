@@ -6,6 +6,7 @@ pub mod create;
 pub mod delete;
 pub mod deps;
 pub mod dirs;
+pub mod login;
 pub mod oidc;
 pub mod tfgen;
 pub mod tfrun;

@@ -59,11 +59,144 @@ enum Command {
         #[command(subcommand)]
         command: DepsCommand,
     },
+    /// Log in to a cluster's OIDC issuer and set up kubectl access (context = cluster id).
+    Login(LoginArgs),
+    /// Remove a cluster's stored tokens and the kubeconfig entries login made.
+    Logout(LogoutArgs),
+    /// Plumbing run by kubectl and docker, not by people.
+    #[command(hide = true)]
+    Hooks {
+        #[command(subcommand)]
+        command: HooksCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(clap::Args)]
+struct LoginArgs {
+    /// Cluster config file.
+    #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
+    file: PathBuf,
+    /// The API server's CA: a file path, an http(s) URL or inline PEM.
+    #[arg(long, value_name = "PATH|URL|PEM")]
+    ca_cert: Option<String>,
+    /// Loopback port of the login callback (http://localhost:PORT/callback).
+    #[arg(long, default_value_t = 8000)]
+    callback_port: u16,
+    /// Take the code from the issuer's redirect without a browser (issuers that approve
+    /// without a form).
+    #[arg(long)]
+    headless: bool,
+}
+
+#[derive(clap::Args)]
+struct LogoutArgs {
+    /// Log out without asking.
+    #[arg(short = 'y', long)]
+    yes: bool,
+    /// Cluster id.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Cluster config file (its id).
+    #[arg(short = 'f', long = "cluster-config")]
+    file: Option<PathBuf>,
+    /// Kube context whose cluster to log out of [default: the current context].
+    #[arg(long)]
+    context: Option<String>,
+    /// Kubeconfig file [default: first of KUBECONFIG, else ~/.kube/config].
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum HooksCommand {
+    /// kubectl exec credential plugin: print an ExecCredential with a current ID token.
+    KubectlAuth {
+        #[arg(short = 'c', long)]
+        cluster: String,
+        /// The user's `sub`.
+        #[arg(short = 'u', long)]
+        user: String,
+    },
+    /// Docker credential helper protocol (also run as `docker-credential-podplane`).
+    DockerCredentials {
+        /// get, store, erase or list.
+        action: String,
+    },
+}
+
+fn run_login(a: LoginArgs) -> Result<(), String> {
+    use podplane::login;
+    let path = std::path::absolute(&a.file).unwrap_or(a.file);
+    let cfg = config::load(&path).map_err(|e| e.to_string())?;
+    let env = login::Env::from_process(None);
+    let opts = login::Options {
+        api_ca: a.ca_cert,
+        callback_port: a.callback_port,
+        headless: a.headless,
+    };
+    login::login(
+        &env,
+        &login::Target::from_config(&cfg),
+        &opts,
+        &mut std::io::stdout(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn run_logout(a: LogoutArgs) -> Result<(), String> {
+    use podplane::login;
+    let env = login::Env::from_process(a.kubeconfig);
+    let id = match (a.cluster, a.file) {
+        (Some(id), _) => id,
+        (None, Some(file)) => {
+            let path = std::path::absolute(&file).unwrap_or(file);
+            config::load(&path).map_err(|e| e.to_string())?.cluster.id
+        }
+        (None, None) => {
+            let kc = login::kubeconfig::load(&env.kubeconfig).map_err(|e| e.to_string())?;
+            login::cluster_from_context(&kc, a.context.as_deref()).map_err(|e| e.to_string())?
+        }
+    };
+    let stdin = std::io::stdin();
+    let ok = podplane::tfrun::confirm(
+        &format!("Log out of Podplane cluster \"{id}\"?"),
+        a.yes,
+        &mut stdin.lock(),
+        &mut std::io::stdout(),
+    )
+    .map_err(|e| format!("read the answer: {e}"))?;
+    if !ok {
+        return Err("logout cancelled".into());
+    }
+    login::logout(&env, &id, &mut std::io::stdout()).map_err(|e| e.to_string())
+}
+
+fn run_hooks(command: HooksCommand) -> Result<(), String> {
+    use podplane::login;
+    let env = login::Env::from_process(None);
+    match command {
+        HooksCommand::KubectlAuth { cluster, user } => {
+            let json = login::exec_credential(&env, &cluster, &user, &mut std::io::stderr())
+                .map_err(|e| e.to_string())?;
+            println!("{json}");
+        }
+        HooksCommand::DockerCredentials { action } => {
+            login::docker::run(
+                &env,
+                &action,
+                &mut std::io::stdin(),
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -474,7 +607,16 @@ fn tf_runner(dir: &std::path::Path) -> Result<podplane::tfrun::Runner, String> {
 
 fn main() -> ExitCode {
     // Usage errors exit 1 like every other error (clap's default is 2); help exits 0.
-    let cli = match Cli::try_parse() {
+    // Installed as `docker-credential-podplane`, this binary is the docker credential helper.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        == Some(std::ffi::OsStr::new("docker-credential-podplane"))
+    {
+        args.splice(1..1, ["hooks".into(), "docker-credentials".into()]);
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -506,6 +648,24 @@ fn main() -> ExitCode {
         Some(Command::Deps { command }) => return run_deps(command),
         Some(Command::Oidc { command }) => {
             if let Err(message) = run_oidc(command) {
+                eprintln!("Error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Some(Command::Login(a)) => {
+            if let Err(message) = run_login(a) {
+                eprintln!("Error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Some(Command::Logout(a)) => {
+            if let Err(message) = run_logout(a) {
+                eprintln!("Error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Some(Command::Hooks { command }) => {
+            if let Err(message) = run_hooks(command) {
                 eprintln!("Error: {message}");
                 return ExitCode::FAILURE;
             }
