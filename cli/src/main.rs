@@ -183,7 +183,9 @@ fn run_hooks(command: HooksCommand) -> Result<(), String> {
         HooksCommand::KubectlAuth { cluster, user } => {
             let json = login::exec_credential(&env, &cluster, &user, &mut std::io::stderr())
                 .map_err(|e| e.to_string())?;
-            println!("{json}");
+            // kubectl may close the pipe early: an error, not a panic.
+            use std::io::Write as _;
+            writeln!(std::io::stdout(), "{json}").map_err(|e| format!("write stdout: {e}"))?;
         }
         HooksCommand::DockerCredentials { action } => {
             login::docker::run(

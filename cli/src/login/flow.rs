@@ -140,8 +140,10 @@ async fn get_json(
     })
 }
 
+/// The start of a response body, on one line (errors are one line on stderr).
 fn excerpt(body: &str) -> String {
-    let t = body.trim();
+    let t = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let t = t.as_str();
     match t.char_indices().nth(300) {
         Some((i, _)) => format!("{}…", &t[..i]),
         None => t.to_string(),

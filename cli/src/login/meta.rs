@@ -109,3 +109,53 @@ pub fn update<T>(
         .map_err(|source| MetaError::Io { path, source })?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(sub: &str) -> AuthRecord {
+        AuthRecord {
+            sub: sub.into(),
+            cluster_id: "c1".into(),
+            cluster_name: String::new(),
+            issuer: "https://i.example".into(),
+            client_id: "c1".into(),
+            user_email: String::new(),
+            issuer_ca_pem: String::new(),
+            callback_port: 8000,
+            headless: false,
+            registry_host: String::new(),
+        }
+    }
+
+    #[test]
+    fn records_are_flat_and_other_keys_survive() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("config.json"),
+            r#"{"config":{"version":1},"clusters":{"x":{"id":"x"}}}"#,
+        )
+        .unwrap();
+        update(t.path(), |a| {
+            a.insert("a.b@c.d:c1".into(), record("a.b@c.d"))
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(t.path().join("config.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["auth"]["a.b@c.d:c1"]["sub"], "a.b@c.d");
+        assert_eq!(v["clusters"]["x"]["id"], "x");
+        assert_eq!(v["config"]["version"], 1);
+        assert_eq!(
+            get(t.path(), "a.b@c.d:c1").unwrap(),
+            Some(record("a.b@c.d"))
+        );
+        update(t.path(), |a| a.clear()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(t.path().join("config.json")).unwrap()).unwrap();
+        assert!(v.get("auth").is_none());
+        std::fs::write(t.path().join("config.json"), r#"{"auth":{"k":{"sub":1}}}"#).unwrap();
+        let e = all(t.path()).unwrap_err().to_string();
+        assert!(e.contains("config.json") && e.contains("auth:"), "{e}");
+    }
+}

@@ -345,12 +345,22 @@ pub fn current_token(
     };
     let record = meta::get(&env.config_dir, &key)?.ok_or_else(not_logged_in)?;
     let store = env.store()?;
+    let valid = |t: &Option<Tokens>| {
+        t.as_ref().and_then(|t| {
+            flow::claims(&t.id_token)
+                .ok()
+                .filter(|c| c.exp > now_secs() + MIN_VALIDITY_SECS)
+                .map(|c| (t.id_token.clone(), c))
+        })
+    };
+    if let Some(hit) = valid(&store.get(&key)?) {
+        return Ok(hit);
+    }
+    // One refresh at a time; whoever waited finds the token the other one stored.
+    let _lock = store.lock(&key, LOGIN_TIMEOUT + Duration::from_secs(60))?;
     let cached = store.get(&key)?;
-    if let Some(t) = &cached
-        && let Ok(c) = flow::claims(&t.id_token)
-        && c.exp > now_secs() + MIN_VALIDITY_SECS
-    {
-        return Ok((t.id_token.clone(), c));
+    if let Some(hit) = valid(&cached) {
+        return Ok(hit);
     }
     let ca = (!record.issuer_ca_pem.is_empty()).then(|| record.issuer_ca_pem.as_bytes());
     let iss = Issuer {

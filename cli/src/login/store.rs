@@ -236,6 +236,23 @@ impl FileStore {
         vmagent::fsutil::write_atomic(&path, &body, Some(0o600)).map_err(io(&path))
     }
 
+    /// Serialises refreshes of one entry across processes (kubectl may run several hooks at
+    /// once; with rotating refresh tokens only the first refresh would succeed). Held until
+    /// dropped; waits up to `timeout`.
+    pub fn lock(
+        &self,
+        key: &str,
+        timeout: std::time::Duration,
+    ) -> Result<vmagent::fsutil::DirLock, StoreError> {
+        let name = format!("{}.lock", hex::encode(Sha256::digest(key)));
+        vmagent::fsutil::DirLock::acquire(&self.dir, &name, timeout).map_err(|source| {
+            StoreError::Io {
+                path: self.dir.join(name),
+                source,
+            }
+        })
+    }
+
     /// Removes the entry; `false` when there was none.
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let path = self.path(key);
@@ -307,6 +324,18 @@ mod tests {
         let none = FileStore::open(t.path(), None).unwrap();
         let e = none.get("u:c").unwrap_err().to_string();
         assert!(e.contains("PODPLANE_KEYRING_PASS is unset"), "{e}");
+    }
+
+    #[test]
+    fn refresh_lock_is_exclusive_per_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let s = FileStore::open(t.path(), None).unwrap();
+        let short = std::time::Duration::from_millis(200);
+        let held = s.lock("u:c", short).unwrap();
+        assert!(s.lock("u:c", short).is_err());
+        s.lock("v:c", short).unwrap();
+        drop(held);
+        s.lock("u:c", short).unwrap();
     }
 
     #[test]
