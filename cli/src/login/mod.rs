@@ -362,7 +362,7 @@ pub fn current_token(
     if let Some(hit) = valid(&cached) {
         return Ok(hit);
     }
-    let ca = (!record.issuer_ca_pem.is_empty()).then(|| record.issuer_ca_pem.as_bytes());
+    let ca = (!record.issuer_ca_pem.is_empty()).then_some(record.issuer_ca_pem.as_bytes());
     let iss = Issuer {
         issuer: &record.issuer,
         client_id: &record.client_id,
