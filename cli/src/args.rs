@@ -47,6 +47,20 @@ enum Command {
         #[command(subcommand)]
         command: OidcCommand,
     },
+    /// Log in to a cluster's OIDC issuer and set up kubectl access (context = cluster id).
+    ///
+    /// Example: `podplane login -f podplane.cluster.jsonc` then `kubectl --context <id> get nodes`
+    Login(LoginArgs),
+    /// Remove a cluster's stored tokens and the kubeconfig entries login made.
+    ///
+    /// Example: `podplane logout --cluster my-cluster -y`
+    Logout(LogoutArgs),
+    /// Plumbing run by kubectl and docker, not by people.
+    #[command(hide = true)]
+    Hooks {
+        #[command(subcommand)]
+        command: HooksCommand,
+    },
     /// The dependency cache: the published node manifest and the artifacts it pins.
     Deps {
         #[command(subcommand)]
@@ -235,5 +249,58 @@ enum ClusterCommand {
         /// Destroy without asking.
         #[arg(short = 'y', long)]
         auto_approve: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct LoginArgs {
+    /// Cluster config file.
+    #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
+    file: PathBuf,
+    /// The API server's CA: a file path, an http(s) URL or inline PEM.
+    #[arg(long, value_name = "PATH|URL|PEM")]
+    ca_cert: Option<String>,
+    /// Loopback port of the login callback (http://localhost:PORT/callback).
+    #[arg(long, default_value_t = 8000)]
+    callback_port: u16,
+    /// Take the code from the issuer's redirect without a browser (issuers that approve
+    /// without a form).
+    #[arg(long)]
+    headless: bool,
+}
+
+#[derive(clap::Args)]
+struct LogoutArgs {
+    /// Log out without asking.
+    #[arg(short = 'y', long)]
+    yes: bool,
+    /// Cluster id.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Cluster config file (its id).
+    #[arg(short = 'f', long = "cluster-config")]
+    file: Option<PathBuf>,
+    /// Kube context whose cluster to log out of [default: the current context].
+    #[arg(long)]
+    context: Option<String>,
+    /// Kubeconfig file [default: first of KUBECONFIG, else ~/.kube/config].
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum HooksCommand {
+    /// kubectl exec credential plugin: print an ExecCredential with a current ID token.
+    KubectlAuth {
+        #[arg(short = 'c', long)]
+        cluster: String,
+        /// The user's `sub`.
+        #[arg(short = 'u', long)]
+        user: String,
+    },
+    /// Docker credential helper protocol (also run as `docker-credential-podplane`).
+    DockerCredentials {
+        /// get, store, erase or list.
+        action: String,
     },
 }

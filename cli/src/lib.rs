@@ -7,6 +7,7 @@ pub mod delete;
 pub mod deps;
 pub mod dirs;
 pub mod hcl;
+pub mod login;
 pub mod oidc;
 pub mod tffile;
 pub mod tfgen;

@@ -39,6 +39,78 @@ impl Command {
     }
 }
 
+fn run_login(a: LoginArgs) -> Result<(), String> {
+    use podplane::login;
+    let path = std::path::absolute(&a.file).unwrap_or(a.file);
+    let cfg = config::load(&path).map_err(|e| e.to_string())?;
+    let env = login::Env::from_process(None);
+    let opts = login::Options {
+        api_ca: a.ca_cert,
+        callback_port: a.callback_port,
+        headless: a.headless,
+    };
+    login::login(
+        &env,
+        &login::Target::from_config(&cfg),
+        &opts,
+        &mut std::io::stdout(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn run_logout(a: LogoutArgs) -> Result<(), String> {
+    use podplane::login;
+    let env = login::Env::from_process(a.kubeconfig);
+    let id = match (a.cluster, a.file) {
+        (Some(id), _) => id,
+        (None, Some(file)) => {
+            let path = std::path::absolute(&file).unwrap_or(file);
+            config::load(&path).map_err(|e| e.to_string())?.cluster.id
+        }
+        (None, None) => {
+            let kc = login::kubeconfig::load(&env.kubeconfig).map_err(|e| e.to_string())?;
+            login::cluster_from_context(&kc, a.context.as_deref()).map_err(|e| e.to_string())?
+        }
+    };
+    let stdin = std::io::stdin();
+    let ok = podplane::tfrun::confirm(
+        &format!("Log out of Podplane cluster \"{id}\"?"),
+        a.yes,
+        &mut stdin.lock(),
+        &mut std::io::stdout(),
+    )
+    .map_err(|e| format!("read the answer: {e}"))?;
+    if !ok {
+        return Err("logout cancelled".into());
+    }
+    login::logout(&env, &id, &mut std::io::stdout()).map_err(|e| e.to_string())
+}
+
+fn run_hooks(command: HooksCommand) -> Result<(), String> {
+    use podplane::login;
+    let env = login::Env::from_process(None);
+    match command {
+        HooksCommand::KubectlAuth { cluster, user } => {
+            let json = login::exec_credential(&env, &cluster, &user, &mut std::io::stderr())
+                .map_err(|e| e.to_string())?;
+            // kubectl may close the pipe early: an error, not a panic.
+            use std::io::Write as _;
+            writeln!(std::io::stdout(), "{json}").map_err(|e| format!("write stdout: {e}"))?;
+        }
+        HooksCommand::DockerCredentials { action } => {
+            login::docker::run(
+                &env,
+                &action,
+                &mut std::io::stdin(),
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
 fn run_oidc(command: OidcCommand) -> Result<(), String> {
     use podplane::oidc;
     match command {
@@ -367,7 +439,16 @@ fn tf_runner(dir: &std::path::Path) -> Result<podplane::tfrun::Runner, String> {
 
 fn main() -> ExitCode {
     // Usage errors exit 1 like every other error (clap's default is 2); help exits 0.
-    let cli = match Cli::try_parse() {
+    // Installed as `docker-credential-podplane`, this binary is the docker credential helper.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        == Some(std::ffi::OsStr::new("docker-credential-podplane"))
+    {
+        args.splice(1..1, ["hooks".into(), "docker-credentials".into()]);
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -410,6 +491,24 @@ fn main() -> ExitCode {
         Some(Command::Deps { command }) => return run_deps(command),
         Some(Command::Oidc { command }) => {
             if let Err(message) = run_oidc(command) {
+                eprintln!("Error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Some(Command::Login(a)) => {
+            if let Err(message) = run_login(a) {
+                eprintln!("Error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Some(Command::Logout(a)) => {
+            if let Err(message) = run_logout(a) {
+                eprintln!("Error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Some(Command::Hooks { command }) => {
+            if let Err(message) = run_hooks(command) {
                 eprintln!("Error: {message}");
                 return ExitCode::FAILURE;
             }
