@@ -16,7 +16,7 @@ use crate::host::{Cmd, Host, HostError};
 use crate::safefs::{self, Kind as FileKind, Root, SafeFsError};
 use crate::userdb::{UserDb, UserDbError};
 
-pub use crate::contract::Kind;
+use crate::contract::Kind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSpec {
@@ -821,16 +821,6 @@ fn secure_private(
         }
     }
     Ok(())
-}
-
-/// The admin sudoers file as a managed file: 0440 root:root when SSH keys are configured,
-/// otherwise absent.
-pub fn sudoers(desired: &mut crate::render::Desired, admin: bool) {
-    if admin {
-        desired.file(SUDOERS_ADMIN, 0o440, "root:root", SUDOERS_LINE);
-    } else {
-        desired.absent.insert(SUDOERS_ADMIN.to_string());
-    }
 }
 
 fn ensure_sudoers(

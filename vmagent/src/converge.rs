@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::accounts::{self, Kind};
+use crate::accounts;
 use crate::apply::{self, ApplyReport, Services};
+use crate::contract::Kind;
+use crate::deferred;
 use crate::envfile;
 use crate::facts::{self, FactsError};
 use crate::fsutil::{DirLock, under_root};
@@ -152,7 +154,7 @@ pub fn prepare(
         api_lb_addrs,
         oom_adjust: host.can_lower_oom_scores(),
     })?;
-    accounts::sudoers(&mut desired, admin);
+    sudoers(&mut desired, admin);
     Ok(Prepared {
         kind,
         manifest,
@@ -181,6 +183,22 @@ pub fn plan(
     Ok((p, pl))
 }
 
+/// The admin sudoers file as a managed file: 0440 root:root when SSH keys are configured,
+/// otherwise absent. `accounts::ensure` (install, bootstrap) writes it too; here it joins the
+/// rendered state, so plan shows it and apply keeps it.
+fn sudoers(desired: &mut Desired, admin: bool) {
+    if admin {
+        desired.file(
+            accounts::SUDOERS_ADMIN,
+            0o440,
+            "root:root",
+            accounts::SUDOERS_LINE,
+        );
+    } else {
+        desired.absent.insert(accounts::SUDOERS_ADMIN.to_string());
+    }
+}
+
 /// The plan for `p`: accounts and permissions (the table, then the identity files), then the
 /// desired files and services.
 fn plan_prepared(
@@ -192,6 +210,8 @@ fn plan_prepared(
     let mut notes = Vec::new();
     perms.extend(identity_files(root, &mut notes));
     let mut pl = plan::plan(root, &p.desired, perms, changed_elsewhere)?;
+    // Actions an earlier apply could not carry out (`--services none`, a failed restart).
+    deferred::load(root).merge_into(&mut pl, &p.desired);
     pl.notes.extend(notes);
     Ok(pl)
 }

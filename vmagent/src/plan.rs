@@ -218,8 +218,6 @@ pub fn plan(
             reason,
         });
     }
-    // Actions an earlier apply could not carry out (`--services none`, a failed restart).
-    crate::deferred::load(root).merge_into(&mut p, desired);
     Ok(p)
 }
 

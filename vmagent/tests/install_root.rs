@@ -131,7 +131,7 @@ fn installs_a_knc_node_and_a_second_run_changes_nothing() {
 
     // Every directory of the table, mode and owner.
     let spec = vmagent::accounts::spec(
-        vmagent::accounts::Kind::Knc,
+        vmagent::contract::Kind::Knc,
         true,
         "/usr/lib/x86_64-linux-gnu",
     );

@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::accounts::{self, AccountsError, Changes, Kind};
+use crate::accounts::{self, AccountsError, Changes};
 use crate::contract::Arch;
+use crate::contract::Kind;
 use crate::fetch::hash::hash_file;
 use crate::fsutil::{self, DirLock};
 use crate::host::Host;

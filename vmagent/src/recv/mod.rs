@@ -25,8 +25,8 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::accounts::Kind;
 use crate::apply::{ApplyReport, Services};
+use crate::contract::Kind;
 use crate::contract::certs;
 use crate::converge::{self, ConfigureError};
 use crate::host::Host;

@@ -144,7 +144,7 @@ version = 3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::Kind;
+    use crate::contract::Kind;
     use crate::render::testutil::*;
 
     #[test]
@@ -193,7 +193,7 @@ mod tests {
 #[cfg(test)]
 mod oom_tests {
     use super::*;
-    use crate::accounts::Kind;
+    use crate::contract::Kind;
     use crate::render::testutil::*;
 
     #[test]

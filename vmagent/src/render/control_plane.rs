@@ -11,7 +11,7 @@ use super::node::wrapper;
 use super::template::fill;
 use super::unit::{Sandbox, Unit};
 use super::{CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig};
-use crate::accounts::Kind;
+use crate::contract::Kind;
 use crate::settings::NodeSettings;
 
 const APISERVER_ENV: &str = "/opt/env/kube-apiserver.env";

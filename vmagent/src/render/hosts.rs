@@ -3,7 +3,7 @@
 //! caller), or no block when there is none.
 
 use super::{Desired, Inputs, RenderError};
-use crate::accounts::Kind;
+use crate::contract::Kind;
 
 pub const BEGIN: &str = "# BEGIN podplane managed kube-apiserver";
 pub const END: &str = "# END podplane managed kube-apiserver";

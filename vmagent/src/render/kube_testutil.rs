@@ -8,7 +8,7 @@ use std::process::Command;
 
 use super::testutil::{inputs_typed, manifest};
 use super::{Desired, Features, RenderError, control_plane, kubelet};
-use crate::accounts::Kind;
+use crate::contract::Kind;
 use crate::settings::Settings;
 
 /// kubelet and the control plane rendered alone, as `render` runs them.

@@ -8,7 +8,7 @@ use super::node::wrapper;
 use super::template::fill;
 use super::unit::Unit;
 use super::{CA, Desired, Features, Inputs, RenderError, api_server_url, env_file, kubeconfig};
-use crate::accounts::Kind;
+use crate::contract::Kind;
 use crate::settings::NodeSettings;
 
 pub(super) const KUBELET_ENV: &str = "/opt/env/kubelet.env";

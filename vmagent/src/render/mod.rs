@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::accounts::Kind;
+use crate::contract::Kind;
 use crate::contract::Provider;
 use crate::manifest::Manifest;
 use crate::settings::{NodeSettings, SettingsError};

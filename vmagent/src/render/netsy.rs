@@ -8,7 +8,7 @@
 use super::template::fill;
 use super::unit::{Sandbox, Unit};
 use super::{Desired, Features, Inputs, RenderError, env_file, quoted};
-use crate::accounts::Kind;
+use crate::contract::Kind;
 use crate::contract::{DetectedKey as D, MutableKey as M, Provider, UserDataKey as U};
 use crate::settings::{NodeSettings, or_empty};
 

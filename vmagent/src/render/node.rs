@@ -4,7 +4,7 @@
 
 use super::unit::{Sandbox, Unit};
 use super::{Desired, Features, Inputs, RenderError, env_file, kubeconfig};
-use crate::accounts::Kind;
+use crate::contract::Kind;
 use crate::contract::UserDataKey;
 use crate::settings::NodeSettings;
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::accounts::Kind;
+use crate::contract::Kind;
 use crate::manifest::Manifest;
 use crate::render::{Desired, Inputs};
 use crate::settings::{NodeSettings, Settings};

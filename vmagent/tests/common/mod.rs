@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use vmagent::accounts::{self, Kind};
+use vmagent::accounts;
 use vmagent::apply::Services;
+use vmagent::contract::Kind;
 use vmagent::converge;
 use vmagent::host::SystemHost;
 

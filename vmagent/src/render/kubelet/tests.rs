@@ -1,5 +1,5 @@
 use super::*;
-use crate::accounts::Kind;
+use crate::contract::Kind;
 use crate::render::kube_testutil::*;
 use crate::render::kubeconfig;
 use crate::render::testutil::settings;

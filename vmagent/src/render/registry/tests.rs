@@ -1,5 +1,5 @@
 use super::*;
-use crate::accounts::Kind;
+use crate::contract::Kind;
 use crate::render::testutil::*;
 use crate::settings::Settings;
 

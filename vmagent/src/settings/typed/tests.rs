@@ -1,5 +1,5 @@
 use super::*;
-use crate::accounts::Kind as NodeKind;
+use crate::contract::Kind as NodeKind;
 use crate::contract::{Check, MutableKey, UserDataKey};
 use crate::render::testutil::settings;
 
