@@ -64,7 +64,7 @@ impl Facts {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum UserdataError {
     #[error(
         "{field} must not contain a single quote, CR or LF (it is interpolated into the script)"
@@ -74,8 +74,9 @@ pub enum UserdataError {
     UnsafeKeys,
     #[error("{field} is required")]
     Required { field: &'static str },
-    #[error("provider kind {0:?} is not one of local, aws, google, proxmox")]
-    Provider(String),
+    /// A concrete fact its `user-data.env` key's rule refuses (the node would refuse it too).
+    #[error(transparent)]
+    Fact(#[from] vmagent::contract::FactError),
     #[error(
         "the manifest has no released vmagent entry (type tar.gz with url and sha256 digest); use the standalone release manifest (packaging/release)"
     )]
@@ -84,15 +85,52 @@ pub enum UserdataError {
     TooLarge(usize),
 }
 
-fn validate(f: &Facts) -> Result<(), UserdataError> {
-    if !(vmagent::contract::Provider::parse(&f.provider_kind).is_some()
-        || f.provider_kind.contains("{{"))
-    {
-        return Err(UserdataError::Provider(f.provider_kind.clone()));
+impl Facts {
+    /// Each fact with the `user-data.env` key that records it on the node, named as errors
+    /// name it. The nonce is no setting and has no key.
+    fn keyed(&self) -> [(&'static str, K, &str); 12] {
+        [
+            ("cluster id", K::ClusterId, &self.cluster_id),
+            (
+                "cluster CA certificate",
+                K::NstanceCaCert,
+                &self.cluster_ca_cert,
+            ),
+            ("provider kind", K::ProviderKind, &self.provider_kind),
+            ("provider region", K::ProviderRegion, &self.region),
+            ("provider zone", K::ProviderZone, &self.zone),
+            ("instance id", K::InstanceId, &self.instance_id),
+            (
+                "instance type",
+                K::ProviderInstanceType,
+                &self.instance_type,
+            ),
+            (
+                "registration address",
+                K::NstanceServerRegistrationAddr,
+                &self.registration_addr,
+            ),
+            ("agent address", K::NstanceServerAgentAddr, &self.agent_addr),
+            ("AWS account id", K::AwsAccountId, &self.aws_account_id),
+            (
+                "Google project id",
+                K::GoogleProjectId,
+                &self.google_project_id,
+            ),
+            (
+                "SSH keys",
+                K::ImmutableSshAuthorizedKeys,
+                &self.ssh_authorized_keys,
+            ),
+        ]
     }
+}
+
+fn validate(f: &Facts) -> Result<(), UserdataError> {
     for (field, v) in [
         ("cluster id", &f.cluster_id),
         ("instance id", &f.instance_id),
+        ("provider kind", &f.provider_kind),
     ] {
         if v.is_empty() {
             return Err(UserdataError::Required { field });
@@ -118,6 +156,12 @@ fn validate(f: &Facts) -> Result<(), UserdataError> {
     }
     if f.ssh_authorized_keys.contains(['\0', '\r']) {
         return Err(UserdataError::UnsafeKeys);
+    }
+    // The rule `vmagent bootstrap` applies to the same value; a placeholder is Nstance's to fill.
+    for (field, key, v) in f.keyed() {
+        if !v.contains("{{") {
+            key.validate(field, v)?;
+        }
     }
     Ok(())
 }

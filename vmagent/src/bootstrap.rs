@@ -31,6 +31,8 @@ pub enum BootstrapError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Fact(#[from] crate::contract::FactError),
+    #[error(transparent)]
     Host(#[from] crate::host::HostError),
     #[error(transparent)]
     SafeFs(#[from] crate::safefs::SafeFsError),
@@ -49,34 +51,22 @@ pub enum BootstrapError {
 }
 
 impl InstanceFacts {
-    /// The checks the CLI makes when it renders userdata, made again here: the facts end up
-    /// single-quoted in a file that shell scripts may source.
+    /// The checks the CLI makes when it renders userdata, made again here: each fact against its
+    /// `user-data.env` key's rule (the contract's, the one the CLI applies), and the quoting
+    /// rules, as the facts end up single-quoted in a file that shell scripts may source.
     pub fn validate(&self) -> Result<(), BootstrapError> {
         let bad = |m: String| Err(BootstrapError::Invalid(m));
-        if Provider::parse(&self.provider).is_none() {
-            return bad(format!(
-                "--provider {:?}: expected one of {}",
-                self.provider,
-                Provider::EXPECTED
-            ));
-        }
         for (flag, v) in [
             ("--instance-id", &self.instance_id),
             ("--cluster-id", &self.cluster_id),
+            ("--provider", &self.provider),
         ] {
             if v.is_empty() {
                 return bad(format!("{flag} is required"));
             }
         }
-        if !self
-            .instance_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            return bad(format!(
-                "--instance-id {:?} is also the host name: letters, digits and - only",
-                self.instance_id
-            ));
+        for k in UserDataKey::ALL {
+            k.validate(&format!("--{}", k.flag()), k.value_in(self))?;
         }
         for (flag, v) in [
             ("--cluster-id", &self.cluster_id),
@@ -106,16 +96,9 @@ impl InstanceFacts {
     /// `user-data.env`: each [`UserDataKey`] with the value of the flag that carries it, in the
     /// contract's order (upstream's).
     pub fn user_data_env(&self) -> String {
-        let flags = self.flags();
         let pairs: Vec<(&str, &str)> = UserDataKey::ALL
             .iter()
-            .map(|k| {
-                let v = flags
-                    .iter()
-                    .find(|(f, _)| *f == k.flag())
-                    .map_or("", |(_, v)| *v);
-                (k.name(), v)
-            })
+            .map(|k| (k.name(), k.value_in(self)))
             .collect();
         crate::render::env_file(&pairs)
     }
@@ -307,6 +290,14 @@ mod tests {
         facts().validate().unwrap();
         let mut f = facts();
         f.provider = "azure".into();
+        assert!(
+            f.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--provider \"azure\" is refused (PROVIDER_KIND in user-data.env)")
+        );
+        let mut f = facts();
+        f.provider.clear();
         assert!(f.validate().unwrap_err().to_string().contains("--provider"));
         let mut f = facts();
         f.zone = "a'b".into();
@@ -318,7 +309,10 @@ mod tests {
         );
         let mut f = facts();
         f.instance_id = "i 1".into();
-        assert!(f.validate().unwrap_err().to_string().contains("host name"));
+        assert!(matches!(
+            f.validate(),
+            Err(BootstrapError::Fact(e)) if e.key == UserDataKey::InstanceId
+        ));
         let mut f = facts();
         f.aws_account_id.clear();
         assert!(

@@ -25,5 +25,5 @@ pub use self::env::{Check, MutableKey};
 pub use self::facts::InstanceFacts;
 pub use self::node::{Arch, Kind, Provider, UnknownName};
 pub use self::url::{MAX_ISSUER_LEN, UrlRuleError, oidc_issuer_url, service_account_issuer_url};
-pub use self::user_data::{DetectedKey, UserDataKey};
-pub use self::value::{CheckError, EnvKey, Hostname};
+pub use self::user_data::{DetectedKey, FactError, UserDataKey};
+pub use self::value::{CheckError, DnsNameError, EnvKey, Hostname, check_dns_name, is_dns_label};

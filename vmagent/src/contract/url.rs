@@ -81,18 +81,6 @@ pub fn service_account_issuer_url(s: &str) -> Result<Url, UrlRuleError> {
     https_issuer(s)
 }
 
-fn is_dns_name(h: &str) -> bool {
-    h.len() <= 253
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
-}
-
 fn https_issuer(s: &str) -> Result<Url, UrlRuleError> {
     if s.is_empty() {
         return Err(UrlRuleError::Empty);
@@ -157,7 +145,7 @@ fn https_issuer(s: &str) -> Result<Url, UrlRuleError> {
                     not_as_written()
                 });
             }
-            if !is_dns_name(d) {
+            if super::check_dns_name(d).is_err() {
                 return Err(UrlRuleError::Host { host: host.into() });
             }
         }

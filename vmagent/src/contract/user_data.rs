@@ -4,8 +4,8 @@
 //! must pass. Like [`super::MutableKey`], a key is named through its enum, so a renamed key fails
 //! to compile in the writer and in the typed settings parse.
 
-use super::Check;
-use super::facts::flag;
+use super::facts::{InstanceFacts, flag};
+use super::{Check, CheckError};
 
 macro_rules! env_keys {
     (
@@ -111,6 +111,49 @@ impl UserDataKey {
     }
 }
 
+impl UserDataKey {
+    /// The value `facts` carries for this key.
+    pub fn value_in(self, facts: &InstanceFacts) -> &str {
+        match self {
+            UserDataKey::ImmutableSshAuthorizedKeys => &facts.ssh_authorized_keys,
+            UserDataKey::InstanceId => &facts.instance_id,
+            UserDataKey::ClusterId => &facts.cluster_id,
+            UserDataKey::ProviderKind => &facts.provider,
+            UserDataKey::ProviderRegion => &facts.region,
+            UserDataKey::ProviderZone => &facts.zone,
+            UserDataKey::ProviderInstanceType => &facts.instance_type,
+            UserDataKey::AwsAccountId => &facts.aws_account_id,
+            UserDataKey::GoogleProjectId => &facts.google_project_id,
+            UserDataKey::NstanceCaCert => &facts.nstance_ca_cert,
+            UserDataKey::NstanceServerRegistrationAddr => &facts.registration_addr,
+            UserDataKey::NstanceServerAgentAddr => &facts.agent_addr,
+        }
+    }
+
+    /// Check `value` against this key's rule ([`Check::validate`]); the error names the value
+    /// as its writer knows it (`name`: a bootstrap flag, a CLI field) as well as the key.
+    pub fn validate(self, name: &str, value: &str) -> Result<(), FactError> {
+        self.check().validate(value).map_err(|source| FactError {
+            name: name.to_string(),
+            key: self,
+            value: value.to_string(),
+            source,
+        })
+    }
+}
+
+/// An instance fact that its [`UserDataKey`]'s rule refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name} {value:?} is refused ({key} in user-data.env): {source}")]
+pub struct FactError {
+    /// The fact as the writer names it (`--instance-id`, `instance id`).
+    pub name: String,
+    pub key: UserDataKey,
+    pub value: String,
+    #[source]
+    pub source: CheckError,
+}
+
 env_keys! {
     /// A `detected.env` key: what `vmagent bootstrap` found on the machine (or was given in the
     /// environment instead).
@@ -149,5 +192,45 @@ mod tests {
         all.dedup();
         assert_eq!(all.len(), n, "a key name is used by two files");
         assert_eq!(UserDataKey::parse("NOPE"), None);
+    }
+
+    #[test]
+    fn each_fact_is_read_from_the_flag_that_carries_its_key() {
+        // Every fact distinct, so a key read from the wrong field shows.
+        let f = InstanceFacts {
+            instance_id: "i-1".into(),
+            cluster_id: "c1".into(),
+            provider: "aws".into(),
+            region: "r".into(),
+            zone: "z".into(),
+            instance_type: "t".into(),
+            aws_account_id: "a".into(),
+            google_project_id: "g".into(),
+            nstance_ca_cert: "Q0E=".into(),
+            registration_addr: "h:1".into(),
+            agent_addr: "h:2".into(),
+            nonce: "n".into(),
+            ssh_authorized_keys: "k".into(),
+        };
+        let flags = f.flags();
+        for k in UserDataKey::ALL {
+            let by_flag = flags.iter().find(|(n, _)| *n == k.flag()).map(|(_, v)| *v);
+            assert_eq!(by_flag, Some(k.value_in(&f)), "{k}");
+        }
+        let e = UserDataKey::InstanceId
+            .validate("--instance-id", "i 1")
+            .unwrap_err();
+        assert_eq!(e.key, UserDataKey::InstanceId);
+        assert!(
+            e.to_string().starts_with(
+                "--instance-id \"i 1\" is refused (INSTANCE_ID in user-data.env): it "
+            ),
+            "{e}"
+        );
+        assert!(
+            UserDataKey::InstanceId
+                .validate("--instance-id", "i-1")
+                .is_ok()
+        );
     }
 }

@@ -29,8 +29,8 @@ pub enum CheckError {
     Port,
     #[error("it must be a whole number from 0 to {max}")]
     Number { max: u32 },
-    #[error("it must be a DNS name (letters, digits, - and dots)")]
-    Hostname,
+    #[error("it {0} (a DNS name: lowercase letters, digits, - and dots)")]
+    Hostname(#[source] DnsNameError),
     #[error("the issuer URL {0}")]
     Issuer(#[source] UrlRuleError),
     #[error("{item:?} is not a URL: {source}")]
@@ -67,21 +67,57 @@ pub enum CheckError {
     Otlp(#[from] super::otlp::OtlpError),
 }
 
-/// A DNS name: dot-separated labels of ASCII letters, digits and `-` (not at either end of a
-/// label), each at most 63 bytes, at most 253 in all.
-pub fn is_hostname(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 253
-        && v.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+/// Why a value is not a DNS name. Each message completes "NAME ..." with what to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsNameError {
+    #[error("is required")]
+    Required,
+    #[error("must be at most 253 characters")]
+    TooLong,
+    #[error("must be lowercase and must not end with a dot")]
+    NotLowercaseOrTrailingDot,
+    #[error("must be a DNS hostname, not an IP address")]
+    IpAddress,
+    #[error("must contain only DNS labels")]
+    BadLabel,
 }
 
-/// A checked DNS name ([`is_hostname`]), kept as written.
+/// One DNS label: lowercase ASCII letters, digits and `-`, not `-` at either end, at most 63
+/// bytes.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// The DNS-name rule of both programs (the CLI's hostnames and zones, the node's hostname keys,
+/// the host of a URL): non-empty, at most 253 bytes, lowercase, no trailing dot, not an IP
+/// literal, and dot-separated [`is_dns_label`] labels. A single label passes. Lowercase only,
+/// because the names are compared as written (certificate SANs, the tokens' `iss`, directory
+/// names under `/etc/containerd/certs.d`).
+pub fn check_dns_name(name: &str) -> Result<(), DnsNameError> {
+    if name.is_empty() {
+        return Err(DnsNameError::Required);
+    }
+    if name.len() > 253 {
+        return Err(DnsNameError::TooLong);
+    }
+    if name != name.to_lowercase() || name.ends_with('.') {
+        return Err(DnsNameError::NotLowercaseOrTrailingDot);
+    }
+    if name.parse::<IpAddr>().is_ok() {
+        return Err(DnsNameError::IpAddress);
+    }
+    if !name.split('.').all(is_dns_label) {
+        return Err(DnsNameError::BadLabel);
+    }
+    Ok(())
+}
+
+/// A checked DNS name ([`check_dns_name`]), kept as written.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Hostname(String);
 
@@ -94,11 +130,8 @@ impl Hostname {
 impl FromStr for Hostname {
     type Err = CheckError;
     fn from_str(s: &str) -> Result<Hostname, CheckError> {
-        if is_hostname(s) {
-            Ok(Hostname(s.to_string()))
-        } else {
-            Err(CheckError::Hostname)
-        }
+        check_dns_name(s).map_err(CheckError::Hostname)?;
+        Ok(Hostname(s.to_string()))
     }
 }
 
@@ -109,7 +142,7 @@ impl fmt::Display for Hostname {
 }
 
 /// An `http(s)://host[:port][/path]` URL, parsed by the `url` crate. The host must be a DNS
-/// name ([`is_hostname`]) or an IP address (the crate also accepts `_` and other characters in
+/// name ([`check_dns_name`]) or an IP address (the crate also accepts `_` and other characters in
 /// names), and user info and port 0 are refused.
 pub fn http_url(item: &str) -> Result<url::Url, CheckError> {
     let u = url::Url::parse(item).map_err(|source| CheckError::Url {
@@ -127,7 +160,7 @@ pub fn http_url(item: &str) -> Result<url::Url, CheckError> {
         return Err(shape("user info (NAME@) is not allowed"));
     }
     match u.host() {
-        Some(url::Host::Domain(d)) if !is_hostname(d) => {
+        Some(url::Host::Domain(d)) if check_dns_name(d).is_err() => {
             return Err(shape("the host is not a valid name or address"));
         }
         None => return Err(shape("the URL has no host")),
@@ -209,12 +242,16 @@ impl Check {
                 drop(super::service_account_issuer_url(v).map_err(CheckError::Issuer)?)
             }
             Check::HttpUrl => drop(http_url(v)?),
-            // S3 endpoints may also be given as a bare host (upstream's default form).
+            // An S3 endpoint may also be a bare HOST[:PORT], the form S3 clients take when the
+            // scheme is configured separately.
             Check::S3Endpoint => {
                 if v.contains("://") {
                     http_url(v)?;
-                } else if !is_hostname(v.split(':').next().unwrap_or("")) {
-                    return Err(CheckError::S3Endpoint);
+                } else {
+                    let host = v.split(':').next().unwrap_or("");
+                    if host.parse::<IpAddr>().is_err() && check_dns_name(host).is_err() {
+                        return Err(CheckError::S3Endpoint);
+                    }
                 }
             }
             Check::UrlList => {
@@ -263,7 +300,21 @@ mod tests {
         assert!(Check::Provider.validate("azure").is_err());
         assert!(Check::Ipv4.validate("::1").is_err());
         assert!(Check::ServiceNames.validate("a,,b").is_err());
-        assert!("Bad_Host".parse::<Hostname>().is_err());
+        assert!(Check::S3Endpoint.validate("10.0.0.9:9000").is_ok());
+        assert!(Check::S3Endpoint.validate("bad_host:9000").is_err());
+        assert_eq!(
+            "Bad_Host".parse::<Hostname>(),
+            Err(CheckError::Hostname(
+                DnsNameError::NotLowercaseOrTrailingDot
+            ))
+        );
+        assert_eq!(
+            "10.0.0.1".parse::<Hostname>(),
+            Err(CheckError::Hostname(DnsNameError::IpAddress))
+        );
+        assert_eq!(check_dns_name("a..b"), Err(DnsNameError::BadLabel));
+        assert_eq!(check_dns_name(&"a".repeat(64)), Err(DnsNameError::BadLabel));
+        assert_eq!(check_dns_name("node-1"), Ok(()));
         assert_eq!(
             "registry.example.com".parse::<Hostname>().unwrap().as_str(),
             "registry.example.com"

@@ -1,8 +1,6 @@
 //! Format rules for single values: cluster IDs, DNS names, AWS regions and zones, email
 //! addresses, HTTPS URLs (`url`) and IPv4 CIDRs (`ipnet`). They know nothing about the rest of the config.
 
-use std::net::IpAddr;
-
 use thiserror::Error;
 
 use ipnet::{IpNet, Ipv4Net};
@@ -24,29 +22,12 @@ pub enum IdError {
     Reserved(String),
 }
 
-/// Why a DNS name (hostname, zone) is rejected.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum DnsNameError {
-    #[error("is required")]
-    Required,
-    #[error("must be at most 253 characters")]
-    TooLong,
-    #[error("must be lowercase and must not end with a dot")]
-    NotLowercaseOrTrailingDot,
-    #[error("must be a DNS hostname, not an IP address")]
-    IpAddress,
-    #[error("must contain only DNS labels")]
-    BadLabel,
-}
+/// The DNS-name rule (hostnames, zones) is the contract's, so a name the CLI accepts is one the
+/// node accepts too.
+pub use vmagent::contract::{DnsNameError, check_dns_name};
 
-/// `^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`
-pub(super) fn is_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
+/// `^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`, at most 63 bytes: one DNS label, the contract's rule.
+pub(super) use vmagent::contract::is_dns_label as is_label;
 
 /// Cluster ID rule (also used for `local --id`).
 pub fn check_cluster_id(id: &str) -> Result<(), IdError> {
@@ -64,27 +45,6 @@ pub fn check_cluster_id(id: &str) -> Result<(), IdError> {
     }
     if matches!(id, "local" | "k8s" | "oidc") {
         return Err(IdError::Reserved(id.to_string()));
-    }
-    Ok(())
-}
-
-/// DNS-name rule: non-empty, ≤253, lowercase, no trailing dot, not an IP literal, every
-/// label ≤63 and matching the label pattern. Single-label names pass.
-pub fn check_dns_name(name: &str) -> Result<(), DnsNameError> {
-    if name.is_empty() {
-        return Err(DnsNameError::Required);
-    }
-    if name.len() > 253 {
-        return Err(DnsNameError::TooLong);
-    }
-    if name != name.to_lowercase() || name.ends_with('.') {
-        return Err(DnsNameError::NotLowercaseOrTrailingDot);
-    }
-    if name.parse::<IpAddr>().is_ok() {
-        return Err(DnsNameError::IpAddress);
-    }
-    if name.split('.').any(|l| l.len() > 63 || !is_label(l)) {
-        return Err(DnsNameError::BadLabel);
     }
     Ok(())
 }
