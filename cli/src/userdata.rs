@@ -77,6 +77,8 @@ pub enum UserdataError {
     /// A concrete fact its `user-data.env` key's rule refuses (the node would refuse it too).
     #[error(transparent)]
     Fact(#[from] vmagent::contract::FactError),
+    #[error("cannot write the manifest into the userdata as JSON: {0}")]
+    ManifestJson(#[source] serde_json::Error),
     #[error(
         "the manifest has no released vmagent entry (type tar.gz with url and sha256 digest); use the standalone release manifest (packaging/release)"
     )]
@@ -384,7 +386,7 @@ pub fn render(
     let v = &manifest.vmconfig;
     let pinned = Pinned {
         // Compact JSON: the manifest travels inside the script.
-        json: serde_json::to_string(manifest).expect("a manifest serialises"),
+        json: serde_json::to_string(manifest).map_err(UserdataError::ManifestJson)?,
         kind: v.kind.clone(),
         version: v.version.clone(),
         os: v.os.name.clone(),
