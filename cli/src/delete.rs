@@ -20,7 +20,7 @@ use crate::aws::{self, AwsError, EnvSource};
 use crate::tfrun::{self, Runner, TfError};
 use instances::{LIVE_STATES, ids, list, timeout_error, wait_gone};
 
-pub use outputs::{Shard, parse_outputs};
+pub use outputs::{OutputProblem, Shard, parse_outputs};
 pub use shard_config::{ShardConfigError, scale_text, scale_to_zero};
 
 const RERUN_CREATE: &str =
@@ -62,7 +62,11 @@ pub enum DeleteError {
     #[error("missing {0} output; {RERUN_CREATE}")]
     MissingOutput(&'static str),
     #[error("{name} output is malformed: {reason}; {RERUN_CREATE}")]
-    BadOutput { name: &'static str, reason: String },
+    BadOutput {
+        name: &'static str,
+        #[source]
+        reason: OutputProblem,
+    },
     #[error(
         "shard config s3://{bucket}/{key} is not valid JSON ({source}); restore a valid config object and rerun podplane cluster delete"
     )]

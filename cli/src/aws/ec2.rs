@@ -4,7 +4,7 @@ use reqwest::{Method, Url};
 
 use super::sigv4::uri_encode;
 use super::xml::{self, Element};
-use super::{AwsError, Client, api_error};
+use super::{AwsError, Client, ResponseProblem, api_error};
 
 const VERSION: &str = "2016-11-15";
 
@@ -41,10 +41,10 @@ impl Client {
             Some(ep) => return Ok(ep.clone()),
             None => format!("https://ec2.{}.amazonaws.com/", self.config.region),
         };
-        Url::parse(&text).map_err(|e| AwsError::BadResponse {
+        Url::parse(&text).map_err(|source| AwsError::BadUrl {
             what: "EC2".into(),
             url: text.clone(),
-            reason: format!("cannot build the endpoint URL: {e}"),
+            source,
         })
     }
 
@@ -83,10 +83,10 @@ impl Client {
         if resp.status != 200 {
             return Err(api_error(&what, &resp, hint));
         }
-        xml::parse(&String::from_utf8_lossy(&resp.body)).map_err(|reason| AwsError::BadResponse {
+        xml::parse(&String::from_utf8_lossy(&resp.body)).map_err(|e| AwsError::BadResponse {
             what,
             url: url.to_string(),
-            reason: format!("invalid XML: {reason}"),
+            reason: ResponseProblem::Xml(e),
         })
     }
 
@@ -125,7 +125,7 @@ impl Client {
         Err(AwsError::BadResponse {
             what: format!("EC2 DescribeInstances in {}", self.config.region),
             url: self.ec2_url()?.to_string(),
-            reason: "more than 10000 result pages; nextToken never ends".into(),
+            reason: ResponseProblem::EndlessPages,
         })
     }
 
@@ -228,5 +228,81 @@ mod tests {
             ]
         );
         assert_eq!(doc.child_text("nextToken"), Some("abc"));
+    }
+
+    /// A one-shot HTTP server on 127.0.0.1 that answers the first request with 200 and `body`
+    /// (a real socket and a real client: only the AWS side is a stand-in).
+    fn serve_once(body: &'static str) -> reqwest::Url {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the headers and the form body, so the client sees a complete exchange.
+            loop {
+                let n = conn.read(&mut buf).unwrap();
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if req.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(resp.as_bytes()).unwrap();
+        });
+        format!("http://{addr}/").parse().unwrap()
+    }
+
+    #[test]
+    fn broken_xml_is_a_bad_response_that_keeps_its_cause() {
+        let config = crate::aws::Config {
+            region: "eu-west-1".into(),
+            credentials: crate::aws::Credentials {
+                access_key_id: "AKID".into(),
+                secret_access_key: "secret".into(),
+                session_token: None,
+            },
+            s3_endpoint: None,
+            ec2_endpoint: Some(serve_once("<DescribeInstancesResponse><reservationSet>")),
+        };
+        let client = Client::new(config).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(client.describe_instances(&[])).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "EC2 DescribeInstances in eu-west-1: unexpected response from http://127.0.0.1:"
+            ),
+            "{err}"
+        );
+        let source = std::error::Error::source(&err).expect("a typed cause");
+        assert_eq!(
+            source.to_string(),
+            "invalid XML: <DescribeInstancesResponse> is not closed"
+        );
+        assert!(matches!(
+            err,
+            AwsError::BadResponse {
+                reason: ResponseProblem::Xml(crate::aws::XmlError::NotClosed(_)),
+                ..
+            }
+        ));
     }
 }

@@ -12,6 +12,8 @@ pub mod s3;
 pub mod sigv4;
 mod xml;
 
+pub use xml::XmlError;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +27,17 @@ pub enum EndpointProblem {
     Parse(#[from] url::ParseError),
     #[error("expected an http:// or https:// URL with a host")]
     NotHttp,
+}
+
+/// What is wrong with an AWS response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseProblem {
+    #[error("invalid XML: {0}")]
+    Xml(#[from] XmlError),
+    #[error("no ETag header, so the object cannot be updated safely")]
+    NoEtag,
+    #[error("more than 10000 result pages; nextToken never ends")]
+    EndlessPages,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +85,17 @@ pub enum AwsError {
     BadResponse {
         what: String,
         url: String,
-        reason: String,
+        #[source]
+        reason: ResponseProblem,
+    },
+    #[error(
+        "{what}: cannot build the URL {url}: {source}; check the region and the AWS_ENDPOINT_URL* settings"
+    )]
+    BadUrl {
+        what: String,
+        url: String,
+        #[source]
+        source: url::ParseError,
     },
 }
 

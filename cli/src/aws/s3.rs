@@ -3,7 +3,7 @@
 use reqwest::{Method, Url};
 
 use super::sigv4::uri_encode;
-use super::{AwsError, Client, api_error};
+use super::{AwsError, Client, ResponseProblem, api_error};
 
 impl Client {
     /// URL of an object: path style under an endpoint override (or for bucket names with dots),
@@ -23,10 +23,10 @@ impl Client {
                 self.config.region
             ),
         };
-        Url::parse(&text).map_err(|e| AwsError::BadResponse {
+        Url::parse(&text).map_err(|source| AwsError::BadUrl {
             what: format!("s3://{bucket}/{key}"),
             url: text.clone(),
-            reason: format!("cannot build the object URL: {e}"),
+            source,
         })
     }
 
@@ -59,7 +59,7 @@ impl Client {
             .ok_or_else(|| AwsError::BadResponse {
                 what: what.clone(),
                 url: url.to_string(),
-                reason: "no ETag header, so the object cannot be updated safely".into(),
+                reason: ResponseProblem::NoEtag,
             })?;
         Ok((resp.body, etag))
     }

@@ -1,6 +1,27 @@
 //! Just enough XML for AWS responses: elements, text and the five entities; attributes,
 //! comments and declarations are skipped, namespace prefixes dropped.
 
+/// Why a response is not the XML expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// A construct with no end: "CDATA section", "comment", "declaration", "end tag",
+    /// "start tag", "entity".
+    #[error("unterminated {0}")]
+    Unterminated(&'static str),
+    #[error("unexpected </{0}>")]
+    UnexpectedEnd(String),
+    #[error("</{close}> closes <{open}>")]
+    Mismatch { close: String, open: String },
+    #[error("start tag without a name")]
+    NoName,
+    #[error("unknown entity &{0};")]
+    UnknownEntity(String),
+    #[error("<{0}> is not closed")]
+    NotClosed(String),
+    #[error("no root element")]
+    NoRoot,
+}
+
 #[derive(Debug, Default)]
 pub struct Element {
     pub name: String,
@@ -30,7 +51,7 @@ impl Element {
     }
 }
 
-pub fn parse(s: &str) -> Result<Element, String> {
+pub fn parse(s: &str) -> Result<Element, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut rest = s;
     loop {
@@ -45,23 +66,32 @@ pub fn parse(s: &str) -> Result<Element, String> {
         }
         rest = &rest[lt..];
         if let Some(r) = rest.strip_prefix("<![CDATA[") {
-            let end = r.find("]]>").ok_or("unterminated CDATA section")?;
+            let end = r
+                .find("]]>")
+                .ok_or(XmlError::Unterminated("CDATA section"))?;
             if let Some(top) = stack.last_mut() {
                 top.text.push_str(&r[..end]);
             }
             rest = &r[end + 3..];
         } else if let Some(r) = rest.strip_prefix("<!--") {
-            let end = r.find("-->").ok_or("unterminated comment")?;
+            let end = r.find("-->").ok_or(XmlError::Unterminated("comment"))?;
             rest = &r[end + 3..];
         } else if rest.starts_with("<?") || rest.starts_with("<!") {
-            let end = rest.find('>').ok_or("unterminated declaration")?;
+            let end = rest
+                .find('>')
+                .ok_or(XmlError::Unterminated("declaration"))?;
             rest = &rest[end + 1..];
         } else if let Some(r) = rest.strip_prefix("</") {
-            let end = r.find('>').ok_or("unterminated end tag")?;
+            let end = r.find('>').ok_or(XmlError::Unterminated("end tag"))?;
             let name = local_name(r[..end].trim());
-            let el = stack.pop().ok_or_else(|| format!("unexpected </{name}>"))?;
+            let el = stack
+                .pop()
+                .ok_or_else(|| XmlError::UnexpectedEnd(name.clone()))?;
             if el.name != name {
-                return Err(format!("</{name}> closes <{}>", el.name));
+                return Err(XmlError::Mismatch {
+                    close: name,
+                    open: el.name,
+                });
             }
             rest = &r[end + 1..];
             match stack.last_mut() {
@@ -69,7 +99,7 @@ pub fn parse(s: &str) -> Result<Element, String> {
                 None => return Ok(el),
             }
         } else {
-            let end = tag_end(rest).ok_or("unterminated start tag")?;
+            let end = tag_end(rest).ok_or(XmlError::Unterminated("start tag"))?;
             let inner = &rest[1..end];
             let (inner, empty) = match inner.strip_suffix('/') {
                 Some(i) => (i, true),
@@ -82,7 +112,7 @@ pub fn parse(s: &str) -> Result<Element, String> {
                     .unwrap_or(""),
             );
             if name.is_empty() {
-                return Err("start tag without a name".into());
+                return Err(XmlError::NoName);
             }
             let el = Element {
                 name,
@@ -100,8 +130,8 @@ pub fn parse(s: &str) -> Result<Element, String> {
         }
     }
     match stack.first() {
-        Some(el) => Err(format!("<{}> is not closed", el.name)),
-        None => Err("no root element".into()),
+        Some(el) => Err(XmlError::NotClosed(el.name.clone())),
+        None => Err(XmlError::NoRoot),
     }
 }
 
@@ -123,7 +153,7 @@ fn local_name(name: &str) -> String {
     name.rsplit(':').next().unwrap_or(name).to_string()
 }
 
-fn unescape(s: &str) -> Result<String, String> {
+fn unescape(s: &str) -> Result<String, XmlError> {
     if !s.contains('&') {
         return Ok(s.to_string());
     }
@@ -132,7 +162,7 @@ fn unescape(s: &str) -> Result<String, String> {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         let r = &rest[amp + 1..];
-        let semi = r.find(';').ok_or("unterminated entity")?;
+        let semi = r.find(';').ok_or(XmlError::Unterminated("entity"))?;
         let ent = &r[..semi];
         let c = match ent {
             "amp" => '&',
@@ -150,7 +180,7 @@ fn unescape(s: &str) -> Result<String, String> {
                         None
                     };
                 code.and_then(char::from_u32)
-                    .ok_or_else(|| format!("unknown entity &{ent};"))?
+                    .ok_or_else(|| XmlError::UnknownEntity(ent.to_string()))?
             }
         };
         out.push(c);
@@ -185,9 +215,17 @@ mod tests {
 
     #[test]
     fn rejects_broken_documents() {
-        assert!(parse("<a><b></a>").is_err());
-        assert!(parse("<a>").is_err());
-        assert!(parse("plain text").is_err());
-        assert!(parse("<a>&bogus;</a>").is_err());
+        let mismatch = parse("<a><b></a>").unwrap_err();
+        assert_eq!(mismatch.to_string(), "</a> closes <b>");
+        assert_eq!(parse("<a>").unwrap_err(), XmlError::NotClosed("a".into()));
+        assert_eq!(parse("plain text").unwrap_err(), XmlError::NoRoot);
+        assert_eq!(
+            parse("<a>&bogus;</a>").unwrap_err().to_string(),
+            "unknown entity &bogus;"
+        );
+        assert_eq!(
+            parse("<a>&amp</a>").unwrap_err(),
+            XmlError::Unterminated("entity")
+        );
     }
 }

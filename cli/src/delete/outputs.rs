@@ -4,6 +4,17 @@ use serde_json::Value;
 
 use super::DeleteError;
 
+/// What is wrong with an output's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputProblem {
+    #[error("expected a non-empty string")]
+    NotAString,
+    #[error("expected a map of zone to {{config_key, server_ips}}")]
+    NotAShardMap,
+    #[error("shard {zone:?} has no config_key string")]
+    NoConfigKey { zone: String },
+}
+
 /// One entry of the `nstance_shards` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shard {
@@ -25,23 +36,23 @@ pub fn parse_outputs(outputs: &Value) -> Result<(String, Vec<Shard>), DeleteErro
         .filter(|s| !s.is_empty())
         .ok_or_else(|| DeleteError::BadOutput {
             name: "nstance_bucket",
-            reason: "expected a non-empty string".into(),
+            reason: OutputProblem::NotAString,
         })?
         .to_string();
-    let bad = |reason: String| DeleteError::BadOutput {
+    let bad = |reason| DeleteError::BadOutput {
         name: "nstance_shards",
         reason,
     };
     let map = value("nstance_shards")?
         .as_object()
-        .ok_or_else(|| bad("expected a map of zone to {config_key, server_ips}".into()))?;
+        .ok_or_else(|| bad(OutputProblem::NotAShardMap))?;
     let mut shards = Vec::new();
     for (zone, shard) in map {
         let config_key = shard
             .get("config_key")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad(format!("shard {zone:?} has no config_key string")))?;
+            .ok_or_else(|| bad(OutputProblem::NoConfigKey { zone: zone.clone() }))?;
         shards.push(Shard {
             zone: zone.clone(),
             config_key: config_key.to_string(),

@@ -77,7 +77,25 @@ fn outputs_are_required() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.starts_with("nstance_bucket output is malformed"),
+        err.starts_with("nstance_bucket output is malformed: expected a non-empty string; rerun"),
         "{err}"
     );
+    // The reason is kept as the error's typed source.
+    let err = parse_outputs(&json!({
+        "nstance_bucket": {"value": "b"},
+        "nstance_shards": {"value": {"z-a": {"server_ips": []}}}
+    }))
+    .unwrap_err();
+    let source = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(
+        source.as_deref(),
+        Some("shard \"z-a\" has no config_key string")
+    );
+    assert!(matches!(
+        err,
+        DeleteError::BadOutput {
+            name: "nstance_shards",
+            reason: OutputProblem::NoConfigKey { .. }
+        }
+    ));
 }
