@@ -1,13 +1,13 @@
 //! `mutable.env` deliveries: parse, validate and merge into the node's current settings.
 //!
-//! Parsing follows upstream's update-mutable-env.sh, with its quirks decided explicitly: each line
-//! is trimmed and split at the first `=`; blank lines and `#` comments are skipped; the key must
-//! be `[A-Za-z_][A-Za-z0-9_]*` and in the contract; one surrounding pair of `'` or `"` is
-//! stripped (nothing is unescaped); a value may only hold ASCII letters, digits, space and
-//! `- . / _ : + = # @ , [ ]` and at most 4096 characters (upstream's set plus the brackets of IPv6
-//! literals in URLs, which are inert inside the single quotes the files use); later duplicates
-//! win; `K=a=` keeps `a=`
-//! (bash would drop the `=`); a line without `=` is an error (bash would read an empty value).
+//! Parsing accepts what upstream's update-mutable-env.sh accepted, with each edge case decided
+//! here rather than left to bash: each line is trimmed and split at the first `=`; blank lines
+//! and `#` comments are skipped; the key must be `[A-Za-z_][A-Za-z0-9_]*` and in the contract;
+//! one surrounding pair of `'` or `"` is stripped (nothing is unescaped); a value may only hold
+//! ASCII letters, digits, space and `- . / _ : + = # @ , [ ]` and at most 4096 characters
+//! (upstream's set plus the brackets of IPv6 literals in URLs, which are inert inside the single
+//! quotes the files use); later duplicates win; `K=a=` keeps `a=` (bash would drop the `=`); a
+//! line without `=` is an error (bash would read an empty value).
 //! The allow-list keeps the files safe to `source` from bash.
 //!
 //! Files saved by Windows tools are accepted: a leading UTF-8 byte order mark is dropped and CRLF
