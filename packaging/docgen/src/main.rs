@@ -5,9 +5,8 @@
 //!   `DIR/man/podplane.1`, `DIR/man/podplane-<command>[-<command>].1`;
 //! - `DIR/completions/{bash/<name>,zsh/_<name>,fish/<name>.fish}`.
 //!
-//! vmagent's clap definitions are the library module `vmagent::cli` it parses with; podplane's
-//! (`cli/src/args.rs`) are included here as they are in the program, so the pages always
-//! describe the real command line.
+//! Both programs' clap definitions (`vmagent::cli`, `podplane::args`) are the ones the programs
+//! parse with, so the pages always describe the real command line.
 //! `packaging/build-deb` runs it before packaging.
 
 use std::path::{Path, PathBuf};
@@ -23,15 +22,11 @@ mod vmagent_cli {
     }
 }
 
-#[allow(dead_code)]
 mod podplane_cli {
-    use clap::{CommandFactory, Parser, Subcommand};
-    use podplane::config;
-    use std::path::PathBuf;
-    include!("../../../cli/src/args.rs");
+    use clap::CommandFactory;
 
     pub fn command() -> clap::Command {
-        Cli::command()
+        podplane::args::Cli::command()
     }
 }
 
@@ -179,6 +174,7 @@ mod tests {
         assert!(read(&man.join("vmagent-plan.8")).contains("\\-\\-output"));
         assert!(read(&man.join("vmagent-status.8")).contains("\\-\\-json"));
         assert!(top.contains("Exit status"), "{top}");
+        assert!(read(&man.join("podplane-cluster-validate.1")).contains("\\-\\-output"));
         assert!(read(&man.join("podplane.1")).contains(".TH podplane 1"));
         assert!(man.join("podplane-cluster-create.1").exists());
 
