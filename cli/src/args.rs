@@ -1,7 +1,12 @@
-// podplane's command line: the clap definitions only, no behaviour. Included (`include!`) by
-// main.rs, which runs them, and by packaging/docgen, which generates the man pages and shell completions
-// from them, so the documentation always matches the program. The includer brings `Parser`,
-// `Subcommand`, `PathBuf` and `podplane::config` into scope.
+//! podplane's command line: the clap definitions only, no behaviour. `main.rs` runs them and
+//! `packaging/docgen` generates the man pages and shell completions from them, so the
+//! documentation always matches the program.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config;
 
 #[derive(Parser)]
 #[command(
@@ -9,19 +14,19 @@
     about = "Kubernetes clusters on plain cloud VMs",
     disable_version_flag = true
 )]
-struct Cli {
+pub struct Cli {
     /// Print `podplane CLI <version>` and exit (with -v: the build's commit too).
     #[arg(short = 'V', long)]
-    version: bool,
+    pub version: bool,
     /// With --version: build details too.
     #[arg(short, long, requires = "version")]
-    verbose: bool,
+    pub verbose: bool,
     #[command(subcommand)]
-    command: Option<Command>,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub enum Command {
     /// Print the version and commit of this build (`-o json` for scripts).
     Version {
         /// Output format.
@@ -75,14 +80,33 @@ enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command reads or writes the user's config directory. New commands default
+    /// to yes; the read-only ones (printing, validating) are listed.
+    pub fn uses_config_dir(&self) -> bool {
+        !matches!(
+            self,
+            Command::Version { .. }
+                | Command::Completion { .. }
+                | Command::Userdata(_)
+                | Command::Cluster {
+                    command: ClusterCommand::Validate { .. } | ClusterCommand::Schema
+                }
+                | Command::Oidc {
+                    command: OidcCommand::Schema
+                }
+        )
+    }
+}
+
 #[derive(Subcommand)]
-enum OidcCommand {
+pub enum OidcCommand {
     /// Generate podplane.oidc.*.tf next to the config, then init and apply.
     ///
     /// Example: `podplane oidc create -f podplane.oidc.jsonc`
     Create {
         /// OIDC config file.
-        #[arg(short = 'f', long = "oidc-config", default_value = podplane::oidc::DEFAULT_CONFIG_FILE)]
+        #[arg(short = 'f', long = "oidc-config", default_value = crate::oidc::DEFAULT_CONFIG_FILE)]
         file: PathBuf,
         /// Generate the files only; do not run OpenTofu/Terraform.
         #[arg(long)]
@@ -96,7 +120,7 @@ enum OidcCommand {
     /// Example: `podplane oidc delete -y`
     Delete {
         /// OIDC config file.
-        #[arg(short = 'f', long = "oidc-config", default_value = podplane::oidc::DEFAULT_CONFIG_FILE)]
+        #[arg(short = 'f', long = "oidc-config", default_value = crate::oidc::DEFAULT_CONFIG_FILE)]
         file: PathBuf,
         /// Validate the config only; destroy nothing.
         #[arg(long)]
@@ -113,13 +137,13 @@ enum OidcCommand {
 
 /// `-o/--output`: for people, or for scripts.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Output {
+pub enum Output {
     Text,
     Json,
 }
 
 #[derive(Subcommand)]
-enum DepsCommand {
+pub enum DepsCommand {
     /// Download and verify the node manifest and its artifacts into the cache.
     ///
     /// Example: `podplane deps download -f podplane.cluster.jsonc`
@@ -153,50 +177,56 @@ enum DepsCommand {
 }
 
 /// The provider names and `all`, listed by help and completion.
-fn provider_names() -> clap::builder::PossibleValuesParser {
+pub fn provider_names() -> clap::builder::PossibleValuesParser {
     let mut names = vmagent::contract::Provider::NAMES.to_vec();
     names.push("all");
     clap::builder::PossibleValuesParser::new(names)
 }
 
 #[derive(clap::Args)]
-struct UserdataArgs {
+pub struct UserdataArgs {
     /// The standalone release manifest (its vmagent entry pins the agent's tarball).
     #[arg(long, value_name = "FILE")]
-    manifest: PathBuf,
+    pub manifest: PathBuf,
     /// Where the node runs.
     #[arg(long, value_enum)]
-    provider: vmagent::contract::Provider,
+    pub provider: vmagent::contract::Provider,
     /// Download from this deps mirror instead of upstream URLs.
     #[arg(long, value_name = "URL")]
-    mirror: Option<String>,
+    pub mirror: Option<String>,
     #[arg(long, default_value = "")]
-    aws_account_id: String,
+    pub aws_account_id: String,
     #[arg(long, default_value = "")]
-    google_project_id: String,
+    pub google_project_id: String,
     /// File of SSH public keys for the admin user (immutable: changing them replaces VMs).
     #[arg(long, value_name = "FILE")]
-    ssh_authorized_keys_file: Option<PathBuf>,
+    pub ssh_authorized_keys_file: Option<PathBuf>,
     /// Concrete instance values instead of Nstance placeholders (local VMs, tests):
     /// ID,CLUSTER,REGION,ZONE,TYPE,REGISTRATION_ADDR,AGENT_ADDR,NONCE,CA_CERT_BASE64.
     #[arg(long, value_name = "VALUES")]
-    instance: Option<String>,
+    pub instance: Option<String>,
     /// AWS: install and start the SSM agent on the node.
     #[arg(long)]
-    enable_ssm: bool,
+    pub enable_ssm: bool,
 }
 
 #[derive(Subcommand)]
-enum ClusterCommand {
+pub enum ClusterCommand {
     /// Load and fully validate a cluster config, printing the first problem found.
     ///
     /// Generates and writes nothing.
     ///
-    /// Example: `podplane cluster validate -f podplane.cluster.jsonc`
+    /// With `-o json`, prints `{"valid": true, "file": ...}`, or the problem as an object
+    /// with its file, line, column, config path and message (exit 1).
+    ///
+    /// Example: `podplane cluster validate -f podplane.cluster.jsonc -o json`
     Validate {
         /// Cluster config file.
         #[arg(short = 'f', long = "cluster-config", visible_alias = "file", default_value = config::DEFAULT_CONFIG_FILE)]
         file: PathBuf,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
     /// Print the JSON schema of the cluster config file.
     ///
@@ -253,43 +283,43 @@ enum ClusterCommand {
 }
 
 #[derive(clap::Args)]
-struct LoginArgs {
+pub struct LoginArgs {
     /// Cluster config file.
     #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
-    file: PathBuf,
+    pub file: PathBuf,
     /// The API server's CA: a file path, an http(s) URL or inline PEM.
     #[arg(long, value_name = "PATH|URL|PEM")]
-    ca_cert: Option<String>,
+    pub ca_cert: Option<String>,
     /// Loopback port of the login callback (http://localhost:PORT/callback).
     #[arg(long, default_value_t = 8000)]
-    callback_port: u16,
+    pub callback_port: u16,
     /// Take the code from the issuer's redirect without a browser (issuers that approve
     /// without a form).
     #[arg(long)]
-    headless: bool,
+    pub headless: bool,
 }
 
 #[derive(clap::Args)]
-struct LogoutArgs {
+pub struct LogoutArgs {
     /// Log out without asking.
     #[arg(short = 'y', long)]
-    yes: bool,
+    pub yes: bool,
     /// Cluster id.
     #[arg(long)]
-    cluster: Option<String>,
+    pub cluster: Option<String>,
     /// Cluster config file (its id).
     #[arg(short = 'f', long = "cluster-config")]
-    file: Option<PathBuf>,
+    pub file: Option<PathBuf>,
     /// Kube context whose cluster to log out of [default: the current context].
     #[arg(long)]
-    context: Option<String>,
+    pub context: Option<String>,
     /// Kubeconfig file [default: first of KUBECONFIG, else ~/.kube/config].
     #[arg(long)]
-    kubeconfig: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
-enum HooksCommand {
+pub enum HooksCommand {
     /// kubectl exec credential plugin: print an ExecCredential with a current ID token.
     KubectlAuth {
         #[arg(short = 'c', long)]

@@ -1,5 +1,6 @@
 //! Library side of the `podplane` CLI: the pieces the binary's commands are built from.
 
+pub mod args;
 pub mod aws;
 pub mod config;
 pub mod create;

@@ -308,3 +308,121 @@ fn a_mistyped_command_gets_a_suggestion_and_exit_1() {
         "{err}"
     );
 }
+
+fn json_out(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+#[test]
+fn validate_as_json_says_valid_or_where_the_problem_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture();
+    let out = podplane(
+        &[
+            "cluster",
+            "validate",
+            "-f",
+            path.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        json_out(&out),
+        serde_json::json!({"valid": true, "file": path.to_str().unwrap()})
+    );
+
+    // A rule on the parsed config: its path, and the line and column of that field.
+    let original = std::fs::read_to_string(fixture()).unwrap();
+    let broken = original.replace("\"size\": 2,", "\"size\": -2,");
+    let (line, column) = broken
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find("-2,").map(|c| (i + 1, c + 1)))
+        .unwrap();
+    std::fs::write(dir.path().join("c.jsonc"), &broken).unwrap();
+    let out = podplane(
+        &["cluster", "validate", "-f", "c.jsonc", "--output", "json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json_out(&out),
+        serde_json::json!({
+            "valid": false,
+            "file": "c.jsonc",
+            "line": line,
+            "column": column,
+            "path": "cluster.pools.workers.size",
+            "message": "cluster.pools.workers.size must be >= 0",
+        })
+    );
+    // The message is said to people too.
+    assert_eq!(
+        text(&out.stderr),
+        "Error: cluster config c.jsonc: cluster.pools.workers.size must be >= 0\n"
+    );
+
+    // A parse error inside a list: serde's position and path.
+    std::fs::write(
+        dir.path().join("c.jsonc"),
+        "{\"cluster\": {\"id\": \"a\",\n  \"providers\": [{\"kind\": \"aws\", \"zonez\": 1}]}}",
+    )
+    .unwrap();
+    let out = podplane(
+        &["cluster", "validate", "-f", "c.jsonc", "-o", "json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_out(&out);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["path"], "cluster.providers[0].zonez");
+    assert_eq!(
+        (v["line"].as_u64(), v["column"].as_u64()),
+        // serde_json points at the closing quote of the unknown key.
+        (Some(2), Some(39))
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `zonez`"),
+        "{v}"
+    );
+
+    // A light-load check: the field, found in the text.
+    std::fs::write(
+        dir.path().join("c.jsonc"),
+        "{\n  \"cluster\": {\n    \"id\": \"local\"\n  }\n}\n",
+    )
+    .unwrap();
+    let out = podplane(
+        &["cluster", "validate", "-f", "c.jsonc", "-o", "json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_out(&out);
+    assert_eq!(v["path"], "cluster.id");
+    assert_eq!(
+        (v["line"].as_u64(), v["column"].as_u64()),
+        (Some(3), Some(11))
+    );
+    assert_eq!(v["message"], "invalid cluster.id: \"local\" is reserved");
+
+    // No file: named, no position.
+    let out = podplane(
+        &["cluster", "validate", "-f", "none.jsonc", "-o", "json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_out(&out);
+    assert_eq!(v["file"], "none.jsonc");
+    assert!(v["line"].is_null() && v["path"].is_null(), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("No such file"),
+        "{v}"
+    );
+}

@@ -29,7 +29,7 @@ pub struct UserSpec {
     pub groups: Vec<&'static str>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DirSpec {
     pub path: &'static str,
     pub mode: u32,
@@ -293,7 +293,8 @@ pub type Changes = Vec<String>;
 /// One planned change to accounts or permissions. [`plan`] lists them; [`carry_out`] makes them,
 /// checking each path again through its descriptor when it acts, so what it changes is what the
 /// disk needs at that moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     /// A `groupadd`, `useradd` or `usermod`, exactly as it will run. `done` is the change line;
     /// `user` / `group`: the account it creates.

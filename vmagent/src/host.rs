@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use crate::userdb::UserDb;
 
 /// A program to run, with its arguments and extra environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Cmd {
     pub program: String,
     pub args: Vec<String>,

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod apply;
 pub mod bootstrap;
+pub mod cli;
 pub mod clock;
 pub mod contract;
 pub mod converge;

@@ -2,11 +2,9 @@
 //! the library.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
-
-use clap::{Args, Parser, Subcommand};
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -18,22 +16,34 @@ use vmagent::host::SystemHost;
 use vmagent::install::InstallOptions;
 use vmagent::manifest::Manifest;
 
-// The command line (clap definitions), shared with the man page and completion generator.
-include!("cli.rs");
+use clap::Parser;
+use vmagent::cli::{ApplyArgs, BootstrapArgs, Cli, Command, FetchArgs, InstallArgs, Output};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1 like every other error (clap's default is 2, which `plan` uses for
+    // "changes pending"); --help and --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     vmagent::logging::init(cli.verbose);
     match &cli.command {
         Command::Bootstrap(a) => return bootstrap_cmd(&cli.root, a),
         Command::Install(a) => return install_cmd(&cli.root, a),
-        Command::Plan => return plan_cmd(&cli.root),
+        Command::Plan(a) => return plan_cmd(&cli.root, a.output),
         Command::Apply(a) => return apply_cmd(&cli.root, a),
         Command::Recv(a) => return recv_cmd(&cli.root, a.debounce, &a.services),
         Command::Reconcile(a) => return recv_cmd(&cli.root, Duration::ZERO, &a.services),
-        Command::Status { json } => {
+        Command::Status(a) => {
             let st = vmagent::status::status(&cli.root, &SystemHost);
-            if *json {
+            if a.output() == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
             } else {
                 print!("{st}");
@@ -85,11 +95,11 @@ async fn run(cli: &Cli) -> Result<(), String> {
         Command::Fetch(args) => fetch_cmd(&cli.root, args).await,
         Command::Bootstrap(_)
         | Command::Install(_)
-        | Command::Plan
+        | Command::Plan(_)
         | Command::Apply(_)
         | Command::Recv(_)
         | Command::Reconcile(_)
-        | Command::Status { .. } => {
+        | Command::Status(_) => {
             unreachable!("these commands run without the async runtime")
         }
     }
@@ -237,13 +247,40 @@ fn install_cmd(root: &Path, a: &InstallArgs) -> ExitCode {
     }
 }
 
-fn plan_cmd(root: &Path) -> ExitCode {
+/// `vmagent plan -o json`: the plan, and whether it has changes (as the exit code says).
+#[derive(serde::Serialize)]
+struct PlanReport<'a> {
+    changes_pending: bool,
+    #[serde(flatten)]
+    plan: &'a vmagent::plan::Plan,
+}
+
+fn plan_cmd(root: &Path, output: Output) -> ExitCode {
     let overrides = converge::overrides_from_env(&SystemHost);
     match converge::plan(root, &SystemHost, &overrides, &Default::default()) {
         Ok((_, plan)) => {
-            print!("{plan}");
+            match output {
+                Output::Text => {
+                    print!("{plan}");
+                    if plan.is_empty() {
+                        println!("no changes");
+                    }
+                }
+                Output::Json => {
+                    let report = PlanReport {
+                        changes_pending: !plan.is_empty(),
+                        plan: &plan,
+                    };
+                    match serde_json::to_string_pretty(&report) {
+                        Ok(j) => println!("{j}"),
+                        Err(e) => {
+                            log::error!("cannot write the plan as JSON: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+            }
             if plan.is_empty() {
-                println!("no changes");
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
@@ -382,42 +419,6 @@ fn user_data_provider(root: &Path) -> Result<Option<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("2h 5m").unwrap(), Duration::from_secs(7500));
-        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
-        assert!(parse_duration("8d").unwrap_err().contains("7 days"));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
-
-    #[test]
-    fn huge_durations_are_refused_not_panicking() {
-        assert_eq!(
-            parse_duration("168h").unwrap(),
-            Duration::from_secs(7 * 24 * 3600)
-        );
-        for huge in [
-            "168.001h",
-            "604801",
-            "99999999999999h",
-            "999999999999999999999h",
-            "9999999999999999999999999999999999999999ms",
-        ] {
-            let err = parse_duration(huge).unwrap_err();
-            assert!(
-                err.contains(huge) && err.contains("7 days"),
-                "{huge}: {err}"
-            );
-        }
-    }
 
     #[test]
     fn provider_from_user_data() {

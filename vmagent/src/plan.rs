@@ -16,7 +16,8 @@ use crate::render::{Desired, FileSpec};
 use crate::safefs::{self, Root, SafeFsError};
 use crate::userdb::{UserDb, UserDbError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
 pub enum FileChange {
     Create,
     /// What differs; `content_diff` is `None` for secrets.
@@ -28,16 +29,18 @@ pub enum FileChange {
     Remove,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FilePlan {
     pub path: String,
+    #[serde(flatten)]
     pub change: FileChange,
     /// Changed lines (`-old` / `+new`), for non-secret files.
     pub diff: Option<String>,
     pub secret: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     Enable,
     Disable,
@@ -56,14 +59,14 @@ impl fmt::Display for Action {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ServicePlan {
     pub unit: String,
     pub actions: Vec<Action>,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Plan {
     /// Accounts and permissions, carried out before anything else.
     pub accounts: Vec<accounts::Change>,

@@ -117,3 +117,97 @@ pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
     })?;
     Ok(cfg)
 }
+
+/// Where a config problem is, for tools: the file, the 1-based line and column when the
+/// problem is a syntax or type error at a known place in the text, and the config path of the
+/// field (`cluster.providers[0].zones`) when it is about one field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorLocation {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub path: Option<String>,
+}
+
+impl ParseError {
+    /// 1-based line and column in the file, when known.
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            ParseError::Jsonc(JsoncError::UnterminatedComment { line, column }) => {
+                Some((*line, *column))
+            }
+            // serde_json counts lines from 1 and reports 0 when there is no position.
+            ParseError::Json { source, .. } => {
+                (source.line() > 0).then(|| (source.line(), source.column()))
+            }
+        }
+    }
+
+    /// The config path of the field the error is in, when inside the document.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ParseError::Jsonc(_) => None,
+            ParseError::Json { at, .. } => at.as_deref(),
+        }
+    }
+}
+
+impl LoadProblem {
+    /// The config path of the field at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            LoadProblem::MissingId | LoadProblem::Id(_) => "cluster.id",
+            LoadProblem::MissingIssuerUrl => "cluster.oidc.issuer_url",
+            LoadProblem::Seed(_) => "cluster.seed",
+            LoadProblem::Components(_) => "cluster.components",
+        }
+    }
+}
+
+impl ConfigError {
+    /// The file, position and field of the problem.
+    pub fn location(&self) -> ErrorLocation {
+        let (file, position, path) = match self {
+            ConfigError::Read { path, .. } => (path, None, None),
+            ConfigError::Parse { path, source } => {
+                (path, source.position(), source.field().map(String::from))
+            }
+            ConfigError::Invalid { path, problem } => {
+                (path, None, Some(problem.field().to_string()))
+            }
+            ConfigError::Validation { path, source } => {
+                (path, None, Some(source.field().to_string()))
+            }
+        };
+        ErrorLocation {
+            file: file.clone(),
+            line: position.map(|(l, _)| l),
+            column: position.map(|(_, c)| c),
+            path,
+        }
+    }
+
+    /// [`ConfigError::location`], with the line and column of the field filled in from the
+    /// file's `text` when the error came from a check on the parsed config (those carry the
+    /// field's path, not its place). A field that is missing points at its nearest parent.
+    pub fn location_in(&self, text: &str) -> ErrorLocation {
+        let mut at = self.location();
+        if at.line.is_none()
+            && let Some((line, column)) = at.path.as_deref().and_then(|p| super::locate(text, p))
+        {
+            at.line = Some(line);
+            at.column = Some(column);
+        }
+        at
+    }
+
+    /// The problem itself, without the `cluster config <file>:` prefix of `Display`.
+    pub fn problem(&self) -> String {
+        match self {
+            ConfigError::Read { source, .. } => format!("cannot read the file: {source}"),
+            ConfigError::Parse { source, .. } => source.to_string(),
+            ConfigError::Invalid { problem, .. } => problem.to_string(),
+            ConfigError::Validation { source, .. } => source.to_string(),
+        }
+    }
+}

@@ -22,6 +22,7 @@
 
 mod jsonc;
 mod load;
+mod locate;
 pub(crate) mod schema;
 mod service_network;
 mod types;
@@ -29,7 +30,10 @@ mod validate;
 mod validated;
 
 pub use jsonc::{JsoncError, to_json as jsonc_to_json};
-pub use load::{ConfigError, LoadProblem, ParseError, light_check, load, parse_jsonc, parse_str};
+pub use load::{
+    ConfigError, ErrorLocation, LoadProblem, ParseError, light_check, load, parse_jsonc, parse_str,
+};
+pub use locate::locate;
 pub use schema::{SCHEMA_ID, schema_json};
 pub use service_network::{
     CidrError, DEFAULT_SERVICE_CIDRS, Family, ServiceCidrError, ServiceNetwork, api_service_ip,

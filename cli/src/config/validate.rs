@@ -87,6 +87,22 @@ pub enum ValidationError {
 }
 
 impl ValidationError {
+    /// The config path of the field at fault (`cluster.pools.main.arch`).
+    pub fn field(&self) -> &str {
+        match self {
+            ValidationError::Id(_) => "cluster.id",
+            ValidationError::IssuerUrlRequired | ValidationError::IssuerUrl { .. } => {
+                "cluster.oidc.issuer_url"
+            }
+            ValidationError::DnsName { field, .. }
+            | ValidationError::Field { field, .. }
+            | ValidationError::Rule { field, .. } => field,
+            ValidationError::ServiceCidr(_) => "cluster.kubernetes.service_cidr",
+            ValidationError::Seed(_) => "cluster.seed",
+            ValidationError::Components(_) => "cluster.components",
+        }
+    }
+
     /// A [`ValidationError::Rule`]: `<field> <problem>`.
     pub(crate) fn rule(field: impl Into<String>, problem: impl Into<String>) -> Self {
         ValidationError::Rule {

@@ -5,8 +5,8 @@
 //!   `DIR/man/podplane.1`, `DIR/man/podplane-<command>[-<command>].1`;
 //! - `DIR/completions/{bash/<name>,zsh/_<name>,fish/<name>.fish}`.
 //!
-//! Both programs' clap definitions (`vmagent/src/cli.rs`, `cli/src/args.rs`) are included here
-//! as they are in the programs, so the pages always describe the real command line.
+//! Both programs' clap definitions (`vmagent::cli`, `podplane::args`) are the ones the programs
+//! parse with, so the pages always describe the real command line.
 //! `packaging/build-deb` runs it before packaging.
 
 use std::path::{Path, PathBuf};
@@ -14,27 +14,19 @@ use std::process::ExitCode;
 
 use clap_complete::Shell;
 
-#[allow(dead_code)]
 mod vmagent_cli {
-    use clap::{Args, CommandFactory, Parser, Subcommand};
-    use std::path::PathBuf;
-    use std::time::Duration;
-    include!("../../../vmagent/src/cli.rs");
+    use clap::CommandFactory;
 
     pub fn command() -> clap::Command {
-        Cli::command()
+        vmagent::cli::Cli::command()
     }
 }
 
-#[allow(dead_code)]
 mod podplane_cli {
-    use clap::{CommandFactory, Parser, Subcommand};
-    use podplane::config;
-    use std::path::PathBuf;
-    include!("../../../cli/src/args.rs");
+    use clap::CommandFactory;
 
     pub fn command() -> clap::Command {
-        Cli::command()
+        podplane::args::Cli::command()
     }
 }
 
@@ -178,6 +170,11 @@ mod tests {
             );
         }
         assert!(read(&man.join("vmagent-fetch.8")).contains("\\-\\-concurrency"));
+        // The output formats for scripts, and what the exit codes mean.
+        assert!(read(&man.join("vmagent-plan.8")).contains("\\-\\-output"));
+        assert!(read(&man.join("vmagent-status.8")).contains("\\-\\-json"));
+        assert!(top.contains("Exit status"), "{top}");
+        assert!(read(&man.join("podplane-cluster-validate.1")).contains("\\-\\-output"));
         assert!(read(&man.join("podplane.1")).contains(".TH podplane 1"));
         assert!(man.join("podplane-cluster-create.1").exists());
 
