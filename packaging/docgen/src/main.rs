@@ -14,6 +14,8 @@ use std::process::ExitCode;
 
 use clap_complete::Shell;
 
+mod copyright;
+
 mod vmagent_cli {
     use clap::CommandFactory;
 
@@ -116,26 +118,66 @@ fn docs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [cmd, dir] = args.as_slice() else {
-        eprintln!("usage: cargo run -p podplane-docgen -- docs DIR");
-        return ExitCode::from(2);
-    };
-    if cmd != "docs" {
-        eprintln!("podplane-docgen: unknown command {cmd:?}; the only one is `docs DIR`");
-        return ExitCode::from(2);
-    }
-    match docs(Path::new(dir)) {
-        Ok(files) => {
-            for f in files {
-                println!("{}", f.display());
+    let usage = "usage: cargo run -p podplane-docgen -- docs DIR | copyright PACKAGE FILE";
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["docs", dir] => match docs(Path::new(dir)) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
             }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("podplane-docgen: writing the documentation under {dir}: {e}");
-            ExitCode::FAILURE
+            Err(e) => {
+                eprintln!("podplane-docgen: writing the documentation under {dir}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["copyright", package, file] => match write_copyright(package, Path::new(file)) {
+            Ok(n) => {
+                println!("{file}: {n} linked crates");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("podplane-docgen: the copyright file of {package}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        _ => {
+            eprintln!("{usage}");
+            ExitCode::from(2)
         }
     }
+}
+
+/// Writes the copyright file of workspace package `package` (its licence, and the crates
+/// linked into it) to `file`; returns how many crates it lists.
+fn write_copyright(package: &str, file: &Path) -> Result<usize, String> {
+    let meta = copyright::metadata()?;
+    let crates = copyright::linked_crates(&meta, package)?;
+    let pkg = meta["packages"]
+        .as_array()
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p["name"] == package && p["source"].is_null())
+        })
+        .ok_or_else(|| format!("no workspace package named {package}"))?;
+    let text = copyright::render(
+        package,
+        pkg["license"].as_str().unwrap_or("Apache-2.0"),
+        "2026, Podplane Authors",
+        pkg["repository"].as_str().unwrap_or_default(),
+        &crates,
+    );
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(crates.len())
 }
 
 #[cfg(test)]
@@ -144,6 +186,45 @@ mod tests {
 
     fn read(path: &Path) -> String {
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn the_copyright_file_lists_the_linked_crates_and_nothing_built_only() {
+        let meta = copyright::metadata().unwrap();
+        let crates = copyright::linked_crates(&meta, "vmagent").unwrap();
+        let names: Vec<&str> = crates.iter().map(|c| c.name.as_str()).collect();
+        for linked in ["tokio", "reqwest", "rustls", "clap", "serde_json", "sha2"] {
+            assert!(names.contains(&linked), "{linked} missing from {names:?}");
+        }
+        // Proc macros, dev-dependencies and other workspace tools are not in the binary.
+        for not_linked in [
+            "serde_derive",
+            "thiserror-impl",
+            "clap_mangen",
+            "tempfile",
+            "vmagent",
+        ] {
+            assert!(!names.contains(&not_linked), "{not_linked} listed");
+        }
+        assert!(
+            crates
+                .iter()
+                .all(|c| !c.version.is_empty() && !c.license.is_empty())
+        );
+        let text = copyright::render("vmagent", "Apache-2.0", "2026, X", "https://x", &crates);
+        assert!(text.starts_with(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
+        ));
+        assert!(text.ends_with("\nFiles: *\nCopyright: 2026, X\nLicense: Apache-2.0\n"));
+        // Every line of the header's Comment is a continuation line (leading space).
+        let comment: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Comment:"))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert_eq!(comment.len(), crates.len() + 3, "{text}");
+        assert!(comment.iter().all(|l| l.starts_with(' ')), "{text}");
     }
 
     #[test]
