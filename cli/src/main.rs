@@ -44,7 +44,10 @@ fn run_logout(a: LogoutArgs) -> Result<(), String> {
     use podplane::login;
     let env = login::Env::from_process(a.kubeconfig);
     let id = match (a.cluster, a.file) {
-        (Some(id), _) => id,
+        (Some(id), _) => {
+            login::check_cluster_arg(&id).map_err(|e| e.to_string())?;
+            id
+        }
         (None, Some(file)) => {
             let path = std::path::absolute(&file).unwrap_or(file);
             config::load(&path).map_err(|e| e.to_string())?.cluster.id

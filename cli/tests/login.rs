@@ -443,6 +443,36 @@ fn headless_login_rejected_refresh_relogin_docker_helper_and_logout() {
         "{stdout}"
     );
     assert!(stdout.contains("Configured Docker credential helper for registry.c1.example"));
+    // No session bus here (the environment is cleared): one line says so, the tokens are in
+    // the encrypted file store and the login record says where they are.
+    let fallback: Vec<_> = stdout
+        .lines()
+        .filter(|l| l.starts_with("No OS keyring available"))
+        .collect();
+    assert_eq!(fallback.len(), 1, "{stdout}");
+    assert!(fallback[0].contains("no D-Bus session bus"), "{stdout}");
+    let keyring = w.dir.join("home/.config/podplane/keyring");
+    let token_files = std::fs::read_dir(&keyring)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".json")
+        })
+        .count();
+    assert_eq!(token_files, 1);
+    assert!(keyring.join("key").exists());
+    let config_json: Value = serde_json::from_slice(
+        &std::fs::read(w.dir.join("home/.config/podplane/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        config_json["auth"][format!("{USER}:c1")]
+            .get("store")
+            .is_none()
+    );
     let docker: Value =
         serde_json::from_slice(&std::fs::read(w.dir.join("home/.docker/config.json")).unwrap())
             .unwrap();
@@ -610,4 +640,42 @@ fn issuer_down_and_discovery_without_endpoints() {
         err.contains("no authorization_endpoint; check oidc.issuer_url"),
         "{err}"
     );
+}
+
+/// `logout --cluster` names the cluster-id rule for an id that cannot be one, before asking.
+#[test]
+fn logout_rejects_a_cluster_id_that_breaks_the_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (id, why) in [
+        ("Prod", "lowercase"),
+        ("a--b", "consecutive hyphens"),
+        ("oidc", "reserved"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_podplane"))
+            .args(["logout", "-y", "--cluster", id])
+            .env_clear()
+            .env("HOME", tmp.path())
+            .env("XDG_CONFIG_HOME", tmp.path().join(".config"))
+            .env("KUBECONFIG", tmp.path().join("kubeconfig"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{id}");
+        let err = text(&out.stderr);
+        assert!(err.contains(&format!("--cluster {id:?}")), "{err}");
+        assert!(
+            err.contains(why) && err.contains("cluster.id rule"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    }
+    let ok = Command::new(env!("CARGO_BIN_EXE_podplane"))
+        .args(["logout", "-y", "--cluster", "prod-1"])
+        .env_clear()
+        .env("HOME", tmp.path())
+        .env("XDG_CONFIG_HOME", tmp.path().join(".config"))
+        .env("KUBECONFIG", tmp.path().join("kubeconfig"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("No cached credentials for cluster \"prod-1\""));
 }

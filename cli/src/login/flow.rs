@@ -219,6 +219,9 @@ pub fn authorize_url(
         .append_pair("client_id", client_id)
         .append_pair("redirect_uri", redirect_uri)
         .append_pair("scope", SCOPES)
+        // OIDC Core ignores offline_access (no refresh token) unless the user is asked for
+        // consent; without a refresh token kubectl would need a browser login every hour.
+        .append_pair("prompt", "consent")
         .append_pair("state", &pkce.state)
         .append_pair("code_challenge", &pkce.challenge)
         .append_pair("code_challenge_method", "S256");
@@ -316,8 +319,8 @@ pub async fn wait_callback(
 
 /// Headless: walks the authorization request's redirects (keeping the issuer's cookies, as a
 /// browser would, without running any page) until one points at `redirect_uri`, and takes the
-/// code from it. Works with issuers that approve without a form (a remembered consent, a
-/// trusted client); one that shows a page answers 200 and gets a clear error.
+/// code from it. Works with issuers that approve without a form (a trusted client whose
+/// consent needs no page); one that shows a page answers 200 and gets a clear error.
 pub async fn headless_code(
     client: &reqwest::Client,
     authorize_url: &str,
@@ -553,6 +556,7 @@ mod tests {
         assert_eq!(q["client_id"], "c1");
         assert_eq!(q["redirect_uri"], "http://localhost:8000/callback");
         assert_eq!(q["scope"], SCOPES);
+        assert_eq!(q["prompt"], "consent");
         assert_eq!(q["state"], p.state);
         assert_eq!(q["code_challenge"], p.challenge);
         assert_eq!(q["code_challenge_method"], "S256");

@@ -28,6 +28,9 @@ pub struct AuthRecord {
     /// The cluster registry's hostname, for the docker credential helper.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub registry_host: String,
+    /// Where the tokens are: `"keyring"` (the OS keyring) or, when absent, the file store.
+    #[serde(default, skip_serializing_if = "super::store::Backend::is_file")]
+    pub store: super::store::Backend,
 }
 
 fn default_port() -> u16 {
@@ -126,6 +129,7 @@ mod tests {
             callback_port: 8000,
             headless: false,
             registry_host: String::new(),
+            store: crate::login::store::Backend::File,
         }
     }
 
@@ -150,6 +154,15 @@ mod tests {
             get(t.path(), "a.b@c.d:c1").unwrap(),
             Some(record("a.b@c.d"))
         );
+        // The backend is recorded only when it is the OS keyring.
+        assert!(v["auth"]["a.b@c.d:c1"].get("store").is_none());
+        let mut in_keyring = record("k");
+        in_keyring.store = crate::login::store::Backend::Keyring;
+        update(t.path(), |a| a.insert("k:c1".into(), in_keyring.clone())).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(t.path().join("config.json")).unwrap()).unwrap();
+        assert_eq!(v["auth"]["k:c1"]["store"], "keyring");
+        assert_eq!(get(t.path(), "k:c1").unwrap(), Some(in_keyring));
         update(t.path(), |a| a.clear()).unwrap();
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(t.path().join("config.json")).unwrap()).unwrap();

@@ -1,14 +1,16 @@
 //! `podplane login`, `logout`, and the hooks kubectl and docker run: OpenID Connect against the
-//! cluster's issuer, tokens in the encrypted token store, kubeconfig entries whose user runs
-//! `podplane hooks kubectl-auth`.
+//! cluster's issuer, tokens in the OS keyring or the encrypted file store, kubeconfig entries
+//! whose user runs `podplane hooks kubectl-auth`.
 //!
-//! Parts: [`flow`] (the OIDC client), [`store`] (tokens), [`meta`] (the non-secret login
-//! records in `config.json`), [`kubeconfig`] (the entries), [`docker`] (credential helper).
+//! Parts: [`flow`] (the OIDC client), [`store`] (tokens; [`oskeyring`] its OS keyring
+//! backend), [`meta`] (the non-secret login records in `config.json`), [`kubeconfig`] (the
+//! entries), [`docker`] (credential helper).
 
 pub mod docker;
 pub mod flow;
 pub mod kubeconfig;
 pub mod meta;
+pub mod oskeyring;
 pub mod store;
 
 use std::io::Write;
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use flow::{FlowError, TokenResponse};
 use meta::AuthRecord;
-use store::{FileStore, Tokens};
+use store::{Backend, TokenStore, Tokens};
 
 /// A cached ID token is used while it has more than this left.
 pub const MIN_VALIDITY_SECS: u64 = 60;
@@ -125,8 +127,45 @@ impl Env {
         }
     }
 
-    fn store(&self) -> Result<FileStore, store::StoreError> {
-        FileStore::open(&self.config_dir, self.passphrase.as_deref())
+    fn store(&self, backend: Backend) -> Result<TokenStore, store::StoreError> {
+        TokenStore::open(&self.config_dir, backend, self.passphrase.as_deref())
+    }
+
+    /// Stores a new login's tokens: in the OS keyring when one is reachable and no
+    /// [`store::PASS_ENV`] is set, else (saying why, in one line on `out`) in the encrypted
+    /// file store. A copy an earlier login of `key` left in the other store is removed.
+    fn store_login(
+        &self,
+        key: &str,
+        tokens: &Tokens,
+        previous: Option<Backend>,
+        out: &mut dyn Write,
+    ) -> Result<Backend, LoginError> {
+        let mut backend = Backend::File;
+        if self.passphrase.is_none() {
+            let stored = oskeyring::bus_reachable(|k| std::env::var(k).ok())
+                .and_then(|()| oskeyring::set(key, tokens).map_err(|e| e.to_string()));
+            match stored {
+                Ok(()) => backend = Backend::Keyring,
+                Err(reason) => {
+                    let _ = writeln!(
+                        out,
+                        "No OS keyring available ({reason}); keeping the tokens in the encrypted file store {}",
+                        self.config_dir.join("keyring").display()
+                    );
+                }
+            }
+        }
+        if backend == Backend::File {
+            self.store(Backend::File)?.set(key, tokens)?;
+        }
+        if let Some(old) = previous.filter(|old| *old != backend) {
+            // Best effort: the old store may be unreachable now (that is why it changed).
+            if let Ok(s) = self.store(old) {
+                let _ = s.delete(key);
+            }
+        }
+        Ok(backend)
     }
 }
 
@@ -267,12 +306,15 @@ pub fn login(
     let tokens = runtime()?.block_on(authenticate(&iss, opts.callback_port, opts.headless, out))?;
     let claims = flow::claims(&tokens.id_token)?;
     let key = store::entry_key(&claims.sub, &target.cluster_id);
-    env.store()?.set(
+    let previous = meta::get(&env.config_dir, &key)?.map(|r| r.store);
+    let backend = env.store_login(
         &key,
         &Tokens {
             id_token: tokens.id_token,
             refresh_token: tokens.refresh_token,
         },
+        previous,
+        out,
     )?;
     let record = AuthRecord {
         sub: claims.sub.clone(),
@@ -288,6 +330,7 @@ pub fn login(
         callback_port: opts.callback_port,
         headless: opts.headless,
         registry_host: target.registry_host.clone(),
+        store: backend,
     };
     meta::update(&env.config_dir, |auth| auth.insert(key, record))?;
 
@@ -344,7 +387,7 @@ pub fn current_token(
         cluster: cluster_id.into(),
     };
     let record = meta::get(&env.config_dir, &key)?.ok_or_else(not_logged_in)?;
-    let store = env.store()?;
+    let store = env.store(record.store)?;
     let valid = |t: &Option<Tokens>| {
         t.as_ref().and_then(|t| {
             flow::claims(&t.id_token)
@@ -457,6 +500,16 @@ pub fn cluster_from_context(
         .unwrap_or(name))
 }
 
+/// `logout --cluster ID`: the id must follow the cluster-id rule of `cluster.id`, so a typo
+/// is named instead of answered with "no cached credentials".
+pub fn check_cluster_arg(id: &str) -> Result<(), LoginError> {
+    crate::config::check_cluster_id(id).map_err(|e| {
+        LoginError::Other(format!(
+            "--cluster {id:?}: a cluster id {e} (the cluster.id rule: 1 to 32 lowercase letters, digits and hyphens, no leading, trailing or double hyphen, not local, k8s or oidc)"
+        ))
+    })
+}
+
 /// `podplane logout` once confirmed: the cluster's tokens and records, then its kubeconfig
 /// entries. Does not revoke anything at the issuer.
 pub fn logout(env: &Env, cluster_id: &str, out: &mut dyn Write) -> Result<(), LoginError> {
@@ -470,9 +523,22 @@ pub fn logout(env: &Env, cluster_id: &str, out: &mut dyn Write) -> Result<(), Lo
             .filter_map(|k| auth.remove(&k).map(|r| (k, r)))
             .collect::<Vec<_>>()
     })?;
-    let store = env.store()?;
     for (key, r) in &removed {
-        store.delete(key)?;
+        // The record is gone already; tokens left in an unreachable keyring are named so the
+        // user can remove them, and the kubeconfig is still cleaned.
+        if let Err(e) = env.store(r.store).and_then(|s| s.delete(key).map(drop)) {
+            let hint = match r.store {
+                Backend::Keyring => format!(
+                    "; remove the keyring entry (service {}, user {key:?}) by hand",
+                    oskeyring::SERVICE
+                ),
+                Backend::File => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "Could not remove the stored tokens of {key:?}: {e}{hint}"
+            );
+        }
         let who = if r.user_email.is_empty() {
             &r.sub
         } else {

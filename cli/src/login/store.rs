@@ -1,14 +1,17 @@
-//! Where the ID and refresh tokens live: an encrypted file store under the config directory.
+//! Where the ID and refresh tokens live: the OS keyring ([`super::oskeyring`]) when one is
+//! reachable at login and `PODPLANE_KEYRING_PASS` is not set, else an encrypted file store under
+//! the config directory. Which one a login used is recorded with it ([`Backend`]), and
+//! [`TokenStore`] opens that one.
 //!
-//! One file per entry, `<config>/keyring/<sha256(key)>.json` (mode 0600, directory 0700),
-//! holding XChaCha20-Poly1305 ciphertext of `{"id_token","refresh_token"}` with the entry key
-//! as associated data, so a file cannot be swapped for another entry's. The key is flat: a
-//! `sub` with dots is one key, never nested.
+//! The file store: one file per entry, `<config>/keyring/<sha256(key)>.json` (mode 0600,
+//! directory 0700), holding XChaCha20-Poly1305 ciphertext of `{"id_token","refresh_token"}`
+//! with the entry key as associated data, so a file cannot be swapped for another entry's. The
+//! key is flat: a `sub` with dots is one key, never nested.
 //!
-//! The encryption key is Argon2id of `PODPLANE_KEYRING_PASS` (salt in `keyring/salt`) when that
-//! is set, else 32 random bytes in `keyring/key` (0600). The second mode guards against a token
-//! file leaking on its own (a backup, a paste), not against someone who can read the whole
-//! config directory as this user; an OS keyring backend would, and is not built yet.
+//! The file store's encryption key is Argon2id of `PODPLANE_KEYRING_PASS` (salt in
+//! `keyring/salt`) when that is set, else 32 random bytes in `keyring/key` (0600). The second
+//! mode guards against a token file leaking on its own (a backup, a paste), not against someone
+//! who can read the whole config directory as this user; the OS keyring does.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -60,6 +63,121 @@ pub enum StoreError {
     Kdf(String),
     #[error("token store: no random numbers from the system: {0}")]
     Random(getrandom::Error),
+    #[error(transparent)]
+    Keyring(#[from] super::oskeyring::KeyringError),
+    #[error(
+        "token store: this login's tokens are in the OS keyring, but {reason}; run podplane where the keyring is reachable, or `podplane login` again here to use the encrypted file store"
+    )]
+    KeyringUnreachable { reason: String },
+}
+
+/// Which store holds a login's tokens (recorded with the login in `config.json`; records
+/// made before there was a choice are the file store's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    File,
+    Keyring,
+}
+
+impl Backend {
+    pub fn is_file(&self) -> bool {
+        *self == Backend::File
+    }
+}
+
+/// The store one login uses: the OS keyring or the file store, with the per-entry refresh
+/// lock in `<config>/keyring/` either way.
+pub enum TokenStore {
+    File(FileStore),
+    Keyring { dir: PathBuf },
+}
+
+impl TokenStore {
+    /// Opens `backend` for `config_dir`; `passphrase` is [`PASS_ENV`]'s value (file store
+    /// only). The keyring is refused at once, without a D-Bus call, when no bus is reachable.
+    pub fn open(
+        config_dir: &Path,
+        backend: Backend,
+        passphrase: Option<&str>,
+    ) -> Result<TokenStore, StoreError> {
+        match backend {
+            Backend::File => FileStore::open(config_dir, passphrase).map(TokenStore::File),
+            Backend::Keyring => {
+                super::oskeyring::bus_reachable(|k| std::env::var(k).ok())
+                    .map_err(|reason| StoreError::KeyringUnreachable { reason })?;
+                Ok(TokenStore::Keyring {
+                    dir: store_dir(config_dir)?,
+                })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            TokenStore::File(_) => Backend::File,
+            TokenStore::Keyring { .. } => Backend::Keyring,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Tokens>, StoreError> {
+        match self {
+            TokenStore::File(f) => f.get(key),
+            TokenStore::Keyring { .. } => Ok(super::oskeyring::get(key)?),
+        }
+    }
+
+    pub fn set(&self, key: &str, tokens: &Tokens) -> Result<(), StoreError> {
+        match self {
+            TokenStore::File(f) => f.set(key, tokens),
+            TokenStore::Keyring { .. } => Ok(super::oskeyring::set(key, tokens)?),
+        }
+    }
+
+    /// Removes the entry; `false` when there was none.
+    pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        match self {
+            TokenStore::File(f) => f.delete(key),
+            TokenStore::Keyring { .. } => Ok(super::oskeyring::delete(key)?),
+        }
+    }
+
+    /// See [`FileStore::lock`]; the keyring's entries are locked the same way.
+    pub fn lock(
+        &self,
+        key: &str,
+        timeout: std::time::Duration,
+    ) -> Result<vmagent::fsutil::DirLock, StoreError> {
+        match self {
+            TokenStore::File(f) => lock_in(&f.dir, key, timeout),
+            TokenStore::Keyring { dir } => lock_in(dir, key, timeout),
+        }
+    }
+}
+
+/// `<config_dir>/keyring`, created 0700.
+fn store_dir(config_dir: &Path) -> Result<PathBuf, StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = config_dir.join("keyring");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io(&dir))?;
+    Ok(dir)
+}
+
+fn lock_in(
+    dir: &Path,
+    key: &str,
+    timeout: std::time::Duration,
+) -> Result<vmagent::fsutil::DirLock, StoreError> {
+    let name = format!("{}.lock", hex::encode(Sha256::digest(key)));
+    vmagent::fsutil::DirLock::acquire(dir, &name, timeout).map_err(|source| StoreError::Io {
+        path: dir.join(name),
+        source,
+    })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -110,13 +228,7 @@ fn read_or_create_secret<const N: usize>(path: &Path) -> Result<[u8; N], StoreEr
 impl FileStore {
     /// Opens (creating) `<config_dir>/keyring`; `passphrase` is [`PASS_ENV`]'s value if set.
     pub fn open(config_dir: &Path, passphrase: Option<&str>) -> Result<FileStore, StoreError> {
-        use std::os::unix::fs::DirBuilderExt;
-        let dir = config_dir.join("keyring");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io(&dir))?;
+        let dir = store_dir(config_dir)?;
         let (key, kdf) = match passphrase {
             Some(pass) => {
                 let salt = read_or_create_secret::<16>(&dir.join("salt"))?;
@@ -244,13 +356,7 @@ impl FileStore {
         key: &str,
         timeout: std::time::Duration,
     ) -> Result<vmagent::fsutil::DirLock, StoreError> {
-        let name = format!("{}.lock", hex::encode(Sha256::digest(key)));
-        vmagent::fsutil::DirLock::acquire(&self.dir, &name, timeout).map_err(|source| {
-            StoreError::Io {
-                path: self.dir.join(name),
-                source,
-            }
-        })
+        lock_in(&self.dir, key, timeout)
     }
 
     /// Removes the entry; `false` when there was none.
