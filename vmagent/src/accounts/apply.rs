@@ -6,8 +6,10 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use super::error::{AccountsError, Changes};
+use super::plan::Change;
 use super::plan::{missing_owner, regular};
-use super::{AccountsError, Change, Changes, DirSpec};
+use super::table::DirSpec;
 use crate::fsutil;
 use crate::host::{Cmd, Host};
 use crate::safefs::{self, Kind as FileKind, Root};

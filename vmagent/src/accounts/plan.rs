@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::{AccountsError, DirSpec, Spec};
+use super::error::AccountsError;
+use super::table::{DirSpec, Spec};
 use crate::fsutil;
 use crate::host::Cmd;
 use crate::safefs::{self, Kind as FileKind, Root, SafeFsError};

@@ -5,7 +5,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use super::{AccountsError, Changes};
+use super::error::{AccountsError, Changes};
 use crate::fsutil::{self, TempFile};
 use crate::host::Host;
 
