@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{DigestError, NameError};
+use super::digest::DigestError;
+use super::name::NameError;
 
 /// A contract violation in a manifest. Every variant names what is wrong and where.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,8 @@
 //! with its local file name and download URL, the mirror URL layout ([`mirror_url`],
 //! [`url_basename`]) and the provider filter ([`provider_matches`]).
 
-use super::{DepType, Digest, Manifest};
+use super::digest::Digest;
+use super::document::{DepType, Manifest};
 
 /// One thing to download and install on a VM, derived from a dependency entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{
-    DepType, Dependency, Digest, Manifest, ManifestError, ManifestFileError, check_name,
-    url_basename,
-};
+use super::digest::Digest;
+use super::document::{DepType, Dependency, Manifest};
+use super::error::{ManifestError, ManifestFileError};
+use super::items::url_basename;
+use super::name::check_name;
 
 /// Largest manifest file [`Manifest::load`] reads.
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
