@@ -6,11 +6,32 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::member::{Kind, below, classify, refuse};
+use super::error::ArchiveError;
+use super::member::{Kind, below, classify, open, refuse};
 use super::resolve::Ctx;
-use super::{ArchiveError, Checked, MAX_MEMBERS, Planned, open};
 use crate::install::rules::TarRule;
 use crate::safefs::{Kind as FsKind, Root, SafeFsError};
+
+/// The most members one archive may have.
+pub const MAX_MEMBERS: usize = 100_000;
+
+/// One member of a checked archive, in archive order.
+#[derive(Debug)]
+pub(super) struct Planned {
+    pub(super) member: PathBuf,
+    pub(super) kind: Kind,
+    /// Where it goes (a system path); `None`: not selected by the rule.
+    pub(super) dest: Option<String>,
+}
+
+/// An archive that passed [`check`], with where each selected member goes.
+#[derive(Debug)]
+pub struct Checked {
+    pub(super) archive: PathBuf,
+    pub(super) members: Vec<Planned>,
+    /// The bytes of the regular files it stages.
+    pub bytes: u64,
+}
 
 /// Read `archive` whole and check it against `rule` and the disk below `fs`, writing nothing.
 pub fn check(

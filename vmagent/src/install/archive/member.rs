@@ -1,13 +1,27 @@
-//! One archive entry, once read: its path made relative and checked ([`clean`]), what it is
-//! ([`Kind`]: file, directory or symlink; anything else refused by [`classify`]), and the
-//! helpers that name a member in an error or as a system path.
+//! Reading an archive's entries: opening the gzip stream ([`open`]), each entry's path made
+//! relative and checked ([`clean`]), what it is ([`Kind`]: file, directory or symlink; anything
+//! else refused by [`classify`]), the permission bits a staged file keeps ([`FILE_MODE_MASK`]),
+//! and the helpers that name a member in an error or as a system path.
 
+use std::fs::File;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
+use flate2::read::GzDecoder;
 use tar::EntryType;
 
-use super::{ArchiveError, FILE_MODE_MASK};
+use super::error::ArchiveError;
+
+/// The permission bits a staged file keeps of its member's mode.
+pub const FILE_MODE_MASK: u32 = 0o755;
+
+pub(super) fn open(archive: &Path) -> Result<tar::Archive<GzDecoder<File>>, ArchiveError> {
+    let f = File::open(archive).map_err(|source| ArchiveError::Read {
+        archive: archive.to_path_buf(),
+        source,
+    })?;
+    Ok(tar::Archive::new(GzDecoder::new(f)))
+}
 
 /// A member path made relative and checked: `./bin/ctr` → `bin/ctr`.
 pub(super) fn clean(path: &Path) -> Result<PathBuf, &'static str> {

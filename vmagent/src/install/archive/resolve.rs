@@ -8,8 +8,11 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 
+use super::error::ArchiveError;
 use super::member::{Kind, below, refuse};
-use super::{ArchiveError, MAX_LINK_HOPS};
+
+/// The most symlinks followed while resolving one link target (the kernel's limit too).
+pub const MAX_LINK_HOPS: usize = 40;
 use crate::safefs::{Kind as FsKind, Root, SafeFsError};
 
 /// One step of a link target being resolved.

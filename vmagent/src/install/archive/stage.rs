@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use super::member::{Kind, classify};
-use super::{ArchiveError, Checked, FILE_MODE_MASK, open};
+use super::check::Checked;
+use super::error::ArchiveError;
+use super::member::{FILE_MODE_MASK, Kind, classify, open};
 use crate::fsutil::TempFile;
 use crate::host::Host;
 use crate::safefs::{self, Dir, Root};
