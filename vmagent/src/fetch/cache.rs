@@ -8,7 +8,9 @@ use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{FetchError, Target, hash};
+use super::error::FetchError;
+use super::hash;
+use super::options::Target;
 use crate::fsutil::TempFile;
 use crate::manifest::Digest;
 use crate::safefs;

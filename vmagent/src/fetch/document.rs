@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::{FetchError, RetryPolicy, describe, download};
+use super::download;
+use super::error::{FetchError, describe};
+use super::options::RetryPolicy;
 
 /// Largest document [`get_document`] reads into memory (a manifest is a few KiB).
 pub const MAX_DOCUMENT_BYTES: u64 = 4 << 20;

@@ -37,7 +37,6 @@ use tokio::task::JoinSet;
 use crate::fsutil::{self, DirLock};
 
 pub use cache::cache_path;
-pub(crate) use cache::store_in_cache;
 use cache::{Reuse, reuse};
 pub use document::{DocumentLimits, GetError, MAX_DOCUMENT_BYTES, get_document, get_document_with};
 pub use error::{BodyState, FetchError, describe};
