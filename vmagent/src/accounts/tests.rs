@@ -1,6 +1,9 @@
 use super::*;
+use crate::contract::Kind;
 use crate::host::RecordingHost;
+use std::collections::BTreeSet;
 use std::os::unix::fs::symlink;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 /// A root whose account files define every user and group of `spec` with the ids of this test
 /// process, so ownership already matches and no chown is needed.

@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE, RETRY_AFTER};
 
+use super::cache::store_in_cache;
+use super::error::{BodyState, FetchError, describe};
 use super::hash::Hasher;
-use super::{BodyState, FetchError, Progress, RetryPolicy, Target, describe};
+use super::options::{RetryPolicy, Target};
+use super::progress::Progress;
 use crate::fsutil::TempFile;
 
 /// Small chunks are gathered up to this many bytes before a write to the temp file.
@@ -166,7 +169,7 @@ pub(super) async fn download(
                         "{}: verified {} ({} bytes)", t.key, t.digest, p.len
                     );
                     if let Some(cache) = &ctx.cache
-                        && let Err(e) = super::store_in_cache(cache, &t.digest, &t.dest)
+                        && let Err(e) = store_in_cache(cache, &t.digest, &t.dest)
                     {
                         log::warn!(key = t.key.as_str(); "{}: not cached: {e}", t.key);
                     }

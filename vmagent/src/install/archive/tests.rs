@@ -1,7 +1,11 @@
 use std::os::unix::fs::MetadataExt;
 
+use super::member::clean;
 use super::*;
 use crate::host::RecordingHost;
+use crate::install::rules::TarRule;
+use crate::safefs::{Root, SafeFsError};
+use std::path::{Path, PathBuf};
 
 use podplane_testkit::tarball::{M, targz};
 
