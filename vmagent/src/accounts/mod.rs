@@ -1,4 +1,4 @@
-//! Users, groups, directories and modes every service relies on (upstream's permissions.sh).
+//! Users, groups, directories and modes every service relies on.
 //! [`spec`] is the table, a pure function of the node kind. [`plan`] lists what converging a root
 //! to it changes (the exact account commands included); [`carry_out`] makes those changes
 //! through the [`Host`] and reports them, so a second run reports nothing. `vmagent plan/apply`

@@ -1,5 +1,5 @@
-//! Turn a directory of verified artifacts into an installed node (upstream's install.sh and
-//! permissions.sh), crash-safe and idempotent.
+//! Turn a directory of verified artifacts into an installed node (debs, binaries, tarballs, then
+//! the accounts and permissions), crash-safe and idempotent.
 //!
 //! Order: take the agent lock; recover from a killed run (once no dpkg it left runs: policy-rc.d,
 //! interrupted dpkg, temp files); if the installed marker exists, only converge permissions.
