@@ -198,7 +198,7 @@ fn bad_manifests_fail_before_any_download() {
     );
 
     let (code, _) = run(vmagent().args(["fetch", "--concurrency", "0"]));
-    assert_eq!(code, 2, "usage errors exit 2");
+    assert_eq!(code, 1, "usage errors exit 1");
 
     // Huge durations are usage errors naming the flag and the limit, never a panic.
     for huge in ["99999999999999h", "999999999999999999999h", "8d", "169h"] {
@@ -207,14 +207,14 @@ fn bad_manifests_fail_before_any_download() {
             .arg(&manifest)
             .arg("--dir")
             .arg(work.path().join("artifacts")));
-        assert_eq!(code, 2, "--budget {huge}: {err}");
+        assert_eq!(code, 1, "--budget {huge}: {err}");
         assert!(
             err.contains("--budget") && !err.contains("panicked"),
             "{err}"
         );
     }
     let (code, err) = run(vmagent().args(["fetch", "--stall-timeout", "99999999999999h"]));
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 1, "{err}");
     assert!(err.contains("7 days"), "{err}");
 
     let (code, err) = run(vmagent().args(["--root", "/nonexistent-root", "fetch"]));
