@@ -42,12 +42,14 @@ pub(super) fn ensure_sudoers(
         return Ok(());
     }
     std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(io)?;
+    // Owner and mode on the fresh temp file's descriptor before the first byte, as for every
+    // file vmagent writes.
     let mut t = TempFile::create_for(&path).map_err(io)?;
-    std::io::Write::write_all(t.file(), SUDOERS_LINE.as_bytes()).map_err(io)?;
+    host.chown(root, t.fd(), t.path(), "root", "root")?;
     t.file()
         .set_permissions(std::fs::Permissions::from_mode(0o440))
         .map_err(io)?;
-    host.chown(root, t.fd(), t.path(), "root", "root")?;
+    std::io::Write::write_all(t.file(), SUDOERS_LINE.as_bytes()).map_err(io)?;
     t.persist().map_err(io)?;
     changes.push(format!("wrote {SUDOERS_ADMIN}"));
     Ok(())
