@@ -2,19 +2,22 @@
 //! directories, then every file written atomically (an exclusive temp file
 //! beside it, owner and mode set before the first byte, fsync, rename; a mode/owner-only change
 //! is made through the file's descriptor), removals, then the
-//! service actions through the [`Host`]: `daemon-reload` when a unit changed, enable/disable, and
-//! restart/stop of exactly the services the plan names. With `--root` other than `/`, units are
-//! enabled and disabled offline (`systemctl --root`) and nothing is started or stopped.
+//! service actions through the [`Host`] ([`services`]): enable/disable, one `daemon-reload`,
+//! stop and restart of exactly the services the plan names, each verb batched into one
+//! `systemctl` call. With `--root` other than `/`, units are enabled and disabled offline
+//! (`systemctl --root`) and nothing is started or stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::Path;
 
 use crate::deferred::{self, Deferred};
-use crate::host::{Cmd, Host, HostError};
-use crate::plan::{Action, FileChange, Plan};
+use crate::host::{Host, HostError};
+use crate::plan::{FileChange, Plan};
 use crate::render::Desired;
 use crate::safefs::{Dir, Perm, Root, SafeFsError};
+
+mod services;
 
 /// Whether to run service actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,42 +117,7 @@ pub fn apply(
         return Ok(report);
     }
     let live = root == Path::new("/");
-    let systemctl = |args: &[&str]| {
-        let mut c = Cmd::new("systemctl");
-        if !live {
-            c = c.arg(format!("--root={}", root.display()));
-        }
-        c.args(args.iter().copied())
-    };
-    // What fails is kept for the next apply; what succeeds (or cannot apply offline) is done.
-    let mut remaining = Deferred::default();
-    if plan.daemon_reload && live {
-        match host.run(&systemctl(&["daemon-reload"])) {
-            Ok(_) => report.actions.push("daemon-reload".into()),
-            Err(e) => {
-                log::error!("daemon-reload failed: {e}");
-                report.failed.push(format!("daemon-reload: {e}"));
-                remaining.daemon_reload = true;
-            }
-        }
-    }
-    for s in &plan.services {
-        for a in &s.actions {
-            let verb = a.to_string();
-            // Enabling is offline-safe; starting and stopping needs the running system.
-            if !live && matches!(a, Action::Restart | Action::Stop) {
-                continue;
-            }
-            match host.run(&systemctl(&[&verb, &s.unit])) {
-                Ok(_) => report.actions.push(format!("{verb} {}", s.unit)),
-                Err(e) => {
-                    log::error!(unit = s.unit.as_str(); "{verb} {} failed: {e}", s.unit);
-                    report.failed.push(format!("{verb} {}: {e}", s.unit));
-                    remaining.actions.insert((s.unit.clone(), *a));
-                }
-            }
-        }
-    }
+    let remaining = services::run(plan, live, root, host, &mut report);
     deferred::save(root, &remaining)?;
     if !report.failed.is_empty() {
         return Err(ApplyError::Services(report.failed.clone()));
