@@ -344,8 +344,28 @@ fn config_or_wizard(file: Option<PathBuf>) -> Result<PathBuf, String> {
 /// The wizard, writing a config at `file` (or another path it offers); returns that path.
 fn wizard(file: &std::path::Path) -> Result<PathBuf, String> {
     let stdin = std::io::stdin();
-    podplane::wizard::create_config_interactively(file, &mut stdin.lock(), &mut std::io::stdout())
-        .map_err(|e| e.to_string())
+    let deps = podplane::deps::Deps::from_env();
+    let mut pin_seed = |name: &str| -> Result<(String, String), String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let pin = runtime
+            .block_on(podplane::seeds::manifest::pin_for(
+                &deps,
+                name,
+                &mut std::io::stdout(),
+            ))
+            .map_err(|e| e.to_string())?;
+        Ok((pin.version, pin.digest))
+    };
+    podplane::wizard::create_config_interactively(
+        file,
+        &mut stdin.lock(),
+        &mut std::io::stdout(),
+        &mut pin_seed,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// `cluster validate`. With `-o json` the verdict is a JSON object on stdout, and a problem is

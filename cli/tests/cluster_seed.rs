@@ -525,3 +525,73 @@ fn upload_is_create_only_against_real_s3() {
         ]
     );
 }
+
+/// The seed cache fixture `cluster create`'s tests read (`tests/fixtures/deps/seeds`): the
+/// fixture seed pinned by `tests/fixtures/golden/podplane.cluster.jsonc`. Regenerate with
+/// PODPLANE_WRITE_FIXTURES=1.
+#[test]
+fn the_fixture_seed_cache_is_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/deps/seeds");
+    let file = root.join("snapshots/recommended/1.0.0-1/recommended.netsy");
+    let seed = seed_fixture::bytes(3);
+    let manifest = json!({"seeds": {"version": "1.0.0-1", "components": "1.0.0", "snapshots": {
+        "recommended": {"url": "https://deps.podplane.dev/seeds/v1.0.0-1/recommended.netsy",
+            "digest": seed_fixture::sha512(&seed), "size": seed.len(), "cached": true}}}});
+    if std::env::var("PODPLANE_WRITE_FIXTURES").as_deref() == Ok("1") {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, &seed).unwrap();
+        std::fs::create_dir_all(root.join("manifests")).unwrap();
+        std::fs::write(
+            root.join("manifests/seeds.json"),
+            serde_json::to_string_pretty(&manifest).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), seed);
+    let cached: Value =
+        serde_json::from_slice(&std::fs::read(root.join("manifests/seeds.json")).unwrap()).unwrap();
+    assert_eq!(cached, manifest);
+    let golden = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/podplane.cluster.jsonc"),
+    )
+    .unwrap();
+    assert!(
+        golden.contains(&seed_fixture::sha512(&seed)),
+        "the golden config pins another digest"
+    );
+}
+
+/// `cluster create` checks that the pinned seed version and digest are in the cache, naming
+/// both digests when they differ (and writing nothing).
+#[test]
+fn create_checks_the_pinned_seed() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::fs::read_to_string(fixtures.join("golden/podplane.cluster.jsonc")).unwrap();
+    let seed = seed_fixture::bytes(3);
+    let wrong = format!("sha512:{}", "cd".repeat(64));
+    let cfg = dir.path().join("podplane.cluster.jsonc");
+    std::fs::write(&cfg, golden.replace(&seed_fixture::sha512(&seed), &wrong)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_podplane"))
+        .args(["cluster", "create", "--no-apply", "-f"])
+        .arg(&cfg)
+        .env("PODPLANE_DEPS_CACHE_DIR", fixtures.join("deps"))
+        .env("PODPLANE_DEPS_URL", "http://127.0.0.1:9")
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("failed to prepare seed snapshot \"recommended\"")
+            && err.contains(&wrong)
+            && err.contains(&seed_fixture::sha512(&seed)),
+        "{err}"
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "config")
+        .collect();
+    assert_eq!(names, ["podplane.cluster.jsonc"], "nothing generated");
+}

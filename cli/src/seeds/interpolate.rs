@@ -218,10 +218,7 @@ pub fn interpolate(
         .enumerate()
         .map(|(i, r)| (key_of(r), i))
         .collect();
-    let get = |i: usize, records: &[Record]| -> Result<Value, InterpolateError> {
-        serde_json::from_slice(&records[i].value)
-            .map_err(|e| rec_err(&key_of(&records[i]), format!("value is not JSON: {e}")))
-    };
+    let get = |i: usize, records: &[Record]| parse(records, i, file);
     let mut drop = vec![false; records.len()];
 
     // 1. Service network.
@@ -234,7 +231,6 @@ pub fn interpolate(
             &index,
             &net,
             file,
-            &mut |i, recs| get(i, recs),
             &mut values,
             &mut keys,
             &mut drop,
@@ -427,13 +423,20 @@ fn from_u128(like: IpAddr, v: u128) -> Option<IpAddr> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Record `i`'s value as JSON.
+fn parse(records: &[Record], i: usize, file: &str) -> Result<Value, InterpolateError> {
+    serde_json::from_slice(&records[i].value).map_err(|e| InterpolateError::Record {
+        file: file.to_string(),
+        key: key_of(&records[i]),
+        problem: format!("value is not JSON: {e}"),
+    })
+}
+
 fn rewrite_services(
     records: &[Record],
     index: &BTreeMap<String, usize>,
     net: &ServiceNetwork,
     file: &str,
-    get: &mut dyn FnMut(usize, &[Record]) -> Result<Value, InterpolateError>,
     values: &mut BTreeMap<usize, Value>,
     keys: &mut BTreeMap<usize, Vec<u8>>,
     drop: &mut [bool],
@@ -449,7 +452,7 @@ fn rewrite_services(
             problem: "podplane seed file does not contain a ServiceCIDR record".into(),
         });
     };
-    let mut cidr = get(ci, records)?;
+    let mut cidr = parse(records, ci, file)?;
     if cidr["kind"] != "ServiceCIDR" {
         return Err(rec_err(
             SERVICE_CIDR_KEY,
@@ -475,7 +478,7 @@ fn rewrite_services(
         let Some(rest) = key.strip_prefix(SERVICES_PREFIX) else {
             break;
         };
-        let mut svc = get(i, records)?;
+        let mut svc = parse(records, i, file)?;
         if svc["kind"] != "Service" {
             return Err(rec_err(key, "expected kind Service".into()));
         }
@@ -534,7 +537,7 @@ fn rewrite_services(
     }
 
     if let Some(&hi) = index.get(COREDNS_RELEASE_KEY) {
-        let mut hr = get(hi, records)?;
+        let mut hr = parse(records, hi, file)?;
         let strs: Vec<String> = net.dns.iter().map(ToString::to_string).collect();
         let old_policy = hr["spec"]["values"]["coredns"]["service"]["ipFamilyPolicy"]
             .as_str()
@@ -563,7 +566,7 @@ fn rewrite_services(
         }
     }
     for (i, new) in renamed {
-        let mut v = get(i, records)?;
+        let mut v = parse(records, i, file)?;
         v["metadata"]["name"] = new.to_string().into();
         values.insert(i, v);
         keys.insert(i, format!("{IPADDRESSES_PREFIX}{new}").into_bytes());

@@ -557,3 +557,48 @@ pub async fn resolve(
     }
     Ok(Some(path))
 }
+
+/// The version and digest to pin for seed `name` (the wizard writes them into
+/// `cluster.seed`): from the published manifest, whose snapshots are cached on the way, or —
+/// when the deps server cannot be reached — from the cached manifest.
+pub async fn pin_for(deps: &Deps, name: &str, out: &mut dyn Write) -> Result<Pin, SeedsError> {
+    let m = match download(
+        deps,
+        Source::Published,
+        false,
+        crate::deps::interactive(),
+        out,
+    )
+    .await
+    {
+        Ok(m) => m,
+        Err(e) => cached(deps).ok_or(e)?,
+    };
+    let Some(s) = m.seeds.snapshots.get(name) else {
+        return Err(SeedsError::NoSnapshot {
+            name: name.to_string(),
+            version: m.seeds.version.clone(),
+            have: m
+                .seeds
+                .snapshots
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    let digest = match &s.digest {
+        Some(d) => d.clone(),
+        None => {
+            let path = snapshot_path(deps, &m, name, s);
+            let (d, _) = fetch::hash::hash_file(&path, Algorithm::Sha512)
+                .map_err(|source| SeedsError::Read { path, source })?;
+            format!("sha512:{}", d.hex)
+        }
+    };
+    Ok(Pin {
+        name: name.to_string(),
+        version: m.seeds.version.clone(),
+        digest,
+    })
+}
