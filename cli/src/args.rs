@@ -164,6 +164,13 @@ pub enum DepsCommand {
         /// --arch narrows them) and its providers' artifacts.
         #[arg(short = 'f', long = "cluster-config", value_name = "FILE")]
         cluster_config: Option<PathBuf>,
+        /// Use this seeds manifest instead of the published one (its snapshots may be files
+        /// relative to it).
+        #[arg(long, value_name = "FILE", conflicts_with = "skip_seeds")]
+        seeds: Option<PathBuf>,
+        /// Do not cache the seeds manifest and snapshots.
+        #[arg(long)]
+        skip_seeds: bool,
     },
     /// Compare the published node manifest with the cached one.
     ///
@@ -262,6 +269,36 @@ pub enum ClusterCommand {
         /// Apply without asking.
         #[arg(short = 'y', long)]
         auto_approve: bool,
+    },
+    /// Write the cluster's bootstrap.netsy from its pinned seed and upload it create-only.
+    ///
+    /// The seed (cluster.seed name, version, digest) comes from the deps cache, fetched when
+    /// missing. It is interpolated for the config (service network, platform-components
+    /// values, components source, image mirror) and uploaded to <prefix>/bootstrap.netsy in
+    /// the Netsy bucket only if that prefix is empty (If-None-Match: *); the identical file
+    /// already there counts as done. Netsy state is never overwritten. AWS credentials as for
+    /// `cluster delete`. The generated Terraform runs this once the bucket exists.
+    ///
+    /// Example: `podplane cluster seed --dry-run`
+    Seed {
+        /// Cluster config file.
+        #[arg(short = 'f', long = "cluster-config", default_value = config::DEFAULT_CONFIG_FILE)]
+        file: PathBuf,
+        /// Platform-components values applied last (YAML or JSON).
+        #[arg(long, value_name = "FILE")]
+        values_file: Option<PathBuf>,
+        /// Write bootstrap.netsy locally and say where it would go; upload nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Where --dry-run writes the file [default: bootstrap.netsy next to the config].
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The Netsy bucket [default: <id>-<account>-netsy from the AWS provider's account].
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Key prefix in the bucket.
+        #[arg(long, default_value = "")]
+        prefix: String,
     },
     /// Scale the Nstance groups to zero, wait for their VMs to go, then destroy the cluster.
     ///

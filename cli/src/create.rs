@@ -27,6 +27,12 @@ pub enum CreateError {
         arch: String,
         source: Box<crate::deps::DepsError>,
     },
+    #[error("failed to prepare seed snapshot {name:?}: {source}")]
+    Seed {
+        name: String,
+        #[source]
+        source: Box<crate::seeds::manifest::SeedsError>,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("cannot read the cached node manifest {}: {source}", path.display())]
@@ -64,6 +70,30 @@ pub fn generate(config_path: &Path, deps: &Deps) -> Result<PathBuf, CreateError>
     let targets = cluster::required_targets(&valid);
     let mut manifests = Vec::new();
     let mut runtime = None;
+    // The pinned seed must be in the cache with exactly that version and digest (fetched when
+    // missing), so that `cluster seed`, run by the apply, finds it.
+    let seed = &cfg.cluster.seed;
+    if matches!(seed.name.as_str(), "recommended" | "minimal") {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(CreateError::Runtime)?;
+        let pin = crate::seeds::manifest::Pin {
+            name: seed.name.clone(),
+            version: seed.version.clone(),
+            digest: seed.digest.clone(),
+        };
+        rt.block_on(crate::seeds::manifest::resolve(
+            deps,
+            &pin,
+            &mut std::io::sink(),
+        ))
+        .map_err(|source| CreateError::Seed {
+            name: seed.name.clone(),
+            source: Box::new(source),
+        })?;
+        runtime = Some(rt);
+    }
     for (kind, arch) in targets.keys() {
         let cached = deps.manifest_path(kind, arch);
         let json = match std::fs::read(&cached) {

@@ -10,6 +10,7 @@ pub mod dirs;
 pub mod hcl;
 pub mod login;
 pub mod oidc;
+pub mod seeds;
 pub mod tffile;
 pub mod tfgen;
 pub mod tfrun;

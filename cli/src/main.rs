@@ -197,6 +197,8 @@ fn run_deps(command: DepsCommand) -> ExitCode {
             vmconfig,
             dry_run,
             cluster_config,
+            seeds,
+            skip_seeds,
         } => {
             let targets: Vec<(String, String)> = match &cluster_config {
                 None => {
@@ -238,6 +240,23 @@ fn run_deps(command: DepsCommand) -> ExitCode {
                     vmconfig.as_deref(),
                     &providers,
                     dry_run,
+                    &mut out,
+                ));
+                if let Err(e) = r {
+                    eprintln!("Error downloading the latest dependency files: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            if !skip_seeds {
+                let source = match &seeds {
+                    Some(f) => podplane::seeds::manifest::Source::File(f),
+                    None => podplane::seeds::manifest::Source::Published,
+                };
+                let r = runtime.block_on(podplane::seeds::manifest::download(
+                    &deps,
+                    source,
+                    dry_run,
+                    podplane::deps::interactive(),
                     &mut out,
                 ));
                 if let Err(e) = r {
@@ -325,8 +344,28 @@ fn config_or_wizard(file: Option<PathBuf>) -> Result<PathBuf, String> {
 /// The wizard, writing a config at `file` (or another path it offers); returns that path.
 fn wizard(file: &std::path::Path) -> Result<PathBuf, String> {
     let stdin = std::io::stdin();
-    podplane::wizard::create_config_interactively(file, &mut stdin.lock(), &mut std::io::stdout())
-        .map_err(|e| e.to_string())
+    let deps = podplane::deps::Deps::from_env();
+    let mut pin_seed = |name: &str| -> Result<(String, String), String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let pin = runtime
+            .block_on(podplane::seeds::manifest::pin_for(
+                &deps,
+                name,
+                &mut std::io::stdout(),
+            ))
+            .map_err(|e| e.to_string())?;
+        Ok((pin.version, pin.digest))
+    };
+    podplane::wizard::create_config_interactively(
+        file,
+        &mut stdin.lock(),
+        &mut std::io::stdout(),
+        &mut pin_seed,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// `cluster validate`. With `-o json` the verdict is a JSON object on stdout, and a problem is
@@ -397,6 +436,39 @@ fn run_cluster(command: ClusterCommand) -> Result<(), String> {
                 return Err("apply cancelled".into());
             }
             runner.apply(auto_approve).map_err(|e| e.to_string())?;
+        }
+        ClusterCommand::Seed {
+            file,
+            values_file,
+            dry_run,
+            output,
+            bucket,
+            prefix,
+        } => {
+            let opts = podplane::seeds::command::SeedOptions {
+                config: file,
+                values_file,
+                // Inline values (the generated Terraform's ACME overlay) come in the environment.
+                values: std::env::var("PODPLANE_SEED_VALUES")
+                    .ok()
+                    .filter(|v| !v.trim().is_empty()),
+                dry_run,
+                output,
+                bucket,
+                prefix,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            runtime
+                .block_on(podplane::seeds::command::run(
+                    &opts,
+                    &podplane::deps::Deps::from_env(),
+                    &podplane::aws::EnvSource::Process,
+                    &mut std::io::stdout(),
+                ))
+                .map_err(|e| e.to_string())?;
         }
         ClusterCommand::Delete {
             file,

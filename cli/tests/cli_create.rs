@@ -86,6 +86,18 @@ impl Env {
     }
 }
 
+/// The seed cache fixture (the golden config's pinned seed) copied into `cache`.
+fn copy_seeds(cache: &Path) {
+    for rel in [
+        "seeds/manifests/seeds.json",
+        "seeds/snapshots/recommended/1.0.0-1/recommended.netsy",
+    ] {
+        let to = cache.join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(Path::new(CACHE).join(rel), to).unwrap();
+    }
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -327,6 +339,7 @@ fn missing_manifests_are_fetched_into_the_cache_then_pinned() {
             .unwrap();
     }
     let cache = e.tmp.path().join("cache");
+    copy_seeds(&cache);
     let out = e.run(
         e.cmd(&["cluster", "create", "--no-apply", "-f"])
             .arg(e.config())
@@ -354,6 +367,7 @@ fn missing_manifests_are_fetched_into_the_cache_then_pinned() {
     // A mirror without the manifest: the error names the URL; nothing is generated.
     let e2 = Env::new();
     let empty = Mirror::start();
+    copy_seeds(&e2.tmp.path().join("cache"));
     let out = e2.run(
         e2.cmd(&["cluster", "create", "--no-apply", "-f"])
             .arg(e2.config())
@@ -467,6 +481,7 @@ fn a_corrupt_cached_manifest_is_named_with_the_fix() {
         .unwrap();
     }
     std::fs::write(dir.join("vmconfig_knd_debian-13_arm64.json"), "{").unwrap();
+    copy_seeds(&cache);
     let out = e.run(
         e.cmd(&["cluster", "create", "--no-apply", "-f"])
             .arg(e.config())

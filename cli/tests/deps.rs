@@ -69,7 +69,7 @@ fn podplane(mirror: &Mirror, cache: &Path, args: &[&str]) -> (i32, String, Strin
 fn download_fills_the_cache_then_finds_everything_there() {
     let (mirror, _d, m) = published();
     let cache = tempfile::tempdir().unwrap();
-    let (code, out, err) = podplane(&mirror, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&mirror, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("Downloading kubelet...\n") && out.contains("Downloaded kubelet.\n"),
@@ -124,7 +124,7 @@ fn download_fills_the_cache_then_finds_everything_there() {
 
     // Again: everything found, no artifact requested.
     let before = mirror.requests().len();
-    let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "download"]);
+    let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0);
     assert!(
         out.contains("Found kubelet in cache.\n") && !out.contains("Downloading"),
@@ -141,7 +141,14 @@ fn download_fills_the_cache_then_finds_everything_there() {
     let (code, out, _) = podplane(
         &mirror,
         cache.path(),
-        &["deps", "download", "--providers", "aws", "--dry-run"],
+        &[
+            "deps",
+            "download",
+            "--skip-seeds",
+            "--providers",
+            "aws",
+            "--dry-run",
+        ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -169,7 +176,10 @@ fn status_compares_the_published_manifest_with_the_cache() {
         out.starts_with("Fetching latest dependency manifest...\nNew packages are available to download (nothing cached yet"),
         "{out}"
     );
-    assert_eq!(podplane(&mirror, cache.path(), &["deps", "download"]).0, 0);
+    assert_eq!(
+        podplane(&mirror, cache.path(), &["deps", "download", "--skip-seeds"]).0,
+        0
+    );
     let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.ends_with("No new packages available.\n"), "{out}");
@@ -211,7 +221,7 @@ fn bad_inputs_are_refused() {
     let (code, _, err) = podplane(
         &mirror,
         cache.path(),
-        &["deps", "download", "--arch", "riscv64"],
+        &["deps", "download", "--skip-seeds", "--arch", "riscv64"],
     );
     // A usage error (exit 1) that lists the accepted values, before anything is fetched.
     assert_eq!(code, 1);
@@ -224,7 +234,7 @@ fn bad_inputs_are_refused() {
     m["vmconfig"]["dependencies"]["vmagent"] =
         serde_json::json!({"version": "dev", "url": "", "type": "tar.gz", "digest": "", "size": 0});
     publish(d.path(), &m);
-    let (code, _, err) = podplane(&mirror, cache.path(), &["deps", "download"]);
+    let (code, _, err) = podplane(&mirror, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("published vmconfig manifest contains unreleased vmconfig stub"),
@@ -237,7 +247,7 @@ fn bad_inputs_are_refused() {
         .remove("vmagent");
     m["vmconfig"]["dependencies"]["runc"]["size"] = 0.into();
     publish(d.path(), &m);
-    let (code, _, err) = podplane(&mirror, cache.path(), &["deps", "download"]);
+    let (code, _, err) = podplane(&mirror, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("\"runc\"") && err.contains("no `size`"),
@@ -325,7 +335,7 @@ fn a_hostile_manifest_cannot_write_outside_the_cache() {
         let home = tempfile::tempdir().unwrap();
         let config = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_podplane"))
-            .args(["deps", "download"])
+            .args(["deps", "download", "--skip-seeds"])
             .env("HOME", home.path())
             .env("XDG_CONFIG_HOME", config.path())
             .env_remove("XDG_CACHE_HOME")
@@ -411,7 +421,7 @@ fn download_for_a_cluster_config_covers_its_pools() {
     }
     let cache = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_podplane"))
-        .args(["deps", "download", "--dry-run", "-f"])
+        .args(["deps", "download", "--skip-seeds", "--dry-run", "-f"])
         .arg(Path::new(fixtures).join("golden/podplane.cluster.jsonc"))
         .env("PODPLANE_DEPS_URL", mirror.base_url())
         .env("PODPLANE_DEPS_CACHE_DIR", cache.path())
@@ -456,7 +466,15 @@ fn download_for_a_cluster_config_covers_its_pools() {
     );
     // --arch narrows to the pools' arches: amd64 has none here.
     let out = Command::new(env!("CARGO_BIN_EXE_podplane"))
-        .args(["deps", "download", "--dry-run", "--arch", "amd64", "-f"])
+        .args([
+            "deps",
+            "download",
+            "--skip-seeds",
+            "--dry-run",
+            "--arch",
+            "amd64",
+            "-f",
+        ])
         .arg(Path::new(fixtures).join("golden/podplane.cluster.jsonc"))
         .env("PODPLANE_DEPS_URL", mirror.base_url())
         .env("PODPLANE_DEPS_CACHE_DIR", cache.path())

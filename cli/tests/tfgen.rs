@@ -147,6 +147,8 @@ fn generation_is_byte_stable_and_checks_its_contract() {
         .count();
     assert_eq!(sensitive, 6);
     for absent in [
+        "podplane/podplane",
+        "podplane_netsy_seed_s3",
         "output \"mutable_env\"",
         "IMMUTABLE_SSH_AUTHORIZED_KEYS=",
         "local.instance_vars",
@@ -157,9 +159,9 @@ fn generation_is_byte_stable_and_checks_its_contract() {
         assert!(!tf.contains(absent), "{absent} must not be generated");
     }
     for present in [
-        "resource \"podplane_netsy_seed_s3\" \"cluster\"",
-        "cluster_config_path = \"${path.module}/podplane.cluster.jsonc\"",
-        "source  = \"podplane/podplane\"",
+        "resource \"terraform_data\" \"podplane_seed\"",
+        "PODPLANE_SEED_CONFIG = \"${path.module}/podplane.cluster.jsonc\"",
+        "depends_on   = [terraform_data.podplane_seed]",
         "module \"network_123456789012_us_east_1\"",
         "module \"shard_us_east_1a\"",
         "\"main\" = { listeners = [{ port = 443, target_port = 443 }, { port = 6443, target_port = 6443 }], subnets = \"public\", public = true }",
@@ -253,7 +255,7 @@ fn variants_render_their_differences() {
         "variable = \"route53:ChangeResourceRecordSetsRecordTypes\"",
         "values   = [\"TXT\"]",
         "resources = [for zone in data.aws_route53_zone.managed : zone.arn]",
-        "values_content = yamlencode({",
+        "PODPLANE_SEED_VALUES = yamlencode({",
         "\"iam.amazonaws.com/allowed-roles\" = jsonencode([aws_iam_role.cert_manager_route53[0].arn])",
         "\"iam.amazonaws.com/role\" = aws_iam_role.cert_manager_route53[0].arn",
         "solvers = [for name, zone in data.aws_route53_zone.managed : {",
@@ -278,7 +280,7 @@ fn variants_render_their_differences() {
     assert!(!all_tf(&v["golden"]).contains("cert_manager"));
 
     let bare = all_tf(&v["bare-seed"]);
-    assert!(!bare.contains("podplane_netsy_seed_s3"));
+    assert!(!bare.contains("podplane_seed"));
     assert!(
         !bare.contains("podplane/podplane"),
         "no seed, no podplane provider"
@@ -557,7 +559,7 @@ fn an_odd_config_file_name_stays_one_string() {
         .collect();
     assert!(
         files["podplane.cluster.main.tf"]
-            .contains(r#"cluster_config_path = "${path.module}/my \"odd\" $${x}.jsonc""#),
+            .contains(r#"PODPLANE_SEED_CONFIG = "${path.module}/my \"odd\" $${x}.jsonc""#),
         "{}",
         files["podplane.cluster.main.tf"]
     );

@@ -20,11 +20,29 @@ fn wizard(input: &str, issuer: Option<&str>) -> (Result<Answers, WizardError>, S
     (r, String::from_utf8(out).unwrap())
 }
 
-/// Runs the whole interactive creation for `config_path`.
+/// What the stand-in seeds manifest pins for any seed name.
+const SEED_VERSION: &str = "1.2.3-1";
+fn seed_digest() -> String {
+    format!("sha512:{}", "ab".repeat(64))
+}
+
+/// Runs the whole interactive creation for `config_path`, the seed pinned by a stand-in for
+/// the seeds manifest.
 fn create(config_path: &Path, input: &str) -> (Result<PathBuf, WizardError>, String) {
     let mut out = Vec::new();
-    let r = create_config_interactively(config_path, &mut input.as_bytes(), &mut out);
+    let mut pin = |_: &str| Ok((SEED_VERSION.to_string(), seed_digest()));
+    let r = create_config_interactively(config_path, &mut input.as_bytes(), &mut out, &mut pin);
     (r, String::from_utf8(out).unwrap())
+}
+
+/// The config of `a` with its seed pinned as [`create`] pins it.
+fn pinned(a: &Answers) -> ClusterConfig {
+    let mut cfg = config_from_answers(a);
+    if !cfg.cluster.seed.name.is_empty() {
+        cfg.cluster.seed.version = SEED_VERSION.into();
+        cfg.cluster.seed.digest = seed_digest();
+    }
+    cfg
 }
 
 /// Every produced config must pass the light and full checks, and the written file must load
@@ -42,7 +60,7 @@ fn assert_usable(cfg: &ClusterConfig) {
 
 /// Answers → config, checked, as a JSON value.
 fn json_of(a: &Answers) -> Value {
-    let cfg = config_from_answers(a);
+    let cfg = pinned(a);
     assert_usable(&cfg);
     serde_json::from_str(&config_json(&cfg).unwrap()).unwrap()
 }
@@ -119,7 +137,11 @@ const DEFAULT_CONFIG: &str = r#"{
         "198.18.0.0/15"
       ]
     },
-    "seed": {},
+    "seed": {
+      "name": "recommended",
+      "version": "1.2.3-1",
+      "digest": "sha512:abababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab"
+    },
     "components": {}
   }
 }
@@ -165,7 +187,7 @@ fn default_answers_write_the_expected_file() {
         "Kubernetes API hostname: ",
         "AWS region [us-east-1]: ",
         "AWS profile (optional): ",
-        &format!("{COMPONENTS_LABEL} [none]: "),
+        &format!("{COMPONENTS_LABEL} [recommended]: "),
         "Configure networking options? [no]: ",
         "Control-plane architecture [arm64]: ",
         "Control-plane instance type [t4g.medium]: ",
@@ -183,9 +205,10 @@ fn default_answers_write_the_expected_file() {
     for hidden in ["DNS provider", "ACME", "VPC IPv4 CIDR", "availability zone"] {
         assert!(!out.contains(hidden), "{hidden} asked: {out}");
     }
-    assert!(COMPONENTS_LABEL.contains(
-        "recommended and minimal need the seeds cache, which this version does not have yet"
-    ));
+    assert_eq!(
+        COMPONENTS_LABEL,
+        "Initial platform components (recommended, minimal, none)"
+    );
 }
 
 #[test]
@@ -203,7 +226,7 @@ fn default_answers_struct_and_mapping() {
             api_hostname: "".into(),
             region: "us-east-1".into(),
             profile: "".into(),
-            components: "none".into(),
+            components: "recommended".into(),
             networking: false,
             vpc_cidr: "172.18.0.0/16".into(),
             zone: "us-east-1a".into(),
@@ -222,12 +245,9 @@ fn default_answers_struct_and_mapping() {
             ..Answers::default()
         }
     );
-    assert_eq!(
-        config_json(&config_from_answers(&a)).unwrap(),
-        DEFAULT_CONFIG
-    );
+    assert_eq!(config_json(&pinned(&a)).unwrap(), DEFAULT_CONFIG);
     // The default answers themselves only lack the API hostname.
-    let err = config::validate(&config_from_answers(&d)).unwrap_err();
+    let err = config::validate(&pinned(&d)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "cluster.kubernetes.api_hostname: is required"
@@ -294,7 +314,7 @@ fn domain_route53_and_acme_email() {
     assert_eq!(c["components"], json!({}));
     // Key order of the cluster object is the struct order.
     let keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
-    let text = config_json(&config_from_answers(&a)).unwrap();
+    let text = config_json(&pinned(&a)).unwrap();
     let mut last = 0;
     for k in [
         "\"id\"",
@@ -414,7 +434,6 @@ fn invalid_answers_are_asked_again() {
         "useast1\n",         // region: bad
         "us-east-2\n",       // region
         "\n",                // profile
-        "recommended\n",     // components: not available yet
         "everything\n",      // components: unknown
         "none\n",            // components
         "maybe\n",           // networking: bad
@@ -444,8 +463,7 @@ fn invalid_answers_are_asked_again() {
         "error: DNS provider (aws-route53 or blank for manual): must be aws-route53 or blank for manual DNS\n",
         "error: ACME account email (optional): must be a valid email address such as ops@example.com\n",
         "error: AWS region: must be a valid AWS region such as us-east-1\n",
-        "recommended needs the seeds cache, which this version does not have yet; use none\n",
-        "must be none (recommended and minimal are not available yet)\n",
+        "error: Initial platform components (recommended, minimal, none): must be recommended, minimal, or none\n",
         "error: Configure networking options?: must be yes or no\n",
         "error: VPC IPv4 CIDR: must be a canonical IPv4 /16 CIDR such as 172.18.0.0/16\n",
         "error: AWS availability zone: must be an availability zone in region us-east-2\n",
@@ -736,7 +754,7 @@ fn choose_output_uses_the_process_cwd_for_absolute_paths_too() {
 
 #[test]
 fn write_config_format() {
-    let mut cfg = config_from_answers(&Answers {
+    let mut cfg = pinned(&Answers {
         api_hostname: "api.example.com".into(),
         ..Answers::default()
     });
@@ -816,7 +834,7 @@ fn many_accepted_answer_sets_are_usable() {
                             let (r, out) = wizard(&input, Some("https://issuer.example.com"));
                             let a = r.unwrap_or_else(|e| panic!("{e}\n{input}\n{out}"));
                             assert!(!out.contains("error:"), "{out}");
-                            assert_usable(&config_from_answers(&a));
+                            assert_usable(&pinned(&a));
                             n += 1;
                         }
                     }
@@ -865,7 +883,7 @@ fn wizard_configs_generate_terraform() {
         ..Answers::default()
     };
     for a in [plain, with_domain] {
-        let files = cluster::generate(&config_from_answers(&a), &opts).unwrap();
+        let files = cluster::generate(&pinned(&a), &opts).unwrap();
         let all: String = files
             .iter()
             .map(|f| String::from_utf8_lossy(&f.content).into_owned())

@@ -59,7 +59,7 @@ impl Default for Answers {
             api_hostname: String::new(),
             region: "us-east-1".into(),
             profile: String::new(),
-            components: "none".into(),
+            components: "recommended".into(),
             networking: false,
             vpc_cidr: "172.18.0.0/16".into(),
             zone: "us-east-1a".into(),

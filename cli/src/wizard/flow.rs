@@ -74,16 +74,17 @@ fn vpc_cidr_answer(v: &str) -> Result<String, String> {
     }
 }
 
-/// Label of the components question: only `none` is offered in this version.
-pub const COMPONENTS_LABEL: &str = "Initial platform components (none; recommended and minimal need the seeds cache, which this version does not have yet)";
+/// Gives `(version, digest)` to pin for a seed name.
+pub type PinSeed<'a> = dyn FnMut(&str) -> Result<(String, String), String> + 'a;
+
+/// Label of the components question.
+pub const COMPONENTS_LABEL: &str = "Initial platform components (recommended, minimal, none)";
 
 fn components_answer(v: &str) -> Result<String, String> {
     match v {
-        "none" => Ok(v.to_string()),
-        "recommended" | "minimal" => Err(format!(
-            "{v} needs the seeds cache, which this version does not have yet; use none"
-        )),
-        _ => Err("must be none (recommended and minimal are not available yet)".into()),
+        "" => Ok("recommended".into()),
+        "recommended" | "minimal" | "none" => Ok(v.to_string()),
+        _ => Err("must be recommended, minimal, or none".into()),
     }
 }
 
@@ -252,7 +253,13 @@ pub fn run_wizard(
         },
     )?;
 
-    let cfg = config_from_answers(&a);
+    let mut cfg = config_from_answers(&a);
+    // The seed's version and digest are pinned afterwards (create_config_interactively);
+    // check the rest with a well-formed stand-in pin.
+    if !cfg.cluster.seed.name.is_empty() {
+        cfg.cluster.seed.version = "0".into();
+        cfg.cluster.seed.digest = format!("sha512:{}", "0".repeat(128));
+    }
     light_check(&cfg).map_err(WizardError::Light)?;
     validate_for_terraform(&cfg).map_err(WizardError::Invalid)?;
     Ok(a)
@@ -405,15 +412,24 @@ fn create_dir(dir: &Path) -> Result<(), WizardError> {
 /// The whole interactive creation for a missing config file: cloud
 /// provider → OIDC issuer → wizard → output directory → write → `Created <path>`. Returns
 /// the path written (which differs from `config_path` when another directory was chosen).
+///
+/// `pin_seed` gives the seeds manifest version and the snapshot's digest for a seed name
+/// (`recommended`, `minimal`); they are written into `cluster.seed`.
 pub fn create_config_interactively(
     config_path: &Path,
     input: &mut impl BufRead,
     out: &mut impl Write,
+    pin_seed: &mut PinSeed<'_>,
 ) -> Result<PathBuf, WizardError> {
     ask_provider(input, out)?;
     let issuer = ask_issuer(input, out)?;
     let answers = run_wizard(input, out, Some(issuer))?;
-    let cfg = config_from_answers(&answers);
+    let mut cfg = config_from_answers(&answers);
+    if !cfg.cluster.seed.name.is_empty() {
+        let (version, digest) = pin_seed(&cfg.cluster.seed.name).map_err(WizardError::Seed)?;
+        cfg.cluster.seed.version = version;
+        cfg.cluster.seed.digest = digest;
+    }
     let path = choose_output(config_path, &answers.id, input, out)?;
     write_config(&path, &cfg).map_err(|source| WizardError::Write {
         path: path.clone(),

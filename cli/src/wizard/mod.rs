@@ -15,10 +15,9 @@
 //!
 //! Deliberate differences from upstream podplane:
 //!
-//! * **Seeds.** This version has no seeds cache, so `recommended` and `minimal` cannot be
-//!   pinned to a digest; the components question offers only `none` (its default here) and
-//!   says why. [`config_from_answers`] still maps the other names (name only, no version or
-//!   digest) for when the cache exists.
+//! * **Seeds.** The components question offers `recommended` (default), `minimal` and
+//!   `none`; for a seed, the caller's `pin_seed` (the seeds manifest, cached by `podplane deps
+//!   download` or fetched) supplies the version and digest written into `cluster.seed`.
 //! * **Stricter checks** so that every accepted answer set yields a config that passes
 //!   [`light_check`](crate::config::light_check) and
 //!   [`validate_for_terraform`](crate::tfgen::validate_for_terraform): the ACME email must
@@ -45,7 +44,7 @@ use crate::config::{LoadProblem, ValidationError};
 
 pub use answers::{Answers, config_from_answers, config_json};
 pub use flow::{
-    COMPONENTS_LABEL, ask_issuer, ask_provider, choose_output, choose_output_from,
+    COMPONENTS_LABEL, PinSeed, ask_issuer, ask_provider, choose_output, choose_output_from,
     create_config_interactively, run_wizard, write_config,
 };
 
@@ -64,6 +63,9 @@ pub enum WizardError {
         "cluster creation requires an OIDC issuer URL; provide an existing issuer or run podplane oidc create first"
     )]
     IssuerRequired,
+    /// The seed chosen could not be pinned (the seeds manifest is unreachable, or lacks it).
+    #[error("pin the seed: {0}")]
+    Seed(String),
     /// Reading the answers or writing the questions failed.
     #[error("cluster config prompt: {0}")]
     Prompt(#[source] io::Error),

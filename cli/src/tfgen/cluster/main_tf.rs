@@ -220,11 +220,7 @@ pub(super) fn doc(
             ident("version", str(version)),
         ])
     };
-    let mut rp =
-        Block::new("required_providers", &[]).with("aws", provider("hashicorp/aws", ">= 6.0"));
-    if is_seeded(cfg) {
-        rp.attr("podplane", provider("podplane/podplane", ">= 1.2.0"));
-    }
+    let rp = Block::new("required_providers", &[]).with("aws", provider("hashicorp/aws", ">= 6.0"));
     doc.push(
         Block::new("terraform", &[])
             .with("required_version", str(">= 1.6.0"))
@@ -336,8 +332,13 @@ pub(super) fn doc(
 
     let groups = groups(cfg, p);
     for zone in p.zones.keys() {
+        let mut shard = module(&safe_name(&["shard", zone]), "shard");
+        if is_seeded(cfg) {
+            // No control-plane node may start before bootstrap.netsy is in the bucket.
+            shard.attr("depends_on", raw("[terraform_data.podplane_seed]"));
+        }
         doc.push(
-            module(&safe_name(&["shard", zone]), "shard")
+            shard
                 .with("cluster", raw("module.cluster"))
                 .with("account", raw(format!("module.{account}")))
                 .with("network", raw(format!("module.{net}")))
@@ -351,31 +352,48 @@ pub(super) fn doc(
     }
 
     if is_seeded(cfg) {
-        let mut seed = Block::new("resource", &["podplane_netsy_seed_s3", "cluster"]);
-        // "${path.module}/<name>", the name escaped like any user string.
+        // The seed is written by the podplane binary (`podplane cluster seed`), run once when
+        // the Netsy bucket exists and before the shards (which start the control plane); the
+        // binary uses the local deps cache and PODPLANE_DEPS_URL, and uploads create-only, so
+        // a rerun never touches Netsy state. Paths and names reach the shell through the
+        // environment, never spliced into the command.
         let quoted = hcl::quote(&opts.config_file_name);
-        seed.attr(
-            "cluster_config_path",
-            raw(format!(
-                "\"${{path.module}}/{}\"",
-                &quoted[1..quoted.len() - 1]
-            )),
-        )
-        .attr(
-            "bucket",
-            raw("aws_s3_bucket.podplane_cluster[\"netsy\"].bucket"),
-        )
-        .attr("region", raw("local.aws_region"));
+        let mut env = vec![
+            ident(
+                "PODPLANE_SEED_CONFIG",
+                raw(format!(
+                    "\"${{path.module}}/{}\"",
+                    &quoted[1..quoted.len() - 1]
+                )),
+            ),
+            ident(
+                "PODPLANE_SEED_BUCKET",
+                raw("aws_s3_bucket.podplane_cluster[\"netsy\"].bucket"),
+            ),
+        ];
         if route53_acme(cfg) {
-            seed.attr("values_content", raw(ROUTE53_SEED_VALUES));
+            env.push(ident("PODPLANE_SEED_VALUES", raw(ROUTE53_SEED_VALUES)));
         }
         if !p.profile.is_empty() {
-            seed.attr("profile", str(&p.profile));
+            env.push(ident("AWS_PROFILE", str(&p.profile)));
         }
+        let seed = Block::new("resource", &["terraform_data", "podplane_seed"])
+            .with(
+                "triggers_replace",
+                raw("[aws_s3_bucket.podplane_cluster[\"netsy\"].bucket]"),
+            )
+            .with_block(
+                Block::new("provisioner", &["local-exec"])
+                    .with("command", str(SEED_COMMAND))
+                    .with("environment", Value::Object(env)),
+            );
         doc.push(seed);
     }
     doc
 }
+
+/// The shell command of the seed provisioner (`$PODPLANE_BIN` picks another binary).
+const SEED_COMMAND: &str = "\"${PODPLANE_BIN:-podplane}\" cluster seed -f \"$PODPLANE_SEED_CONFIG\" --bucket \"$PODPLANE_SEED_BUCKET\"";
 
 const ROUTE53_SEED_VALUES: &str = r#"yamlencode({
   platform = { components = {

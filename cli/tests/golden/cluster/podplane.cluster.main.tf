@@ -9,10 +9,6 @@ terraform {
       source  = "hashicorp/aws"
       version = ">= 6.0"
     }
-    podplane = {
-      source  = "podplane/podplane"
-      version = ">= 1.2.0"
-    }
   }
 }
 
@@ -160,6 +156,7 @@ module "network_123456789012_us_east_1" {
 module "shard_us_east_1a" {
   source       = "nstance-dev/nstance/aws//modules/shard"
   version      = "~> 2.0"
+  depends_on   = [terraform_data.podplane_seed]
   cluster      = module.cluster
   account      = module.account_123456789012_us_east_1
   network      = module.network_123456789012_us_east_1
@@ -194,8 +191,14 @@ module "shard_us_east_1a" {
   }
 }
 
-resource "podplane_netsy_seed_s3" "cluster" {
-  cluster_config_path = "${path.module}/podplane.cluster.jsonc"
-  bucket              = aws_s3_bucket.podplane_cluster["netsy"].bucket
-  region              = local.aws_region
+resource "terraform_data" "podplane_seed" {
+  triggers_replace = [aws_s3_bucket.podplane_cluster["netsy"].bucket]
+
+  provisioner "local-exec" {
+    command = "\"$${PODPLANE_BIN:-podplane}\" cluster seed -f \"$PODPLANE_SEED_CONFIG\" --bucket \"$PODPLANE_SEED_BUCKET\""
+    environment = {
+      PODPLANE_SEED_CONFIG = "${path.module}/podplane.cluster.jsonc"
+      PODPLANE_SEED_BUCKET = aws_s3_bucket.podplane_cluster["netsy"].bucket
+    }
+  }
 }

@@ -1,0 +1,575 @@
+//! A seed made into one cluster's `bootstrap.netsy`: the seed's records (JSON Kubernetes
+//! objects) rewritten for the cluster config, in this order:
+//!
+//! 1. service network: when `kubernetes.service_cidr` is set, the `ServiceCIDR` record, every
+//!    Service's cluster IPs (the API service gets network+1, CoreDNS its reserved address, any
+//!    other service the same offset from the new network as it had from the seed's), the
+//!    CoreDNS HelmRelease's service values, and the `IPAddress` allocation records of the
+//!    rewritten services (renamed to the new address, dropped for a family no longer present);
+//! 2. the platform-components HelmRelease's `spec.values`, deep-merged with the values derived
+//!    from the config, then the inline values, then the values file (maps merge, everything else
+//!    replaces);
+//! 3. the components GitRepository's url, secretRef and ref when `components.source` is set;
+//! 4. with the registry mirror enabled, every `image` string at any depth prefixed with
+//!    `<mirror host>/<prefix>/`;
+//!
+//! then renumbered (records dropped in step 1 leave no gap; `_netsy` stays revision 1).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde_json::{Map, Value, json};
+
+use super::netsy::{self, Record};
+use crate::config::ClusterConfig;
+use crate::config::{ServiceCidrError, ServiceNetwork, service_network};
+
+pub const SERVICE_CIDR_KEY: &str = "/registry/servicecidrs/kubernetes";
+pub const SERVICES_PREFIX: &str = "/registry/services/specs/";
+pub const IPADDRESSES_PREFIX: &str = "/registry/ipaddresses/";
+pub const COREDNS_RELEASE_KEY: &str =
+    "/registry/helm.toolkit.fluxcd.io/helmreleases/platform-coredns/coredns";
+pub const COMPONENTS_RELEASE_KEY: &str =
+    "/registry/helm.toolkit.fluxcd.io/helmreleases/platform-components/platform-components";
+pub const COMPONENTS_SOURCE_KEY: &str =
+    "/registry/source.toolkit.fluxcd.io/gitrepositories/platform-components/podplane-components";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InterpolateError {
+    #[error("seed {file}: record {key:?}: {problem}")]
+    Record {
+        file: String,
+        key: String,
+        problem: String,
+    },
+    #[error("seed {file}: {problem}")]
+    Seed { file: String, problem: String },
+    #[error("{what}: {problem}")]
+    Values { what: String, problem: String },
+    #[error("cluster config: kubernetes.service_cidr: {0}")]
+    ServiceCidr(#[source] ServiceCidrError),
+    #[error(transparent)]
+    Netsy(#[from] netsy::NetsyError),
+}
+
+/// What the cluster adds to a seed.
+pub struct Inputs<'a> {
+    pub cfg: &'a ClusterConfig,
+    /// Values applied after the derived ones (YAML or JSON), and where they came from.
+    pub values_inline: Option<(&'a str, String)>,
+    /// Values applied last (YAML or JSON), and the file's name.
+    pub values_file: Option<(&'a str, String)>,
+}
+
+/// Parses a values document (YAML, of which JSON is a subset) into a JSON object.
+pub fn parse_values(text: &str, what: &str) -> Result<Value, InterpolateError> {
+    let bad = |problem: String| InterpolateError::Values {
+        what: what.to_string(),
+        problem,
+    };
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    let v: Value =
+        serde_norway::from_str(text).map_err(|e| bad(format!("not valid YAML or JSON: {e}")))?;
+    match v {
+        Value::Object(_) => Ok(v),
+        Value::Null => Ok(Value::Object(Map::new())),
+        _ => Err(bad(
+            "must be a map of values (e.g. `platform:\\n  components: …`)".into(),
+        )),
+    }
+}
+
+/// Deep merge: maps merge key by key, anything else in `over` replaces.
+pub fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// The platform-components values the config implies, under `platform.components`.
+pub fn derived_values(cfg: &ClusterConfig) -> Value {
+    let c = &cfg.cluster;
+    let mut pc = json!({ "apps": {} });
+    if let Some((host, prefix)) = mirror(cfg) {
+        pc["imageMirror"] = json!({ "enabled": true, "hostname": host, "prefix": prefix });
+    }
+    let aws = c.providers.iter().find(|p| p.kind == "aws");
+    let registry_host = if !c.registry.hostname.is_empty() {
+        c.registry.hostname.clone()
+    } else if !c.providers.is_empty() && c.domains.is_empty() {
+        format!("{}-registry.local", c.id)
+    } else {
+        String::new()
+    };
+    if !registry_host.is_empty() {
+        let bucket = match (c.providers.first(), aws) {
+            (None, _) => "registry".to_string(),
+            (_, Some(a)) if !a.account.is_empty() => format!("{}-{}-registry", c.id, a.account),
+            _ => format!("{}-registry", c.id),
+        };
+        let region = aws.map_or("local".to_string(), |a| a.region.clone());
+        let client_id = if c.oidc.client_id.is_empty() {
+            c.id.clone()
+        } else {
+            c.oidc.client_id.clone()
+        };
+        let or = |s: &str, d: &str| {
+            if s.is_empty() {
+                d.to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        let mut oidc = json!({
+            "issuer": c.oidc.issuer_url,
+            "audience": client_id,
+            "usernameClaim": or(&c.oidc.username_claim, "email"),
+            "groupsClaim": or(&c.oidc.groups_claim, "groups"),
+        });
+        if c.oidc.ca_cert.trim_start().starts_with("-----BEGIN") {
+            oidc["certificateAuthority"] = c.oidc.ca_cert.clone().into();
+        }
+        pc["values"]["zot-registry"]["platform"]["zotRegistry"] = json!({
+            "registryHostname": registry_host,
+            "storage": { "bucket": bucket, "region": region },
+            "oidc": oidc,
+        });
+    }
+    if aws.is_some() {
+        pc["apps"]["csi-aws-ebs"] = json!({ "enabled": true });
+    }
+    json!({ "platform": { "components": pc } })
+}
+
+/// `(host, prefix)` of the components registry mirror when it is enabled; the prefix defaults
+/// to `mirror`, and `/` means none.
+pub fn mirror(cfg: &ClusterConfig) -> Option<(String, String)> {
+    let r = cfg.cluster.components.registry.as_ref()?;
+    if !r.mirror.enabled {
+        return None;
+    }
+    let host = cfg.cluster.registry_mirror_hostname();
+    if host.is_empty() {
+        return None;
+    }
+    let prefix = if r.mirror.prefix.is_empty() {
+        "mirror".to_string()
+    } else {
+        r.mirror.prefix.trim().trim_matches('/').to_string()
+    };
+    Some((host, prefix))
+}
+
+fn family(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+/// `clusterIP`, `clusterIPs`, `ipFamilies`, `ipFamilyPolicy` for `ips`; a dual-stack policy
+/// already set (`RequireDualStack`) is kept.
+fn service_ip_fields(ips: &[String], old_policy: Option<&str>) -> Value {
+    let families: Vec<&str> = ips
+        .iter()
+        .filter_map(|s| s.parse::<IpAddr>().ok())
+        .map(|ip| family(&ip))
+        .collect();
+    let policy = match (ips.len(), old_policy) {
+        (1, _) => "SingleStack",
+        (_, Some(p)) if p != "SingleStack" => p,
+        _ => "PreferDualStack",
+    };
+    json!({
+        "clusterIP": ips.first(),
+        "clusterIPs": ips,
+        "ipFamilies": families,
+        "ipFamilyPolicy": policy,
+    })
+}
+
+fn key_of(r: &Record) -> String {
+    String::from_utf8_lossy(&r.key).into_owned()
+}
+
+/// Rewrites `records` (a seed's, in file order) for the cluster; `file` names the seed.
+pub fn interpolate(
+    mut records: Vec<Record>,
+    file: &str,
+    inputs: &Inputs<'_>,
+) -> Result<Vec<Record>, InterpolateError> {
+    let cfg = inputs.cfg;
+    let rec_err = |key: &str, problem: String| InterpolateError::Record {
+        file: file.to_string(),
+        key: key.to_string(),
+        problem,
+    };
+    let index: BTreeMap<String, usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (key_of(r), i))
+        .collect();
+    let get = |i: usize, records: &[Record]| parse(records, i, file);
+    let mut drop = vec![false; records.len()];
+
+    // 1. Service network.
+    if !cfg.cluster.kubernetes.service_cidr.is_empty() {
+        let net = service_network(&cfg.cluster.kubernetes.service_cidr)
+            .map_err(InterpolateError::ServiceCidr)?;
+        let (mut values, mut keys) = (BTreeMap::new(), BTreeMap::new());
+        rewrite_services(
+            &records,
+            &index,
+            &net,
+            file,
+            &mut values,
+            &mut keys,
+            &mut drop,
+        )?;
+        for (i, v) in values {
+            records[i].value = to_bytes(&v);
+        }
+        for (i, k) in keys {
+            records[i].key = k;
+        }
+    }
+
+    // 2. platform-components values.
+    let Some(&hr) = index.get(COMPONENTS_RELEASE_KEY) else {
+        return Err(InterpolateError::Seed {
+            file: file.to_string(),
+            problem: format!(
+                "podplane seed file does not contain the platform-components HelmRelease at {COMPONENTS_RELEASE_KEY}; is this a Podplane seed (recommended or minimal)?"
+            ),
+        });
+    };
+    let mut release = get(hr, &records)?;
+    check_kind(
+        &release,
+        "helm.toolkit.fluxcd.io/",
+        "HelmRelease",
+        "platform-components",
+    )
+    .map_err(|p| rec_err(COMPONENTS_RELEASE_KEY, p))?;
+    let mut values = release["spec"]
+        .get("values")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    merge(&mut values, derived_values(cfg));
+    for (text, what) in [&inputs.values_inline, &inputs.values_file]
+        .into_iter()
+        .flatten()
+    {
+        merge(&mut values, parse_values(text, what)?);
+    }
+    if !release["spec"].is_object() {
+        release["spec"] = json!({});
+    }
+    release["spec"]["values"] = values;
+    records[hr].value = to_bytes(&release);
+
+    // 3. components source.
+    if let Some(src) = &cfg.cluster.components.source {
+        let Some(&gi) = index.get(COMPONENTS_SOURCE_KEY) else {
+            return Err(InterpolateError::Seed {
+                file: file.to_string(),
+                problem: format!(
+                    "components.source is set but the seed has no GitRepository at {COMPONENTS_SOURCE_KEY}"
+                ),
+            });
+        };
+        let mut repo = get(gi, &records)?;
+        check_kind(
+            &repo,
+            "source.toolkit.fluxcd.io/",
+            "GitRepository",
+            "podplane-components",
+        )
+        .map_err(|p| rec_err(COMPONENTS_SOURCE_KEY, p))?;
+        let spec = repo["spec"].as_object_mut().ok_or_else(|| {
+            rec_err(
+                COMPONENTS_SOURCE_KEY,
+                "the GitRepository has no spec".into(),
+            )
+        })?;
+        spec.insert("url".into(), src.url.clone().into());
+        match &src.secret_ref {
+            Some(s) => {
+                spec.insert("secretRef".into(), json!({ "name": s.name }));
+            }
+            None => {
+                spec.remove("secretRef");
+            }
+        }
+        let r = &src.git_ref;
+        let sel = [
+            ("branch", &r.branch),
+            ("tag", &r.tag),
+            ("semver", &r.semver),
+            ("commit", &r.commit),
+        ]
+        .into_iter()
+        .find(|(_, v)| !v.is_empty());
+        match sel {
+            Some((k, v)) => {
+                spec.insert("ref".into(), json!({ k: v }));
+            }
+            None => {
+                spec.remove("ref");
+            }
+        }
+        records[gi].value = to_bytes(&repo);
+    }
+
+    // 4. image mirror.
+    if let Some((host, prefix)) = mirror(cfg) {
+        let lead = if prefix.is_empty() {
+            format!("{host}/")
+        } else {
+            format!("{host}/{prefix}/")
+        };
+        for r in records.iter_mut() {
+            // Cheap test first: most records name no image.
+            if r.value.first() != Some(&b'{') || !contains(&r.value, b"\"image\"") {
+                continue;
+            }
+            let Ok(mut v) = serde_json::from_slice::<Value>(&r.value) else {
+                continue;
+            };
+            if prefix_images(&mut v, &lead) {
+                r.value = to_bytes(&v);
+            }
+        }
+    }
+
+    let mut out: Vec<Record> = records
+        .into_iter()
+        .zip(drop)
+        .filter(|(_, d)| !d)
+        .map(|(r, _)| r)
+        .collect();
+    netsy::renumber(&mut out, file)?;
+    Ok(out)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn to_bytes(v: &Value) -> Vec<u8> {
+    // Serialising a Value cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn check_kind(v: &Value, group: &str, kind: &str, name: &str) -> Result<(), String> {
+    let api = v["apiVersion"].as_str().unwrap_or_default();
+    let k = v["kind"].as_str().unwrap_or_default();
+    let n = v["metadata"]["name"].as_str().unwrap_or_default();
+    if !api.starts_with(group) || k != kind || n != name {
+        return Err(format!(
+            "expected a {group}* {kind} named {name:?}, found {k:?} {api:?} named {n:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Prefixes every string field named `image`; whether anything changed.
+fn prefix_images(v: &mut Value, lead: &str) -> bool {
+    let mut changed = false;
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                match child {
+                    Value::String(s) if k == "image" => {
+                        if !s.starts_with(lead) && !s.is_empty() {
+                            *s = format!("{lead}{s}");
+                            changed = true;
+                        }
+                    }
+                    _ => changed |= prefix_images(child, lead),
+                }
+            }
+        }
+        Value::Array(a) => {
+            for child in a {
+                changed |= prefix_images(child, lead);
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+fn to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn from_u128(like: IpAddr, v: u128) -> Option<IpAddr> {
+    match like {
+        IpAddr::V4(_) => u32::try_from(v).ok().map(|x| IpAddr::V4(x.into())),
+        IpAddr::V6(_) => Some(IpAddr::V6(v.into())),
+    }
+}
+
+/// Record `i`'s value as JSON.
+fn parse(records: &[Record], i: usize, file: &str) -> Result<Value, InterpolateError> {
+    serde_json::from_slice(&records[i].value).map_err(|e| InterpolateError::Record {
+        file: file.to_string(),
+        key: key_of(&records[i]),
+        problem: format!("value is not JSON: {e}"),
+    })
+}
+
+fn rewrite_services(
+    records: &[Record],
+    index: &BTreeMap<String, usize>,
+    net: &ServiceNetwork,
+    file: &str,
+    values: &mut BTreeMap<usize, Value>,
+    keys: &mut BTreeMap<usize, Vec<u8>>,
+    drop: &mut [bool],
+) -> Result<(), InterpolateError> {
+    let rec_err = |key: &str, problem: String| InterpolateError::Record {
+        file: file.to_string(),
+        key: key.to_string(),
+        problem,
+    };
+    let Some(&ci) = index.get(SERVICE_CIDR_KEY) else {
+        return Err(InterpolateError::Seed {
+            file: file.to_string(),
+            problem: "podplane seed file does not contain a ServiceCIDR record".into(),
+        });
+    };
+    let mut cidr = parse(records, ci, file)?;
+    if cidr["kind"] != "ServiceCIDR" {
+        return Err(rec_err(
+            SERVICE_CIDR_KEY,
+            "expected kind ServiceCIDR".into(),
+        ));
+    }
+    // The seed's networks: the base other services' offsets are measured from.
+    let old: Vec<ipnet::IpNet> = cidr["spec"]["cidrs"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    let old4 = old
+        .iter()
+        .find(|n| matches!(n, ipnet::IpNet::V4(_)))
+        .copied()
+        .ok_or_else(|| rec_err(SERVICE_CIDR_KEY, "spec.cidrs has no IPv4 network".into()))?;
+    cidr["spec"]["cidrs"] = net.cidrs.iter().map(ToString::to_string).collect();
+    values.insert(ci, cidr);
+
+    // Old IP → new IPs (per family, in the new order) of every rewritten service.
+    let mut moved: BTreeMap<IpAddr, Vec<IpAddr>> = BTreeMap::new();
+    for (key, &i) in index.range(SERVICES_PREFIX.to_string()..) {
+        let Some(rest) = key.strip_prefix(SERVICES_PREFIX) else {
+            break;
+        };
+        let mut svc = parse(records, i, file)?;
+        if svc["kind"] != "Service" {
+            return Err(rec_err(key, "expected kind Service".into()));
+        }
+        let spec = &svc["spec"];
+        let old_ips: Vec<IpAddr> = spec["clusterIPs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str()?.parse().ok()).collect())
+            .or_else(|| spec["clusterIP"].as_str()?.parse().ok().map(|ip| vec![ip]))
+            .unwrap_or_default();
+        // Headless services (clusterIP None) and ExternalName ones keep what they have.
+        let Some(first) = old_ips.iter().find(|ip| ip.is_ipv4()).copied() else {
+            continue;
+        };
+        let new_ips: Vec<IpAddr> = match rest {
+            "default/kubernetes" => net.api.clone(),
+            "platform-coredns/platform-coredns" => net.dns.clone(),
+            _ => {
+                if !old4.contains(&first) {
+                    return Err(rec_err(
+                        key,
+                        format!("cluster IP {first} is outside the seed's service network {old4}"),
+                    ));
+                }
+                let offset = to_u128(first) - to_u128(old4.network());
+                net.cidrs
+                    .iter()
+                    .map(|n| {
+                        from_u128(n.network(), to_u128(n.network()) + offset)
+                            .filter(|ip| n.contains(ip))
+                            .ok_or_else(|| {
+                                rec_err(
+                                    key,
+                                    format!(
+                                        "cluster IP {first} is {offset} addresses into {old4}, which does not fit in service_cidr {n}"
+                                    ),
+                                )
+                            })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        for old_ip in &old_ips {
+            let same: Vec<IpAddr> = new_ips
+                .iter()
+                .filter(|n| n.is_ipv4() == old_ip.is_ipv4())
+                .copied()
+                .collect();
+            moved.insert(*old_ip, same);
+        }
+        let strs: Vec<String> = new_ips.iter().map(ToString::to_string).collect();
+        let fields = service_ip_fields(&strs, spec["ipFamilyPolicy"].as_str());
+        if let (Some(spec), Value::Object(f)) = (svc["spec"].as_object_mut(), fields) {
+            spec.extend(f);
+        }
+        values.insert(i, svc);
+    }
+
+    if let Some(&hi) = index.get(COREDNS_RELEASE_KEY) {
+        let mut hr = parse(records, hi, file)?;
+        let strs: Vec<String> = net.dns.iter().map(ToString::to_string).collect();
+        let old_policy = hr["spec"]["values"]["coredns"]["service"]["ipFamilyPolicy"]
+            .as_str()
+            .map(str::to_string);
+        let fields = service_ip_fields(&strs, old_policy.as_deref());
+        if !hr["spec"]["values"]["coredns"]["service"].is_object() {
+            hr["spec"]["values"]["coredns"]["service"] = json!({});
+        }
+        merge(&mut hr["spec"]["values"]["coredns"]["service"], fields);
+        values.insert(hi, hr);
+    }
+
+    // IPAddress allocations of the moved services: renamed, or dropped for a family gone.
+    let mut renamed: Vec<(usize, IpAddr)> = Vec::new();
+    for (key, &i) in index.range(IPADDRESSES_PREFIX.to_string()..) {
+        let Some(rest) = key.strip_prefix(IPADDRESSES_PREFIX) else {
+            break;
+        };
+        let Ok(ip) = rest.parse::<IpAddr>() else {
+            continue;
+        };
+        match moved.get(&ip).map(Vec::as_slice) {
+            None => {}
+            Some([]) => drop[i] = true,
+            Some([new, ..]) => renamed.push((i, *new)),
+        }
+    }
+    for (i, new) in renamed {
+        let mut v = parse(records, i, file)?;
+        v["metadata"]["name"] = new.to_string().into();
+        values.insert(i, v);
+        keys.insert(i, format!("{IPADDRESSES_PREFIX}{new}").into_bytes());
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Seeded clusters: the Netsy snapshot a cluster's first control-plane node imports
+//! (`bootstrap.netsy`), built on this machine from a cached seed.
+//!
+//! * [`netsy`]: the `.netsy` file format (reader, writer, bootstrap rules);
+//! * [`manifest`]: the seeds manifest and the seed cache (`deps download`, resolution of a
+//!   cluster's pinned seed);
+//! * [`interpolate`]: a seed rewritten for one cluster config;
+//! * [`upload`]: the create-only upload into the Netsy bucket;
+//! * [`command`]: `podplane cluster seed`.
+
+pub mod command;
+pub mod interpolate;
+pub mod manifest;
+pub mod netsy;
+pub mod upload;
