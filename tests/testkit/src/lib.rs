@@ -19,6 +19,7 @@ use std::thread;
 use std::time::Duration;
 
 pub mod fixtures;
+pub mod kubeapi;
 pub mod node;
 pub mod tarball;
 pub mod tools;
