@@ -577,3 +577,16 @@ fn expired_token_is_refreshed_through_the_exec_plugin() {
         (new, "r2".to_string())
     );
 }
+
+#[test]
+fn oversized_list_is_refused() {
+    let c = Cluster::seeded(json!({}));
+    let mut big = helmrelease("platform-x", "big", None);
+    big["spec"]["padding"] = "x".repeat(17 << 20).into();
+    c.api.put("helmreleases", big);
+    let err = fails(&c.podplane(&["components"], ""));
+    assert!(
+        err.contains("list HelmReleases in all namespaces: the response is over 16 MiB"),
+        "{err}"
+    );
+}

@@ -195,16 +195,23 @@ fn parse_entry(
     kind: Kind,
     entry: &Value,
 ) -> Result<Component, CatalogueError> {
+    // The name may be hostile: escaped for the message.
+    let shown = name.escape_debug();
     let shape = |field: &str, want: &'static str| CatalogueError::Shape {
         key: if field.is_empty() {
-            format!("{group}.{name}")
+            format!("{group}.{shown}")
         } else {
-            format!("{group}.{name}.{field}")
+            format!("{group}.{shown}.{field}")
         },
         want,
     };
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err(shape("", "component with a name of 1 to 253 characters"));
+    // The chart names a HelmRelease after each component, so a real one is a Kubernetes
+    // object name; anything else (escape sequences for the terminal included) is refused.
+    if !is_object_name(name, MAX_NAME) {
+        return Err(shape(
+            "",
+            "component with a Kubernetes object name (lowercase letters, digits, '-', '.'; at most 253 characters)",
+        ));
     }
     let obj = entry.as_object().ok_or_else(|| shape("", "map"))?;
     let flag = |field: &str| -> Result<bool, CatalogueError> {
@@ -216,8 +223,15 @@ fn parse_entry(
     };
     let namespace = match obj.get("namespace") {
         None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) if s.len() <= 63 => s.clone(),
-        Some(_) => return Err(shape("namespace", "namespace name (a string)")),
+        Some(Value::String(s)) if s.is_empty() || (is_object_name(s, 63) && !s.contains('.')) => {
+            s.clone()
+        }
+        Some(_) => {
+            return Err(shape(
+                "namespace",
+                "namespace name (lowercase letters, digits, '-'; at most 63 characters)",
+            ));
+        }
     };
     let depends_on = match obj.get("dependsOn") {
         None | Some(Value::Null) => Vec::new(),
@@ -240,6 +254,17 @@ fn parse_entry(
         namespace,
         depends_on,
     })
+}
+
+/// A DNS-1123 name as Kubernetes objects have: lowercase alphanumerics, '-' and '.', starting
+/// and ending with an alphanumeric.
+fn is_object_name(s: &str, max: usize) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes().all(|b| alnum(b) || b == b'-' || b == b'.')
+        && s.bytes().next().is_some_and(alnum)
+        && s.bytes().last().is_some_and(alnum)
 }
 
 /// Why `uninstall` will not, or that there is nothing to do.

@@ -27,7 +27,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentsError {
     #[error(transparent)]
-    Kube(#[from] KubeError),
+    Kube(Box<KubeError>),
     #[error("context {context:?}: {source}")]
     Catalogue {
         context: String,
@@ -44,7 +44,7 @@ pub enum ComponentsError {
     Wait {
         context: String,
         #[source]
-        source: WaitError,
+        source: Box<WaitError>,
     },
     #[error("{0} cancelled")]
     Cancelled(&'static str),
@@ -52,6 +52,12 @@ pub enum ComponentsError {
     Answer(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+}
+
+impl From<KubeError> for ComponentsError {
+    fn from(e: KubeError) -> Self {
+        ComponentsError::Kube(Box::new(e))
+    }
 }
 
 /// Where the commands read answers and write output.
@@ -236,7 +242,7 @@ pub fn install(
             .await
             .map_err(|source| ComponentsError::Wait {
                 context: ctx(),
-                source,
+                source: Box::new(source),
             })?;
         let _ = writeln!(out, "✓ Installed {name:?}.");
         if let Ok(c) = cat.get(name)

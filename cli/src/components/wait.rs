@@ -243,3 +243,68 @@ async fn watch_once(
     }
     Ok(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn states(s: &[(&str, State)]) -> BTreeMap<Ref, State> {
+        s.iter()
+            .map(|(n, st)| (("ns".to_string(), n.to_string()), st.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn ready_condition_and_hostile_messages() {
+        let o = json!({"status": {"conditions": [
+            {"type": "Reconciling", "status": "True", "message": "x"},
+            {"type": "Ready", "status": "False", "message": "bad\u{1b}[2Jthing"}]}});
+        assert_eq!(state_of(&o), State::NotReady("bad[2Jthing".into()));
+        let o = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        assert_eq!(state_of(&o), State::Ready(String::new()));
+        assert_eq!(state_of(&json!({})), State::NotReady(String::new()));
+    }
+
+    #[test]
+    fn plain_progress_prints_changes_only() {
+        let mut out = Vec::new();
+        let mut p = Progress::new(&mut out, false);
+        p.show(&states(&[("a", State::Missing), ("b", State::Missing)]));
+        p.show(&states(&[
+            ("a", State::Ready(String::new())),
+            ("b", State::Missing),
+        ]));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "  ns/a: waiting for HelmRelease to be created\n  ns/b: waiting for HelmRelease to be created\n  ns/a: ready\n"
+        );
+    }
+
+    #[test]
+    fn terminal_progress_redraws_the_block() {
+        let mut out = Vec::new();
+        let mut p = Progress::new(&mut out, true);
+        p.show(&states(&[("a", State::Missing), ("b", State::Missing)]));
+        p.show(&states(&[
+            ("a", State::Ready(String::new())),
+            ("b", State::Missing),
+        ]));
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(s.matches("\x1b[2A").count(), 1, "{s:?}");
+        assert!(
+            s.ends_with(
+                "\x1b[2K  ✓ ns/a: ready\n\x1b[2K  … ns/b: waiting for HelmRelease to be created\n"
+            ),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn durations_read_like_flags() {
+        assert_eq!(human(Duration::from_secs(600)), "10m");
+        assert_eq!(human(Duration::from_secs(90)), "1m30s");
+        assert_eq!(human(Duration::from_secs(3)), "3s");
+    }
+}

@@ -96,6 +96,16 @@ fn missing_or_malformed_values_are_errors_naming_the_key() {
         "a": {"dependsOn": [1]}}}}}))
     .unwrap_err();
     assert!(e.to_string().contains("apps.a.dependsOn"), "{e}");
+    // Names and namespaces reach the terminal and the chart's object names: no escapes.
+    let e = Catalogue::from_values(&json!({"platform": {"components": {"apps": {
+        "a\u{1b}[2J": {}}}}}))
+    .unwrap_err();
+    assert!(e.to_string().contains("Kubernetes object name"), "{e}");
+    assert!(!e.to_string().contains('\u{1b}'), "{e}");
+    let e = Catalogue::from_values(&json!({"platform": {"components": {"apps": {
+        "a": {"namespace": "../x"}}}}}))
+    .unwrap_err();
+    assert!(e.to_string().contains("apps.a.namespace"), "{e}");
     let e = Catalogue::from_values(&json!({"platform": {"components": {
         "apps": {"a": {}}, "crds": {"a": {}}}}}))
     .unwrap_err();
