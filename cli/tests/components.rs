@@ -590,3 +590,14 @@ fn oversized_list_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn unknown_context_lists_the_known_ones() {
+    let c = Cluster::seeded(json!({}));
+    let err = fails(&c.podplane(&["components", "--context", "nope"], ""));
+    assert!(
+        err.contains("has no context \"nope\" (it has: standin); pass one of those to --context"),
+        "{err}"
+    );
+    assert!(c.api.seen().is_empty(), "nothing was sent");
+}

@@ -48,6 +48,15 @@ pub enum KubeError {
         #[source]
         source: kube::config::KubeconfigError,
     },
+    #[error(
+        "the kubeconfig {path} has no context {context:?} (it has: {}); pass one of those to --context, or run `podplane login -f <podplane.cluster.jsonc>` to add the cluster's",
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    )]
+    NoContext {
+        path: String,
+        context: String,
+        known: Vec<String>,
+    },
     #[error("context {context:?}: cannot build a client: {source}")]
     Client {
         context: String,
@@ -157,6 +166,15 @@ impl Cluster {
             path: path.clone(),
             source,
         })?;
+        if let Some(want) = &t.context
+            && !kc.contexts.iter().any(|c| &c.name == want)
+        {
+            return Err(KubeError::NoContext {
+                path,
+                context: want.clone(),
+                known: kc.contexts.iter().map(|c| c.name.clone()).collect(),
+            });
+        }
         let context = t
             .context
             .clone()
