@@ -601,3 +601,25 @@ fn unknown_context_lists_the_known_ones() {
     );
     assert!(c.api.seen().is_empty(), "nothing was sent");
 }
+
+/// No login stored for the kubeconfig's user: the real hook fails, and the error says to log in.
+#[test]
+fn credential_plugin_failure_says_to_log_in() {
+    let c = Cluster::seeded(json!({}));
+    c.write_kubeconfig(&format!(
+        "user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: {}\n      args: [hooks, kubectl-auth, --cluster, standin, --user, nobody]\n      interactiveMode: Never",
+        env!("CARGO_BIN_EXE_podplane")
+    ));
+    let err = fails(&c.podplane(&["install", "traefik", "-y"], ""));
+    assert!(
+        err.contains(
+            "context \"standin\": getting a token with the kubeconfig's credential plugin failed"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("run `podplane login -f <podplane.cluster.jsonc>`"),
+        "{err}"
+    );
+    assert!(c.api.seen().is_empty(), "no request without a token");
+}

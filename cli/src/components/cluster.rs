@@ -194,9 +194,16 @@ impl Cluster {
         // Errors are reported, not retried behind the user's back.
         cfg.default_retry = false;
         let server = cfg.cluster_url.to_string();
-        let client = kube::Client::try_from(cfg).map_err(|source| KubeError::Client {
-            context: context.clone(),
-            source,
+        // The credential plugin runs here, when the client is built.
+        let client = kube::Client::try_from(cfg).map_err(|source| match source {
+            kube::Error::Auth(_) => KubeError::Credentials {
+                context: context.clone(),
+                source,
+            },
+            source => KubeError::Client {
+                context: context.clone(),
+                source,
+            },
         })?;
         Ok(Cluster {
             client,
