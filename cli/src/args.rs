@@ -357,6 +357,9 @@ pub struct KubeTarget {
     /// The kubeconfig (default: $KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// How long one request to the API server may take (e.g. 5s, 1m).
+    #[arg(long, default_value = "30s", value_parser = vmagent::cli::parse_duration)]
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(clap::Args)]

@@ -104,6 +104,7 @@ fn run_components(command: Command) -> Result<(), String> {
     let target = |t: KubeTarget| Target {
         kubeconfig: t.kubeconfig,
         context: t.context,
+        request_timeout: t.request_timeout,
     };
     let stdin = std::io::stdin();
     let mut stdin = stdin.lock();

@@ -623,3 +623,20 @@ fn credential_plugin_failure_says_to_log_in() {
     );
     assert!(c.api.seen().is_empty(), "no request without a token");
 }
+
+#[test]
+fn a_stalled_api_server_times_out() {
+    let c = Cluster::seeded(json!({}));
+    c.api.stall("/api/v1/namespaces");
+    let started = std::time::Instant::now();
+    let err = fails(&c.podplane(&["components", "--request-timeout", "2s"], ""));
+    assert!(
+        err.contains("no complete answer from the API server within 2s"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -21,7 +21,8 @@ use super::release;
 pub const MAX_BODY: usize = 16 << 20;
 /// The longest single watch event line.
 pub const MAX_EVENT: usize = 4 << 20;
-/// How long one request may take, and how long connecting may take.
+/// How long one request (and reading its answer) may take by default, and how long connecting
+/// may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the server keeps one watch open before we list again.
@@ -29,10 +30,22 @@ pub const WATCH_SECONDS: u32 = 50;
 
 /// Which cluster: the kubeconfig file (default: `$KUBECONFIG`, else `~/.kube/config`) and the
 /// context in it (default: its current context).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Target {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    /// How long one request may take (`--request-timeout`).
+    pub request_timeout: Duration,
+}
+
+impl Default for Target {
+    fn default() -> Target {
+        Target {
+            kubeconfig: None,
+            context: None,
+            request_timeout: REQUEST_TIMEOUT,
+        }
+    }
 }
 
 /// The upstream message for a cluster without the control release.
@@ -93,6 +106,15 @@ pub enum KubeError {
         what: String,
         message: String,
     },
+    #[error(
+        "context {context:?}: {what}: no complete answer from the API server within {}; it is overloaded or the network is failing: retry, or allow more with --request-timeout",
+        super::wait::human(*after)
+    )]
+    Slow {
+        context: String,
+        what: String,
+        after: Duration,
+    },
     #[error("context {context:?}: {what}: HTTP {code}: {message}")]
     Status {
         context: String,
@@ -148,6 +170,7 @@ pub struct Cluster {
     pub client: kube::Client,
     pub context: String,
     pub server: String,
+    pub request_timeout: Duration,
 }
 
 impl Cluster {
@@ -189,7 +212,7 @@ impl Cluster {
             .map_err(|source| KubeError::Kubeconfig { path, source })?;
         cfg.connect_timeout = Some(CONNECT_TIMEOUT);
         cfg.read_timeout = Some(Duration::from_secs(u64::from(WATCH_SECONDS) + 20));
-        cfg.write_timeout = Some(REQUEST_TIMEOUT);
+        cfg.write_timeout = Some(t.request_timeout);
         cfg.reset_reader_on_write = true;
         // Errors are reported, not retried behind the user's back.
         cfg.default_retry = false;
@@ -209,19 +232,23 @@ impl Cluster {
             client,
             context,
             server,
+            request_timeout: t.request_timeout,
         })
+    }
+
+    fn slow(&self, what: &str) -> KubeError {
+        KubeError::Slow {
+            context: self.context.clone(),
+            what: what.into(),
+            after: self.request_timeout,
+        }
     }
 
     /// Sends a request; a non-2xx status becomes the matching error. Returns the body.
     async fn send(&self, what: &str, req: http::Request<Vec<u8>>) -> Result<Body, KubeError> {
-        let res = tokio::time::timeout(REQUEST_TIMEOUT, self.client.send(req.map(Body::from)))
+        let res = tokio::time::timeout(self.request_timeout, self.client.send(req.map(Body::from)))
             .await
-            .map_err(|_| KubeError::Status {
-                context: self.context.clone(),
-                what: what.into(),
-                code: 504,
-                message: format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
-            })?
+            .map_err(|_| self.slow(what))?
             .map_err(|e| self.send_error(what, e))?;
         let (parts, body) = res.into_parts();
         if parts.status.is_success() {
@@ -229,9 +256,10 @@ impl Cluster {
         }
         let code = parts.status.as_u16();
         // The Status object's message; the body is capped like any other.
-        let message = read_capped(body, 64 << 10)
+        let message = tokio::time::timeout(self.request_timeout, read_capped(body, 64 << 10))
             .await
             .ok()
+            .and_then(Result::ok)
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
             .unwrap_or_else(|| parts.status.canonical_reason().unwrap_or("").to_string());
@@ -273,17 +301,21 @@ impl Cluster {
         req: http::Request<Vec<u8>>,
     ) -> Result<T, KubeError> {
         let body = self.send(what, req).await?;
-        let bytes = read_capped(body, MAX_BODY).await.map_err(|e| match e {
-            ReadError::TooBig => KubeError::TooBig {
-                context: self.context.clone(),
-                what: what.into(),
-            },
-            ReadError::Body(source) => KubeError::Read {
-                context: self.context.clone(),
-                what: what.into(),
-                source,
-            },
-        })?;
+        let read = tokio::time::timeout(self.request_timeout, read_capped(body, MAX_BODY));
+        let bytes = read
+            .await
+            .map_err(|_| self.slow(what))?
+            .map_err(|e| match e {
+                ReadError::TooBig => KubeError::TooBig {
+                    context: self.context.clone(),
+                    what: what.into(),
+                },
+                ReadError::Body(source) => KubeError::Read {
+                    context: self.context.clone(),
+                    what: what.into(),
+                    source,
+                },
+            })?;
         serde_json::from_slice(&bytes).map_err(|source| KubeError::Decode {
             context: self.context.clone(),
             what: what.into(),

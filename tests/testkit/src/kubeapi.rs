@@ -9,7 +9,8 @@
 //!   by the `json-patch` crate's `merge`);
 //! * bearer tokens: when [`KubeApi::accept_tokens`] has set any, other tokens get 401; paths
 //!   added with [`KubeApi::forbid`] get 403 (an RBAC denial); paths given [`KubeApi::fixed`]
-//!   answers (a stand-in OIDC issuer's discovery and token endpoints) get those.
+//!   answers (a stand-in OIDC issuer's discovery and token endpoints) get those; paths given
+//!   to [`KubeApi::stall`] are never answered.
 //!
 //! It is not a Kubernetes: no validation, no admission, no controllers. Tests play the
 //! controller (Flux) themselves with [`KubeApi::put`]. Every request is recorded.
@@ -45,6 +46,8 @@ struct State {
     rv: u64,
     tokens: Vec<String>,
     forbidden: Vec<String>,
+    /// Paths whose requests are read and never answered (a stalled server).
+    stalled: Vec<String>,
     /// Fixed answers by path, outside the API (e.g. a stand-in OIDC issuer's endpoints).
     fixed: BTreeMap<String, Value>,
     seen: Vec<Seen>,
@@ -121,6 +124,16 @@ impl KubeApi {
             .lock()
             .unwrap()
             .forbidden
+            .push(prefix.into());
+    }
+
+    /// Requests whose path starts with `prefix` are read and never answered.
+    pub fn stall(&self, prefix: &str) {
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .stalled
             .push(prefix.into());
     }
 
@@ -293,7 +306,18 @@ fn serve(shared: &Shared, conn: TcpStream) {
         let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
         let q: BTreeMap<String, String> = url_query(query);
         let refusal = {
-            let st = shared.state.lock().unwrap();
+            let mut st = shared.state.lock().unwrap();
+            if st.stalled.iter().any(|p| path.starts_with(p.as_str())) {
+                // Hold the connection open, silent, until the server stops.
+                while !shared.stopped.load(Ordering::SeqCst) {
+                    st = shared
+                        .changed
+                        .wait_timeout(st, Duration::from_millis(200))
+                        .unwrap()
+                        .0;
+                }
+                return;
+            }
             if let Some(b) = st.fixed.get(path) {
                 Some((200, b.clone()))
             } else if !st.tokens.is_empty()
