@@ -640,3 +640,38 @@ fn a_stalled_api_server_times_out() {
         started.elapsed()
     );
 }
+
+/// The server ends the watch with 410 Gone mid-wait: the command lists again and carries on.
+#[test]
+fn an_expired_watch_is_listed_again() {
+    let c = Cluster::seeded(json!({}));
+    let api = c.api.clone_handle();
+    let flux = thread::spawn(move || {
+        assert!(api.wait_for("PATCH", Duration::from_secs(20)));
+        thread::sleep(Duration::from_millis(300));
+        api.expire_watches("helmreleases");
+        thread::sleep(Duration::from_millis(300));
+        api.put(
+            "helmreleases",
+            helmrelease("platform-cluster", "snapshot-crds", Some(("True", "ok"))),
+        );
+        api.put(
+            "helmreleases",
+            helmrelease("platform-snapshot", "snapshot", Some(("True", "ok"))),
+        );
+    });
+    let out = ok(&c.podplane(&["install", "snapshot", "-y", "--timeout", "20s"], ""));
+    flux.join().unwrap();
+    assert!(out.contains("✓ Installed \"snapshot\"."), "{out}");
+    let lists = c
+        .api
+        .seen()
+        .iter()
+        .filter(|s| {
+            s.target
+                .starts_with(&format!("/apis/{HELM_GV}/helmreleases"))
+                && !s.target.contains("watch")
+        })
+        .count();
+    assert!(lists >= 2, "listed again after the 410: {lists}");
+}

@@ -167,6 +167,19 @@ impl KubeApi {
         self.shared.changed.notify_all();
     }
 
+    /// Ends every watch of `plural` with an ERROR event (410 Gone: the version is too old), as
+    /// an API server does after compaction; clients must list again.
+    pub fn expire_watches(&self, plural: &str) {
+        let mut st = self.shared.state.lock().unwrap();
+        st.rv += 1;
+        let rv = st.rv;
+        let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": "too old resource version", "reason": "Expired", "code": 410});
+        st.log.push((rv, "ERROR", plural.into(), gone));
+        drop(st);
+        self.shared.changed.notify_all();
+    }
+
     pub fn get(&self, plural: &str, ns: &str, name: &str) -> Option<Value> {
         let st = self.shared.state.lock().unwrap();
         st.objects
