@@ -71,6 +71,19 @@ pub enum Command {
         #[command(subcommand)]
         command: DepsCommand,
     },
+    /// Enable a platform component (and the components it depends on) on a running cluster,
+    /// and wait until their HelmReleases are Ready.
+    ///
+    /// Example: `podplane install traefik --context my-cluster`
+    Install(InstallArgs),
+    /// Disable a platform component on a running cluster (Flux removes it).
+    ///
+    /// Example: `podplane uninstall traefik -y`
+    Uninstall(UninstallArgs),
+    /// List the cluster's platform components: enabled, core, namespace, dependencies, status.
+    ///
+    /// Example: `podplane components -o json`
+    Components(ComponentsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: `podplane completion bash > ~/.local/share/bash-completion/completions/podplane`
@@ -370,4 +383,58 @@ pub enum HooksCommand {
         /// get, store, erase or list.
         action: String,
     },
+}
+
+/// Which cluster the component commands talk to.
+#[derive(clap::Args)]
+pub struct KubeTarget {
+    /// The kube context (default: the kubeconfig's current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The kubeconfig (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long one request to the API server may take (e.g. 5s, 1m).
+    #[arg(long, default_value = "30s", value_parser = vmagent::cli::parse_duration)]
+    pub request_timeout: std::time::Duration,
+}
+
+#[derive(clap::Args)]
+pub struct InstallArgs {
+    /// The component's name (`podplane components` lists them).
+    pub component: String,
+    #[command(flatten)]
+    pub target: KubeTarget,
+    /// Enable the dependencies too without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// How long to wait for the HelmReleases to be Ready (e.g. 90s, 10m).
+    #[arg(long, default_value = "10m", value_parser = vmagent::cli::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(clap::Args)]
+pub struct UninstallArgs {
+    /// The component's name.
+    pub component: String,
+    #[command(flatten)]
+    pub target: KubeTarget,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ComponentsArgs {
+    #[command(flatten)]
+    pub target: KubeTarget,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TableOrJson::Table)]
+    pub output: TableOrJson,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableOrJson {
+    Table,
+    Json,
 }

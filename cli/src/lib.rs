@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod aws;
+pub mod components;
 pub mod config;
 pub mod create;
 pub mod delete;

@@ -96,6 +96,47 @@ fn run_hooks(command: HooksCommand) -> Result<(), String> {
     Ok(())
 }
 
+/// `install`, `uninstall`, `components`.
+fn run_components(command: Command) -> Result<(), String> {
+    use podplane::args::{KubeTarget, TableOrJson};
+    use podplane::components::{self, Io, cluster::Target};
+    use std::io::IsTerminal as _;
+    let target = |t: KubeTarget| Target {
+        kubeconfig: t.kubeconfig,
+        context: t.context,
+        request_timeout: t.request_timeout,
+    };
+    let stdin = std::io::stdin();
+    let mut stdin = stdin.lock();
+    let mut stdout = std::io::stdout();
+    let terminal = stdout.is_terminal()
+        && std::env::var("TERM").as_deref() != Ok("dumb")
+        && std::env::var("CI").as_deref() != Ok("true");
+    let mut io = Io {
+        stdin: &mut stdin,
+        out: &mut stdout,
+        terminal,
+    };
+    let r = match command {
+        Command::Install(a) => {
+            components::install(&target(a.target), &a.component, a.yes, a.timeout, &mut io)
+        }
+        Command::Uninstall(a) => {
+            components::uninstall(&target(a.target), &a.component, a.yes, &mut io)
+        }
+        Command::Components(a) => {
+            let rows = components::list(&target(a.target)).map_err(|e| e.to_string())?;
+            match a.output {
+                TableOrJson::Table => print!("{}", components::table(&rows)),
+                TableOrJson::Json => println!("{}", json(&rows)),
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+    r.map_err(|e| e.to_string())
+}
+
 fn run_oidc(command: OidcCommand) -> Result<(), String> {
     use podplane::oidc;
     match command {
@@ -593,6 +634,12 @@ fn main() -> ExitCode {
         }
         Some(Command::Hooks { command }) => {
             if let Err(message) = run_hooks(command) {
+                eprintln!("Error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Some(c @ (Command::Install(_) | Command::Uninstall(_) | Command::Components(_))) => {
+            if let Err(message) = run_components(c) {
                 eprintln!("Error: {message}");
                 return ExitCode::FAILURE;
             }

@@ -6,6 +6,8 @@
 //!   so tests can assert on retries and resume offsets.
 //! * [`fixtures`]: artifacts of real sizes filled with random bytes, laid out like the deps mirror
 //!   (`<root>/vmconfig/artifacts/<key>/<version>/<basename>`), plus a manifest that pins them.
+//! * [`kubeapi`]: a stand-in Kubernetes API server (Secrets and Flux HelmReleases: discovery,
+//!   GET, LIST, WATCH, merge-PATCH, 401/403, stalls) for the component commands' tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -19,6 +21,7 @@ use std::thread;
 use std::time::Duration;
 
 pub mod fixtures;
+pub mod kubeapi;
 pub mod node;
 pub mod tarball;
 pub mod tools;
