@@ -157,6 +157,15 @@ pub enum DepsCommand {
         /// Use this manifest file instead of the published one.
         #[arg(long, value_name = "FILE")]
         vmconfig: Option<PathBuf>,
+        /// Use this components manifest instead of the published one.
+        #[arg(long, value_name = "FILE")]
+        components: Option<PathBuf>,
+        /// Use this templates manifest instead of the published one.
+        #[arg(long, value_name = "FILE")]
+        templates: Option<PathBuf>,
+        /// Addon images to cache beyond the recommended addons (comma-separated, or all).
+        #[arg(long, value_delimiter = ',')]
+        addons: Vec<String>,
         /// Say what would be downloaded; write nothing.
         #[arg(long)]
         dry_run: bool,

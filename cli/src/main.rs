@@ -195,6 +195,9 @@ fn run_deps(command: DepsCommand) -> ExitCode {
             arch,
             mut providers,
             vmconfig,
+            components,
+            templates,
+            addons,
             dry_run,
             cluster_config,
         } => {
@@ -244,6 +247,31 @@ fn run_deps(command: DepsCommand) -> ExitCode {
                     eprintln!("Error downloading the latest dependency files: {e}");
                     return ExitCode::FAILURE;
                 }
+            }
+            // Once for every arch: the components and templates manifests and all images.
+            let mut archs: Vec<String> = Vec::new();
+            for (_, a) in &targets {
+                if !archs.contains(a) {
+                    archs.push(a.clone());
+                }
+            }
+            let parts = podplane::deps::parts::PartsOptions {
+                nodes: targets.clone(),
+                vmconfig,
+                components,
+                templates,
+                selection: podplane::deps::catalog::Selection {
+                    archs,
+                    providers,
+                    addons,
+                },
+                dry_run,
+            };
+            if let Err(e) =
+                runtime.block_on(podplane::deps::parts::download(&deps, &parts, &mut out))
+            {
+                eprintln!("Error downloading the latest dependency files: {e}");
+                return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
         }

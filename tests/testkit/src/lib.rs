@@ -20,6 +20,7 @@ use std::time::Duration;
 
 pub mod fixtures;
 pub mod node;
+pub mod oci;
 pub mod tarball;
 pub mod tools;
 

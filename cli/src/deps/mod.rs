@@ -16,6 +16,10 @@
 //! ([`vmagent::manifest::check_name`]) before a path is built from it, and every artifact path
 //! stays below `<deps>/vmconfig/artifacts`.
 
+pub mod catalog;
+pub mod images;
+pub mod parts;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +57,14 @@ pub enum DepsError {
     Item { name: String, what: &'static str },
     #[error(transparent)]
     Download(#[from] fetch::FetchError),
+    #[error(transparent)]
+    Image(#[from] images::ImageError),
+    #[error("{source_name}: at {path}: {reason}; fix the manifest or the deps server")]
+    Parse {
+        source_name: String,
+        path: String,
+        reason: String,
+    },
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
