@@ -90,8 +90,10 @@ fn world() -> World {
     addon["components"] = json!(["not-recommended"]);
     let mut aws = row(format!("{h}/absent/aws:v1"), &a);
     aws["providers"] = json!(["aws"]);
+    // The node manifest's row form: one platform's manifest, with the index it belongs to.
     let deps = deps_server(
-        json!([{"image": format!("{h}/pause:3.10"), "digest": pause.index.digest, "size": pause.index.data.len()}]),
+        json!([{"image": format!("{h}/pause:3.10"), "digest": pause.manifest("amd64").digest,
+            "size": pause.manifest("amd64").data.len(), "platform": "linux/amd64", "index": pause.index.digest}]),
         json!([
             row(format!("{h}/team/app-a:v1"), &a),
             row(format!("{h}/team/app-b:v2"), &b),
@@ -448,4 +450,111 @@ fn hostile_image_names_write_nothing() {
     let (code, _, err) = podplane(&deps, cache.path(), &["deps", "download"]);
     assert_eq!(code, 1);
     assert!(err.contains("is not sha256"), "{err}");
+}
+
+/// A stand-in for a registry that wants a Bearer token (as Docker Hub, ghcr.io and quay.io do
+/// for anonymous pulls): every `/v2/` request without the token gets 401 and a challenge naming
+/// its token service at `/token`. Answers one request per connection.
+struct TokenRegistry {
+    addr: std::net::SocketAddr,
+    /// (path, Authorization header) of every request.
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+}
+
+impl TokenRegistry {
+    fn start(files: std::collections::HashMap<String, Vec<u8>>) -> TokenRegistry {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                let mut auth = None;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h
+                        .strip_prefix("authorization: ")
+                        .or(h.strip_prefix("Authorization: "))
+                    {
+                        auth = Some(v.trim().to_string());
+                    }
+                }
+                log.lock().unwrap().push((path.clone(), auth.clone()));
+                let (status, extra, body) = if path.starts_with("/token?") {
+                    ("200 OK", String::new(), br#"{"token":"tok-123"}"#.to_vec())
+                } else if auth.as_deref() != Some("Bearer tok-123") {
+                    (
+                        "401 Unauthorized",
+                        format!(
+                            "WWW-Authenticate: Bearer realm=\"http://{addr}/token\",service=\"test\",scope=\"repository:x/a:pull\"\r\n"
+                        ),
+                        Vec::new(),
+                    )
+                } else if let Some(b) = files.get(&path) {
+                    ("200 OK", String::new(), b.clone())
+                } else {
+                    ("404 Not Found", String::new(), Vec::new())
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(&body);
+            }
+        });
+        TokenRegistry { addr, seen }
+    }
+}
+
+#[test]
+fn a_registry_that_wants_a_bearer_token_gets_one() {
+    let a = Image::generate(&["amd64"], &[], 50_000, 14);
+    let mut files = std::collections::HashMap::new();
+    for b in a.blobs() {
+        files.insert(format!("/v2/x/a/blobs/{}", b.digest), b.data.clone());
+        files.insert(format!("/v2/x/a/manifests/{}", b.digest), b.data.clone());
+    }
+    let reg = TokenRegistry::start(files);
+    let host = reg.addr.to_string();
+    let deps = one_image_deps(&host, &[("x/a", &a)]);
+    let cache = tempfile::tempdir().unwrap();
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let seen = reg.seen.lock().unwrap().clone();
+    let tokens: Vec<_> = seen
+        .iter()
+        .filter(|(p, _)| p.starts_with("/token"))
+        .collect();
+    assert_eq!(tokens.len(), 1, "one token for the repository: {seen:?}");
+    assert!(
+        tokens[0].0.contains("service=test")
+            && tokens[0].0.contains("scope=repository%3Ax%2Fa%3Apull"),
+        "{seen:?}"
+    );
+    // Blobs went through the fetch engine with the token.
+    let blobs: Vec<_> = seen.iter().filter(|(p, _)| p.contains("/blobs/")).collect();
+    assert_eq!(blobs.len(), 2, "{seen:?}");
+    assert!(
+        blobs
+            .iter()
+            .all(|(_, a)| a.as_deref() == Some("Bearer tok-123")),
+        "{seen:?}"
+    );
+    let dir = repo_dir(cache.path(), &host, "x/a");
+    assert_eq!(
+        std::fs::read(blob(&dir, &a.platforms[0].3[0].digest)).unwrap(),
+        a.platforms[0].3[0].data
+    );
 }
