@@ -183,6 +183,11 @@ pub enum DepsCommand {
         #[arg(short, long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Re-hash everything the cache holds and name what is missing or corrupt.
+    ///
+    /// Exits 0 when all is well, 1 when something is wrong (each line says the command that
+    /// repairs it). Example: `podplane deps verify`.
+    Verify,
 }
 
 /// The provider names and `all`, listed by help and completion.

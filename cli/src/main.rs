@@ -168,6 +168,26 @@ fn run_deps(command: DepsCommand) -> ExitCode {
         }
     };
     match command {
+        DepsCommand::Verify => match podplane::deps::check::verify(&deps) {
+            Ok((checked, problems)) if problems.is_empty() => {
+                println!("All {checked} cached items verified.");
+                ExitCode::SUCCESS
+            }
+            Ok((checked, problems)) => {
+                for p in &problems {
+                    println!("missing or corrupt: {p}");
+                }
+                eprintln!(
+                    "Error: {} of the cache's items are missing or corrupt ({checked} checked).",
+                    problems.len()
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("Error verifying the dependency cache: {e}");
+                ExitCode::FAILURE
+            }
+        },
         DepsCommand::Status { output } => {
             if output == Output::Text {
                 println!("Fetching latest dependency manifest...");

@@ -196,7 +196,10 @@ fn status_compares_the_published_manifest_with_the_cache() {
     assert_eq!(podplane(&mirror, cache.path(), &["deps", "download"]).0, 0);
     let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.ends_with("No new packages available.\n"), "{out}");
+    assert!(
+        out.contains("No new packages available.\ncomponents: up to date"),
+        "{out}"
+    );
     let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status", "-o", "json"]);
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -207,7 +210,7 @@ fn status_compares_the_published_manifest_with_the_cache() {
     let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.ends_with("New packages are available to download.\n"),
+        out.contains("New packages are available to download.\ncomponents:"),
         "{out}"
     );
     let (_, out, _) = podplane(

@@ -458,8 +458,10 @@ fn hostile_image_names_write_nothing() {
 struct TokenRegistry {
     addr: std::net::SocketAddr,
     /// (path, Authorization header) of every request.
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
 }
+
+type Seen = (String, Option<String>);
 
 impl TokenRegistry {
     fn start(files: std::collections::HashMap<String, Vec<u8>>) -> TokenRegistry {
@@ -557,4 +559,81 @@ fn a_registry_that_wants_a_bearer_token_gets_one() {
         std::fs::read(blob(&dir, &a.platforms[0].3[0].digest)).unwrap(),
         a.platforms[0].3[0].data
     );
+}
+
+#[test]
+fn status_and_verify_name_what_changed_or_broke() {
+    if !tools_ok() {
+        return;
+    }
+    let w = world();
+    let cache = tempfile::tempdir().unwrap();
+    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "verify"]);
+    assert_eq!(code, 1, "nothing cached yet: {out}{err}");
+    assert!(
+        out.contains("no node manifest cached; repair: podplane deps download"),
+        "{out}"
+    );
+    assert_eq!(podplane(&w.deps, cache.path(), &["deps", "download"]).0, 0);
+
+    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("components: up to date")
+            && out.contains("images: up to date (3 cached images present)"),
+        "{out}"
+    );
+    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("cached items verified"), "{out}");
+
+    // A corrupt shared layer (same size) and a deleted config: verify names both images.
+    let h = w.registry.host();
+    let layer = blob(&repo_dir(cache.path(), &h, "team/app-b"), &w.base.digest);
+    let mut bytes = std::fs::read(&layer).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&layer, bytes).unwrap();
+    std::fs::remove_file(blob(
+        &repo_dir(cache.path(), &h, "pause"),
+        &w.pause.platforms[0].2.digest,
+    ))
+    .unwrap();
+    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(&format!("{h}/team/app-b:v2: "))
+            && out.contains("corrupt (digest differs); repair: podplane deps download"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{h}/pause:3.10: ")) && out.contains("missing; repair"),
+        "{out}"
+    );
+    assert!(err.contains("missing or corrupt"), "{err}");
+    let (code, out, _) = podplane(&w.deps, cache.path(), &["deps", "status"]);
+    assert_eq!(code, 2, "a missing blob is an update: {out}");
+    assert!(
+        out.contains("images: updates available (1 of 3 cached images missing)"),
+        "{out}"
+    );
+    // The repair the lines name does repair.
+    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "download"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // A new components manifest upstream: status says so and exits 2; -o json lists the parts.
+    w.deps.add(
+        "/manifests/components.json",
+        serde_json::to_vec(&json!({"components": {"version": "2", "images": []}})).unwrap(),
+    );
+    let (code, out, _) = podplane(&w.deps, cache.path(), &["deps", "status"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("components: updates available"), "{out}");
+    let (code, out, _) = podplane(&w.deps, cache.path(), &["deps", "status", "-o", "json"]);
+    assert_eq!(code, 2, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["parts"][0]["part"], "components");
+    assert_eq!(v["parts"][0]["state"], "updates_available");
+    assert_eq!(v["parts"][2]["state"], "up_to_date");
 }

@@ -123,6 +123,31 @@ pub async fn download(deps: &Deps, o: &PartsOptions, out: &mut dyn Write) -> Res
         report.images, report.cached, report.downloaded, report.blobs, report.bytes
     );
     write_annotated(deps, &plan)?;
+    mark_node_images(deps, &o.nodes)?;
+    Ok(())
+}
+
+/// Mark the node manifests' images cached in their cached copies (the latest only: the
+/// history copy of this run was written by the node part, and `cached` is a local note).
+fn mark_node_images(deps: &Deps, nodes: &[(String, String)]) -> Result<(), DepsError> {
+    for (kind, arch) in nodes {
+        let path = deps.manifest_path(kind, arch);
+        let Ok(mut m) = vmagent::manifest::Manifest::load(&path) else {
+            continue;
+        };
+        if m.vmconfig.images.is_empty() {
+            continue;
+        }
+        for i in &mut m.vmconfig.images {
+            i.cached = Some(true);
+        }
+        let text = serde_json::to_string_pretty(&m).map_err(|e| DepsError::Write {
+            path: path.clone(),
+            source: e.into(),
+        })? + "\n";
+        vmagent::fsutil::write_atomic(&path, text.as_bytes(), None)
+            .map_err(|source| DepsError::Write { path, source })?;
+    }
     Ok(())
 }
 

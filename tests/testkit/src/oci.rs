@@ -186,19 +186,9 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Push an image (written as a layout under a temp dir) as `repo:tag`, digests preserved.
+    /// Push an image as `repo:tag`, digests preserved.
     pub fn push(&self, image: &Image, repo: &str, tag: &str) -> io::Result<()> {
-        let layout = tempfile_dir::Dir::new("podplane-layout")?;
-        image.write_layout(layout.path(), tag)?;
-        skopeo(&[
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-            &format!("oci:{}:{tag}", layout.path().display()),
-            &format!("docker://{}/{repo}:{tag}", self.host()),
-        ])
-        .map(|_| ())
+        push(&self.host(), image, repo, tag)
     }
 
     /// The registry's storage (to corrupt a blob in a test).
@@ -216,6 +206,80 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Push an image (written as a layout under a temp dir) to `host/repo:tag`, digests preserved.
+pub fn push(host: &str, image: &Image, repo: &str, tag: &str) -> io::Result<()> {
+    let layout = tempfile_dir::Dir::new("podplane-layout")?;
+    image.write_layout(layout.path(), tag)?;
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:{tag}", layout.path().display()),
+        &format!("docker://{host}/{repo}:{tag}"),
+    ])
+    .map(|_| ())
+}
+
+/// The benchmark's image set (see `fixture-mirror images`): pushed to `host`, pinned by a deps
+/// server tree in `out`.
+pub fn bench_set(
+    host: &str,
+    out: &Path,
+    count: usize,
+    base: usize,
+    mid: usize,
+    own: usize,
+) -> io::Result<()> {
+    let base = Blob::new(random_bytes(base, 1));
+    let mid = Blob::new(random_bytes(mid, 2));
+    let mut rows = Vec::new();
+    let mut refs = String::new();
+    let mut bytes = 0usize;
+    for i in 0..count {
+        let shared = if i % 2 == 0 {
+            vec![base.clone(), mid.clone()]
+        } else {
+            vec![base.clone()]
+        };
+        let img = Image::generate(&["amd64", "arm64"], &shared, own, 10 + i as u64);
+        let repo = format!("bench/img-{i:02}");
+        push(host, &img, &repo, "v1")?;
+        bytes += img.platforms[0]
+            .3
+            .iter()
+            .map(|l| l.data.len())
+            .sum::<usize>();
+        rows.push(
+            json!({"components": ["bench"], "image": format!("{host}/{repo}:v1"),
+            "digest": img.index.digest, "size": img.index.data.len()}),
+        );
+        refs += &format!("{host}/{repo}:v1@{}\n", img.index.digest);
+    }
+    let m = out.join("manifests");
+    std::fs::create_dir_all(&m)?;
+    std::fs::write(out.join("refs.txt"), refs)?;
+    std::fs::write(
+        m.join("components.json"),
+        serde_json::to_vec_pretty(&json!({"components": {"version": "bench", "images": rows}}))?,
+    )?;
+    std::fs::write(
+        m.join("templates.json"),
+        br#"{"templates": {"version": "bench", "charts": [], "images": []}}"#,
+    )?;
+    for arch in ["amd64", "arm64"] {
+        std::fs::write(
+            m.join(format!("vmconfig_knc_debian-13_{arch}.json")),
+            serde_json::to_vec_pretty(&json!({"vmconfig": {"version": "bench", "kind": "knc",
+                "os": {"name": "debian-13", "arch": arch}, "dependencies": {}}}))?,
+        )?;
+    }
+    println!(
+        "pushed {count} images to {host}: {bytes} bytes of amd64 layers pulled image by image"
+    );
+    Ok(())
 }
 
 /// Run skopeo; `Err` holds its stderr.

@@ -210,7 +210,7 @@ impl Repo {
     /// when the filesystem allows, else a copy through a temp file; never a partial file.
     pub fn link_blob(&self, d: &BlobDigest, size: u64, src: &Path) -> Result<(), ImageError> {
         let path = self.blob_path(d);
-        if self.check_blob(d, size, false).is_ok() {
+        if self.check_blob(d, size, true).is_ok() {
             return Ok(());
         }
         create_parent(&path)?;
@@ -218,7 +218,7 @@ impl Repo {
             path: path.clone(),
             source,
         };
-        // A wrong file in the way (another size) goes first; a link never replaces a file.
+        // A wrong file in the way goes first; a link never replaces a file.
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(werr(e)),
             _ => {}

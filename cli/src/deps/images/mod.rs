@@ -257,7 +257,8 @@ pub async fn download(
         if blobs.is_dir() {
             let _ = vmagent::fsutil::sweep_temp_files(&blobs);
         }
-        if check(root, w, archs, false).is_ok() {
+        // Hashed, so a corrupt blob (one `deps verify` reports) is fetched again.
+        if check(root, w, archs, true).is_ok() {
             let _ = writeln!(out, "Found {} in cache.", w.label());
             report.cached += 1;
         } else {
