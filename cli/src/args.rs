@@ -166,6 +166,9 @@ pub enum DepsCommand {
         /// Addon images to cache beyond the recommended addons (comma-separated, or all).
         #[arg(long, value_delimiter = ',')]
         addons: Vec<String>,
+        /// Do not mirror the components source's Git repository.
+        #[arg(long)]
+        skip_components_git: bool,
         /// Say what would be downloaded; write nothing.
         #[arg(long)]
         dry_run: bool,

@@ -168,7 +168,7 @@ fn run_deps(command: DepsCommand) -> ExitCode {
         }
     };
     match command {
-        DepsCommand::Verify => match podplane::deps::check::verify(&deps) {
+        DepsCommand::Verify => match runtime.block_on(podplane::deps::check::verify(&deps)) {
             Ok((checked, problems)) if problems.is_empty() => {
                 println!("All {checked} cached items verified.");
                 ExitCode::SUCCESS
@@ -218,6 +218,7 @@ fn run_deps(command: DepsCommand) -> ExitCode {
             components,
             templates,
             addons,
+            skip_components_git,
             dry_run,
             cluster_config,
         } => {
@@ -286,6 +287,7 @@ fn run_deps(command: DepsCommand) -> ExitCode {
                     addons,
                 },
                 dry_run,
+                skip_components_git,
             };
             if let Err(e) =
                 runtime.block_on(podplane::deps::parts::download(&deps, &parts, &mut out))

@@ -201,7 +201,7 @@ impl std::fmt::Display for Problem {
 
 /// Re-hash everything the cached manifests mark cached: node artifacts and image blobs.
 /// Returns how many items were checked and what is wrong.
-pub fn verify(deps: &Deps) -> Result<(usize, Vec<Problem>), DepsError> {
+pub async fn verify(deps: &Deps) -> Result<(usize, Vec<Problem>), DepsError> {
     let mut checked = 0;
     let mut problems = Vec::new();
     let dir = deps.dir.join("vmconfig/manifests");
@@ -281,6 +281,16 @@ pub fn verify(deps: &Deps) -> Result<(usize, Vec<Problem>), DepsError> {
             problems.push(Problem {
                 what: path.display().to_string(),
                 why: "missing or unreadable".into(),
+                repair: "podplane deps download".into(),
+            });
+        }
+    }
+    if let Some(src) = cc.as_ref().and_then(|c| c.components.source.as_ref()) {
+        checked += 1;
+        if let Err(e) = super::git::verify(&deps.dir.join("git"), src).await {
+            problems.push(Problem {
+                what: format!("components source {}", src.url),
+                why: e.to_string(),
                 repair: "podplane deps download".into(),
             });
         }

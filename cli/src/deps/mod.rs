@@ -18,6 +18,7 @@
 
 pub mod catalog;
 pub mod check;
+pub mod git;
 pub mod images;
 pub mod parts;
 
@@ -60,6 +61,8 @@ pub enum DepsError {
     Download(#[from] fetch::FetchError),
     #[error(transparent)]
     Image(#[from] images::ImageError),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
     #[error("{source_name}: at {path}: {reason}; fix the manifest or the deps server")]
     Parse {
         source_name: String,

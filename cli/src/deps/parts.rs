@@ -20,6 +20,8 @@ pub struct PartsOptions {
     pub templates: Option<PathBuf>,
     pub selection: Selection,
     pub dry_run: bool,
+    /// Leave the components source's Git mirror alone.
+    pub skip_components_git: bool,
 }
 
 /// Everything the parts pin: manifests and the images selected from each.
@@ -94,6 +96,14 @@ pub async fn download(deps: &Deps, o: &PartsOptions, out: &mut dyn Write) -> Res
     let plan = plan(deps, o).await?;
     let root = images::registry_dir(&deps.dir);
     let wanted = plan.images();
+    if let Some(src) = &plan.components.components.source
+        && !o.dry_run
+        && !o.skip_components_git
+    {
+        let _ = writeln!(out, "Mirroring the components source {}...", src.url);
+        let path = super::git::mirror(&deps.dir.join("git"), src).await?;
+        let _ = writeln!(out, "Components source cached in {}.", path.display());
+    }
     if o.dry_run {
         let archs = &o.selection.archs;
         let missing = wanted
