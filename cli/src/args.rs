@@ -144,7 +144,8 @@ pub enum Output {
 
 #[derive(Subcommand)]
 pub enum DepsCommand {
-    /// Download and verify the node manifest and its artifacts into the cache.
+    /// Download and verify into the cache: the node manifests and artifacts, the components and
+    /// templates manifests, every image they pin, the template charts and the components source.
     ///
     /// Example: `podplane deps download -f podplane.cluster.jsonc`
     Download {
@@ -177,7 +178,8 @@ pub enum DepsCommand {
         #[arg(short = 'f', long = "cluster-config", value_name = "FILE")]
         cluster_config: Option<PathBuf>,
     },
-    /// Compare the published node manifest with the cached one.
+    /// Compare the published manifests with the cached ones, and the cached images with the
+    /// registry layout.
     ///
     /// Exits 0 when the cache is up to date, 2 when `deps download` would fetch something,
     /// 1 on an error (said on stderr). Example: `podplane deps status -o json`.

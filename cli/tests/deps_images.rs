@@ -637,3 +637,111 @@ fn status_and_verify_name_what_changed_or_broke() {
     assert_eq!(v["parts"][0]["state"], "updates_available");
     assert_eq!(v["parts"][2]["state"], "up_to_date");
 }
+
+/// A Helm chart stored as an OCI artifact (config and content layer of Helm's media types).
+fn chart(name: &str, version: &str, seed: u64) -> (Blob, Blob, Blob) {
+    let config = Blob::new(
+        serde_json::to_vec(&json!({"apiVersion": "v2", "name": name, "version": version})).unwrap(),
+    );
+    let layer = Blob::new(random_bytes(20_000, seed));
+    let manifest = Blob::new(
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": config.digest, "size": config.data.len()},
+            "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": layer.digest, "size": layer.data.len()}],
+        }))
+        .unwrap(),
+    );
+    (manifest, config, layer)
+}
+
+#[test]
+fn template_charts_and_images_are_cached() {
+    let reg = Mirror::start();
+    let host = reg.addr().to_string();
+    let (web_m, web_c, web_l) = chart("web", "1.0.0", 20);
+    let (api_m, api_c, api_l) = chart("api", "2.0.0", 21);
+    for (repo, m, c, l) in [
+        ("charts/web", &web_m, &web_c, &web_l),
+        ("charts/api", &api_m, &api_c, &api_l),
+    ] {
+        reg.add(
+            &format!("/v2/{repo}/manifests/{}", m.digest),
+            m.data.clone(),
+        );
+        for b in [c, l] {
+            reg.add(&format!("/v2/{repo}/blobs/{}", b.digest), b.data.clone());
+        }
+    }
+    // web is pinned by version only (resolved by tag), api by digest too.
+    reg.add("/v2/charts/web/manifests/1.0.0", web_m.data.clone());
+    let img = Image::generate(&["amd64", "arm64"], &[], 5_000, 22);
+    serve_image(&reg, &img, "tpl/app");
+    let deps = deps_server(json!([]), json!([]));
+    deps.add(
+        "/manifests/templates.json",
+        serde_json::to_vec(&json!({"templates": {"version": "1",
+            "charts": [
+                {"name": "web", "version": "1.0.0", "type": "oci", "url": format!("oci://{host}/charts/web"),
+                 "dependencies": {"components": []}},
+                {"name": "api", "version": "2.0.0", "type": "oci", "url": format!("oci://{host}/charts/api"),
+                 "digest": api_m.digest, "dependencies": {"components": []}},
+            ],
+            "images": [{"image": format!("{host}/tpl/app:v1"), "digest": img.index.digest,
+                        "size": img.index.data.len(), "templates": {"web": "image"}}],
+        }}))
+        .unwrap(),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Template charts: 2 (0 found in cache, 2 downloaded)."),
+        "{out}"
+    );
+    for (repo, tag, m, l) in [
+        ("charts/web", "1.0.0", &web_m, &web_l),
+        ("charts/api", "2.0.0", &api_m, &api_l),
+    ] {
+        let dir = cache
+            .path()
+            .join(format!("deps/templates/charts/{host}/{repo}"));
+        assert_eq!(
+            std::fs::read(blob(&dir, &l.digest)).unwrap(),
+            l.data,
+            "{repo}"
+        );
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["manifests"][0]["digest"], json!(m.digest), "{repo}");
+        assert_eq!(
+            index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+            tag
+        );
+    }
+    // The template image too, amd64 only.
+    let tdir = repo_dir(cache.path(), &host, "tpl/app");
+    assert!(blob(&tdir, &img.manifest("amd64").digest).exists());
+    assert!(!blob(&tdir, &img.manifest("arm64").digest).exists());
+    let t: Value = serde_json::from_slice(
+        &std::fs::read(cache.path().join("deps/templates/manifests/templates.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(t["templates"]["charts"][0]["cached"], true);
+    assert_eq!(
+        t["templates"]["charts"][0]["chartLayerDigest"],
+        json!(web_l.digest)
+    );
+    assert_eq!(
+        t["templates"]["charts"][1]["chartLayerDigest"],
+        json!(api_l.digest)
+    );
+    assert_eq!(t["templates"]["images"][0]["cached"], true);
+    // Again: found in the cache.
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Template charts: 2 (2 found in cache, 0 downloaded)."),
+        "{out}"
+    );
+}

@@ -50,7 +50,7 @@ pub async fn parts_status(deps: &Deps) -> Result<Vec<PartStatus>, DepsError> {
         ct.as_ref().map(catalog::templates_unannotated),
         catalog::templates_unannotated(&pt),
     ));
-    let root = images::registry_dir(&deps.dir);
+    let root = images::mirror_dir(&deps.dir);
     let marked = marked_images(&node_manifests(deps), cc.as_ref(), ct.as_ref());
     let missing = marked
         .iter()
@@ -295,7 +295,7 @@ pub async fn verify(deps: &Deps) -> Result<(usize, Vec<Problem>), DepsError> {
             });
         }
     }
-    let root = images::registry_dir(&deps.dir);
+    let root = images::mirror_dir(&deps.dir);
     for w in marked_images(&nodes, cc.as_ref(), ct.as_ref()) {
         checked += 1;
         if let Err(m) = check_written(&root, &w, true) {

@@ -34,6 +34,61 @@ pub struct Plan {
     /// Selected rows (position in the manifest) and their images.
     pub component_images: Vec<(usize, Wanted)>,
     pub template_images: Vec<(usize, Wanted)>,
+    /// The templates' OCI charts.
+    pub charts: Vec<ChartPin>,
+}
+
+/// One OCI chart of the templates manifest: its row, its repository with the version as tag,
+/// and its digest when the manifest pins one (else the tag is resolved when downloading).
+#[derive(Debug, Clone)]
+pub struct ChartPin {
+    pub row: usize,
+    pub reference: images::reference::ImageRef,
+    pub digest: Option<images::reference::BlobDigest>,
+}
+
+/// Media type of a Helm chart's content layer.
+const HELM_CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+
+/// The `type: oci` charts: `url` `oci://<host>/<repository>`, `version` (an OCI tag, with `+`
+/// written `_` as Helm does), optional `digest`. Local `type: chart` rows are left out.
+fn chart_pins(t: &TemplatesFile) -> Result<Vec<ChartPin>, DepsError> {
+    let mut out = Vec::new();
+    for (row, c) in t.templates.charts.iter().enumerate() {
+        if c["type"] != "oci" {
+            continue;
+        }
+        let name = c["name"].as_str().unwrap_or("?");
+        let what = format!("template chart {name:?}");
+        let url = c["url"].as_str().unwrap_or("");
+        let version = c["version"].as_str().unwrap_or("").replace('+', "_");
+        let repo = url.strip_prefix("oci://").ok_or_else(|| DepsError::Item {
+            name: what.clone(),
+            what: "an oci chart needs an oci:// url",
+        })?;
+        let err = |source| images::ImageError::Ref {
+            what: what.clone(),
+            source,
+        };
+        let reference =
+            images::reference::ImageRef::parse(&format!("{repo}:{version}")).map_err(err)?;
+        if reference.tag.is_none() || reference.digest.is_some() {
+            return Err(DepsError::Item {
+                name: what,
+                what: "an oci chart needs a version and a url without tag or digest",
+            });
+        }
+        let digest = match c["digest"].as_str().filter(|d| !d.is_empty()) {
+            Some(d) => Some(images::reference::BlobDigest::parse(d).map_err(err)?),
+            None => None,
+        };
+        out.push(ChartPin {
+            row,
+            reference,
+            digest,
+        });
+    }
+    Ok(out)
 }
 
 impl Plan {
@@ -80,6 +135,7 @@ pub async fn plan(deps: &Deps, o: &PartsOptions) -> Result<Plan, DepsError> {
         catalog::load(deps, "templates.json", o.templates.as_deref()).await?;
     let component_images = catalog::component_images(&components.components, &o.selection)?;
     let template_images = catalog::template_images(&templates.templates, &o.selection)?;
+    let charts = chart_pins(&templates)?;
     Ok(Plan {
         components,
         components_source,
@@ -88,13 +144,14 @@ pub async fn plan(deps: &Deps, o: &PartsOptions) -> Result<Plan, DepsError> {
         vmconfig_images,
         component_images,
         template_images,
+        charts,
     })
 }
 
 /// `deps download`, the arch-independent parts.
 pub async fn download(deps: &Deps, o: &PartsOptions, out: &mut dyn Write) -> Result<(), DepsError> {
     let plan = plan(deps, o).await?;
-    let root = images::registry_dir(&deps.dir);
+    let root = images::mirror_dir(&deps.dir);
     let wanted = plan.images();
     if let Some(src) = &plan.components.components.source
         && !o.dry_run
@@ -115,6 +172,12 @@ pub async fn download(deps: &Deps, o: &PartsOptions, out: &mut dyn Write) -> Res
         let _ = writeln!(out, "VMConfig images: {}", plan.vmconfig_images.len());
         let _ = writeln!(out, "Component images: {}", plan.component_images.len());
         let _ = writeln!(out, "Templates manifest: {}", plan.templates_source);
+        let _ = writeln!(
+            out,
+            "Template chart cache directory: {}",
+            charts_dir(deps).display()
+        );
+        let _ = writeln!(out, "Template charts: {}", plan.charts.len());
         let _ = writeln!(out, "Template images: {}", plan.template_images.len());
         let _ = writeln!(out, "Images that would be downloaded: {missing}");
         return Ok(());
@@ -132,9 +195,65 @@ pub async fn download(deps: &Deps, o: &PartsOptions, out: &mut dyn Write) -> Res
         "Images: {} ({} found in cache, {} downloaded: {} blobs, {} bytes).",
         report.images, report.cached, report.downloaded, report.blobs, report.bytes
     );
-    write_annotated(deps, &plan)?;
+    let layers = download_charts(deps, &plan.charts, out).await?;
+    write_annotated(deps, &plan, &layers)?;
     mark_node_images(deps, &o.nodes)?;
     Ok(())
+}
+
+/// `<deps>/templates/charts`: one OCI layout per chart repository, `<host>/<repository>`.
+pub fn charts_dir(deps: &Deps) -> PathBuf {
+    deps.dir.join("templates/charts")
+}
+
+/// Pull the OCI charts into their layouts; returns each chart row's content layer digest.
+async fn download_charts(
+    deps: &Deps,
+    charts: &[ChartPin],
+    out: &mut dyn Write,
+) -> Result<Vec<(usize, String)>, DepsError> {
+    if charts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let registry = images::registry::Registry::new()?;
+    let mut wanted = Vec::new();
+    for c in charts {
+        let digest = match &c.digest {
+            Some(d) => d.clone(),
+            None => {
+                let tag = c.reference.tag.as_deref().unwrap_or_default();
+                registry.resolve_tag(&c.reference, tag).await?
+            }
+        };
+        wanted.push(Wanted {
+            reference: c.reference.clone(),
+            digest,
+            children: None,
+        });
+    }
+    let root = charts_dir(deps);
+    let report = images::download(&root, &wanted, &[], super::interactive(), out).await?;
+    let _ = writeln!(
+        out,
+        "Template charts: {} ({} found in cache, {} downloaded).",
+        report.images, report.cached, report.downloaded
+    );
+    let mut layers = Vec::new();
+    for (c, w) in charts.iter().zip(&wanted) {
+        let repo = images::repo_of(&root, &w.reference);
+        let layer = repo
+            .read_document(&w.digest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<images::oci::Document>(&b).ok())
+            .and_then(|d| d.layers)
+            .and_then(|ls| ls.into_iter().find(|l| l.media_type == HELM_CHART_LAYER))
+            .ok_or_else(|| DepsError::Item {
+                name: format!("template chart {}", w.label()),
+                what: "no Helm chart content layer",
+            })?;
+        layers.push((c.row, layer.digest));
+    }
+    Ok(layers)
 }
 
 /// Mark the node manifests' images cached in their cached copies (the latest only: the
@@ -162,7 +281,11 @@ fn mark_node_images(deps: &Deps, nodes: &[(String, String)]) -> Result<(), DepsE
 }
 
 /// The components and templates manifests with `cached` marked on the rows now in the cache.
-fn write_annotated(deps: &Deps, plan: &Plan) -> Result<(), DepsError> {
+fn write_annotated(
+    deps: &Deps,
+    plan: &Plan,
+    chart_layers: &[(usize, String)],
+) -> Result<(), DepsError> {
     let mut c = catalog::components_unannotated(&plan.components);
     for (n, _) in &plan.component_images {
         c.components.images[*n].cached = Some(true);
@@ -171,6 +294,12 @@ fn write_annotated(deps: &Deps, plan: &Plan) -> Result<(), DepsError> {
     let mut t = catalog::templates_unannotated(&plan.templates);
     for (n, _) in &plan.template_images {
         t.templates.images[*n].cached = Some(true);
+    }
+    for (n, layer) in chart_layers {
+        if let Some(c) = t.templates.charts[*n].as_object_mut() {
+            c.insert("cached".into(), true.into());
+            c.insert("chartLayerDigest".into(), layer.clone().into());
+        }
     }
     catalog::write_annotated(deps, "templates", "templates", '_', &t)?;
     Ok(())

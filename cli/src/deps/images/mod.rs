@@ -183,9 +183,16 @@ pub fn registry_dir(deps_dir: &std::path::Path) -> PathBuf {
     }
 }
 
-/// The repository of an image in the cache (its name checked by [`ImageRef::parse`]).
+/// The image layouts: `<registry>/mirror` (so `<registry>/mirror/<host>/<repository>` is the
+/// mirror repository `mirror/<host>/<repository>`).
+pub fn mirror_dir(deps_dir: &std::path::Path) -> PathBuf {
+    registry_dir(deps_dir).join("mirror")
+}
+
+/// The repository of an image below `root` (the mirror or the chart cache):
+/// `<root>/<host>/<repository>`, from a name checked by [`ImageRef::parse`].
 pub fn repo_of(root: &std::path::Path, r: &ImageRef) -> Repo {
-    Repo::new(root.join(r.mirror_repository()))
+    Repo::new(root.join(r.name()))
 }
 
 /// The platforms to keep of an index: those `children` names, else linux on a requested arch.
@@ -228,7 +235,7 @@ struct Resolved {
     entries: Vec<Descriptor>,
 }
 
-/// Cache every wanted image that is not cached whole yet.
+/// Cache every wanted image that is not cached whole yet, in layouts below `root`.
 pub async fn download(
     root: &std::path::Path,
     wanted: &[Wanted],
@@ -236,7 +243,7 @@ pub async fn download(
     progress: bool,
     out: &mut dyn Write,
 ) -> Result<Report, ImageError> {
-    let mirror = root.join("mirror");
+    let mirror = root.to_path_buf();
     std::fs::create_dir_all(&mirror).map_err(|source| ImageError::Write {
         path: mirror.clone(),
         source,

@@ -59,7 +59,22 @@ impl Registry {
         r: &ImageRef,
         digest: &BlobDigest,
     ) -> Result<(Vec<u8>, Option<String>), ImageError> {
-        let url = format!("{}/manifests/{digest}", r.base_url());
+        self.get(r, digest.as_str(), Some(digest)).await
+    }
+
+    /// The digest a tag points at now (for charts pinned by version only).
+    pub async fn resolve_tag(&self, r: &ImageRef, tag: &str) -> Result<BlobDigest, ImageError> {
+        let (body, _) = self.get(r, tag, None).await?;
+        Ok(BlobDigest::of(&body))
+    }
+
+    async fn get(
+        &self,
+        r: &ImageRef,
+        reference: &str,
+        digest: Option<&BlobDigest>,
+    ) -> Result<(Vec<u8>, Option<String>), ImageError> {
+        let url = format!("{}/manifests/{reference}", r.base_url());
         let mut delay = Duration::from_secs(1);
         let mut tries = 0;
         let mut authed = false;
@@ -68,7 +83,9 @@ impl Registry {
             let err = match self.get_manifest(r, &url).await {
                 Ok(Got::Body(body, ctype)) => {
                     let actual = BlobDigest::of(&body);
-                    if &actual != digest {
+                    if let Some(digest) = digest
+                        && &actual != digest
+                    {
                         return Err(ImageError::ManifestDigest {
                             url,
                             expected: digest.to_string(),
