@@ -137,3 +137,29 @@ impl Summary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_by_url_prefix() {
+        let mut o = FetchOptions::new("/tmp");
+        assert_eq!(o.authorization_for("https://r/v2/a/blobs/x"), None);
+        o.authorization = vec![
+            ("https://r/v2/a/blobs/".into(), "Bearer A".into()),
+            ("https://r/v2/".into(), "Bearer any".into()),
+        ];
+        assert_eq!(
+            o.authorization_for("https://r/v2/a/blobs/x"),
+            Some("Bearer A")
+        );
+        assert_eq!(
+            o.authorization_for("https://r/v2/b/blobs/x"),
+            Some("Bearer any")
+        );
+        // Another host (or scheme) never gets the token.
+        assert_eq!(o.authorization_for("https://evil/v2/a/blobs/x"), None);
+        assert_eq!(o.authorization_for("http://r/v2/a/blobs/x"), None);
+    }
+}
