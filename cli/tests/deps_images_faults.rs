@@ -369,4 +369,18 @@ fn template_charts_and_images_are_cached() {
         out.contains("Template charts: 2 (2 found in cache, 0 downloaded)."),
         "{out}"
     );
+    // verify re-hashes the charts too.
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let web = cache
+        .path()
+        .join(format!("deps/templates/charts/{host}/charts/web"));
+    std::fs::write(blob(&web, &web_l.digest), b"tampered").unwrap();
+    let (code, out, _) = podplane(&deps, cache.path(), &["deps", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("template chart {host}/charts/web:1.0.0: "))
+            && out.contains("wrong size"),
+        "{out}"
+    );
 }

@@ -295,6 +295,44 @@ pub async fn verify(deps: &Deps) -> Result<(usize, Vec<Problem>), DepsError> {
             });
         }
     }
+    // Template charts marked cached: the entry their version tags, with its blobs.
+    if let Some(t) = &ct
+        && let Ok(pins) = super::parts::chart_pins(t)
+    {
+        let root = super::parts::charts_dir(deps);
+        for c in pins
+            .iter()
+            .filter(|c| t.templates.charts[c.row]["cached"] == true)
+        {
+            checked += 1;
+            let repo = images::repo_of(&root, &c.reference);
+            let tagged = repo.read_index().ok().and_then(|i| {
+                i.manifests
+                    .into_iter()
+                    .find(|d| d.tag() == c.reference.tag.as_deref())
+            });
+            let found = tagged
+                .as_ref()
+                .and_then(|d| images::reference::BlobDigest::parse(&d.digest).ok());
+            let result = match found {
+                None => Err("no index.json entry for its version".to_string()),
+                Some(d) => repo
+                    .check_image(&d, &|_| false, true)
+                    .map_err(|m| m.to_string()),
+            };
+            if let Err(why) = result {
+                problems.push(Problem {
+                    what: format!(
+                        "template chart {}:{}",
+                        c.reference.name(),
+                        c.reference.tag.as_deref().unwrap_or("")
+                    ),
+                    why,
+                    repair: "podplane deps download".into(),
+                });
+            }
+        }
+    }
     let root = images::mirror_dir(&deps.dir);
     for w in marked_images(&nodes, cc.as_ref(), ct.as_ref()) {
         checked += 1;

@@ -52,7 +52,7 @@ const HELM_CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+g
 
 /// The `type: oci` charts: `url` `oci://<host>/<repository>`, `version` (an OCI tag, with `+`
 /// written `_` as Helm does), optional `digest`. Local `type: chart` rows are left out.
-fn chart_pins(t: &TemplatesFile) -> Result<Vec<ChartPin>, DepsError> {
+pub fn chart_pins(t: &TemplatesFile) -> Result<Vec<ChartPin>, DepsError> {
     let mut out = Vec::new();
     for (row, c) in t.templates.charts.iter().enumerate() {
         if c["type"] != "oci" {
