@@ -157,7 +157,8 @@ pub enum Output {
 
 #[derive(Subcommand)]
 pub enum DepsCommand {
-    /// Download and verify the node manifest and its artifacts into the cache.
+    /// Download and verify into the cache: the node manifests and artifacts, the components and
+    /// templates manifests, every image they pin, the template charts and the components source.
     ///
     /// Example: `podplane deps download -f podplane.cluster.jsonc`
     Download {
@@ -170,6 +171,18 @@ pub enum DepsCommand {
         /// Use this manifest file instead of the published one.
         #[arg(long, value_name = "FILE")]
         vmconfig: Option<PathBuf>,
+        /// Use this components manifest instead of the published one.
+        #[arg(long, value_name = "FILE")]
+        components: Option<PathBuf>,
+        /// Use this templates manifest instead of the published one.
+        #[arg(long, value_name = "FILE")]
+        templates: Option<PathBuf>,
+        /// Addon images to cache beyond the recommended addons (comma-separated, or all).
+        #[arg(long, value_delimiter = ',')]
+        addons: Vec<String>,
+        /// Do not mirror the components source's Git repository.
+        #[arg(long)]
+        skip_components_git: bool,
         /// Say what would be downloaded; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -185,7 +198,8 @@ pub enum DepsCommand {
         #[arg(long)]
         skip_seeds: bool,
     },
-    /// Compare the published node manifest with the cached one.
+    /// Compare the published manifests with the cached ones, and the cached images with the
+    /// registry layout.
     ///
     /// Exits 0 when the cache is up to date, 2 when `deps download` would fetch something,
     /// 1 on an error (said on stderr). Example: `podplane deps status -o json`.
@@ -194,6 +208,11 @@ pub enum DepsCommand {
         #[arg(short, long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Re-hash everything the cache holds and name what is missing or corrupt.
+    ///
+    /// Exits 0 when all is well, 1 when something is wrong (each line says the command that
+    /// repairs it). Example: `podplane deps verify`.
+    Verify,
 }
 
 /// The provider names and `all`, listed by help and completion.

@@ -209,6 +209,26 @@ fn run_deps(command: DepsCommand) -> ExitCode {
         }
     };
     match command {
+        DepsCommand::Verify => match runtime.block_on(podplane::deps::check::verify(&deps)) {
+            Ok((checked, problems)) if problems.is_empty() => {
+                println!("All {checked} cached items verified.");
+                ExitCode::SUCCESS
+            }
+            Ok((checked, problems)) => {
+                for p in &problems {
+                    println!("missing or corrupt: {p}");
+                }
+                eprintln!(
+                    "Error: {} of the cache's items are missing or corrupt ({checked} checked).",
+                    problems.len()
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("Error verifying the dependency cache: {e}");
+                ExitCode::FAILURE
+            }
+        },
         DepsCommand::Status { output } => {
             if output == Output::Text {
                 println!("Fetching latest dependency manifest...");
@@ -236,6 +256,10 @@ fn run_deps(command: DepsCommand) -> ExitCode {
             arch,
             mut providers,
             vmconfig,
+            components,
+            templates,
+            addons,
+            skip_components_git,
             dry_run,
             cluster_config,
             seeds,
@@ -287,6 +311,32 @@ fn run_deps(command: DepsCommand) -> ExitCode {
                     eprintln!("Error downloading the latest dependency files: {e}");
                     return ExitCode::FAILURE;
                 }
+            }
+            // Once for every arch: the components and templates manifests and all images.
+            let mut archs: Vec<String> = Vec::new();
+            for (_, a) in &targets {
+                if !archs.contains(a) {
+                    archs.push(a.clone());
+                }
+            }
+            let parts = podplane::deps::parts::PartsOptions {
+                nodes: targets.clone(),
+                vmconfig,
+                components,
+                templates,
+                selection: podplane::deps::catalog::Selection {
+                    archs,
+                    providers,
+                    addons,
+                },
+                dry_run,
+                skip_components_git,
+            };
+            if let Err(e) =
+                runtime.block_on(podplane::deps::parts::download(&deps, &parts, &mut out))
+            {
+                eprintln!("Error downloading the latest dependency files: {e}");
+                return ExitCode::FAILURE;
             }
             if !skip_seeds {
                 let source = match &seeds {

@@ -24,6 +24,8 @@ fn published() -> (Mirror, tempfile::TempDir, serde_json::Value) {
         .as_object_mut()
         .unwrap()
         .remove("vmconfig");
+    // The images part is tested against a real registry in deps_images.rs.
+    src["vmconfig"]["images"] = serde_json::json!([]);
     src["vmconfig"]["dependencies"]["kube2iam"] = serde_json::json!({
         "version": "0.12.0", "type": "binary", "providers": ["aws"], "size": 9000,
         "url": "https://github.com/jtblin/kube2iam/releases/download/0.12.0/kube2iam-linux-amd64",
@@ -48,6 +50,23 @@ fn publish(dir: &Path, m: &serde_json::Value) {
     let p = dir.join("manifests/vmconfig_knc_debian-13_amd64.json");
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, serde_json::to_vec_pretty(m).unwrap()).unwrap();
+    for (name, doc) in catalogs() {
+        std::fs::write(dir.join("manifests").join(name), doc).unwrap();
+    }
+}
+
+/// Components and templates manifests that pin no image.
+fn catalogs() -> [(&'static str, Vec<u8>); 2] {
+    [
+        (
+            "components.json",
+            br#"{"components": {"version": "1", "images": []}}"#.to_vec(),
+        ),
+        (
+            "templates.json",
+            br#"{"templates": {"version": "1", "charts": [], "images": []}}"#.to_vec(),
+        ),
+    ]
 }
 
 fn podplane(mirror: &Mirror, cache: &Path, args: &[&str]) -> (i32, String, String) {
@@ -80,7 +99,12 @@ fn download_fills_the_cache_then_finds_everything_there() {
         "provider-specific items only when selected: {out}"
     );
     assert!(
-        out.ends_with("All dependencies for knc_debian-13_amd64 are up to date.\n"),
+        out.contains("All dependencies for knc_debian-13_amd64 are up to date.\n"),
+        "{out}"
+    );
+    // Then the arch-independent parts: no image pinned here.
+    assert!(
+        out.ends_with("Images: 0 (0 found in cache, 0 downloaded: 0 blobs, 0 bytes).\n"),
         "{out}"
     );
     let kubelet = &m["vmconfig"]["dependencies"]["kubelet"];
@@ -132,8 +156,8 @@ fn download_fills_the_cache_then_finds_everything_there() {
     );
     assert_eq!(
         mirror.requests().len(),
-        before + 1,
-        "only the manifest was fetched again"
+        before + 3,
+        "only the manifests were fetched again (node, components, templates)"
     );
 
     // --providers aws adds kube2iam; a dry run lists it and writes nothing.
@@ -182,7 +206,10 @@ fn status_compares_the_published_manifest_with_the_cache() {
     );
     let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.ends_with("No new packages available.\n"), "{out}");
+    assert!(
+        out.contains("No new packages available.\ncomponents: up to date"),
+        "{out}"
+    );
     let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status", "-o", "json"]);
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -193,7 +220,7 @@ fn status_compares_the_published_manifest_with_the_cache() {
     let (code, out, _) = podplane(&mirror, cache.path(), &["deps", "status"]);
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.ends_with("New packages are available to download.\n"),
+        out.contains("New packages are available to download.\ncomponents:"),
         "{out}"
     );
     let (_, out, _) = podplane(
@@ -418,6 +445,9 @@ fn download_for_a_cluster_config_covers_its_pools() {
                     .join(&name),
             )
             .unwrap();
+    }
+    for (name, doc) in catalogs() {
+        mirror.add(&format!("/manifests/{name}"), doc);
     }
     let cache = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_podplane"))

@@ -145,6 +145,7 @@ async fn fetch_cmd(root: &Path, a: &FetchArgs) -> Result<(), String> {
         manifest.vmconfig.os.arch, dir.display()
     );
     let opts = FetchOptions {
+        authorization: Vec::new(),
         dir,
         cache: a.cache.clone(),
         concurrency: a.concurrency as usize,

@@ -23,6 +23,7 @@ use std::time::Duration;
 pub mod fixtures;
 pub mod kubeapi;
 pub mod node;
+pub mod oci;
 pub mod tarball;
 pub mod tools;
 

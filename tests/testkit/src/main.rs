@@ -4,7 +4,12 @@
 //! fixture-mirror generate --manifest SRC.json --out DIR [--scale F] [--seed N]
 //! fixture-mirror serve --dir DIR [--addr 127.0.0.1:0] [--url-file FILE]
 //! fixture-mirror urls --manifest DIR/manifest.json --mirror URL
+//! fixture-mirror images --registry HOST:PORT --out DIR [--count N] [--base B] [--mid B] [--own B]
 //! ```
+//! `images` generates N two-arch images (every one shares a base layer of B bytes, every other
+//! one a middle layer, and each has its own layer), pushes them to the registry with skopeo and
+//! writes a deps server tree (DIR/manifests/…) pinning them, and DIR/refs.txt (`<ref>@<digest>`
+//! per image).
 //! `generate` writes DIR/vmconfig/artifacts/... and DIR/manifest.json; `serve` prints the base URL
 //! (and writes it to FILE) and serves DIR until killed.
 
@@ -80,6 +85,24 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 println!("{key}{ext} {algo} {hex} {}/{path}", mirror.trim_end_matches('/'));
             }
             Ok(())
+        }
+        Some("images") => {
+            let host = flag(&args, "--registry").ok_or("images needs --registry HOST:PORT")?;
+            let out = PathBuf::from(flag(&args, "--out").ok_or("images needs --out DIR")?);
+            let num = |name: &str, default: usize| -> Result<usize, String> {
+                flag(&args, name)
+                    .map(|s| s.parse().map_err(|_| format!("{name} {s:?} is not a number")))
+                    .transpose()
+                    .map(|v| v.unwrap_or(default))
+            };
+            let (count, base, mid, own) = (
+                num("--count", 20)?,
+                num("--base", 30 << 20)?,
+                num("--mid", 15 << 20)?,
+                num("--own", 4 << 20)?,
+            );
+            podplane_testkit::oci::bench_set(&host, &out, count, base, mid, own)
+                .map_err(|e| format!("images into {}: {e}", out.display()))
         }
         Some("serve") => {
             let dir = PathBuf::from(flag(&args, "--dir").ok_or("serve needs --dir DIR")?);

@@ -28,6 +28,8 @@ pub(super) struct Ctx {
     /// Held by every fsync + rename on the blocking pool; the receiver learns when all are done,
     /// even those of cancelled downloads.
     pub persisting: tokio::sync::mpsc::Sender<()>,
+    /// The `Authorization` header value of this target's requests.
+    pub authorization: Option<String>,
 }
 
 pub(super) fn client(retry: &RetryPolicy) -> Result<reqwest::Client, FetchError> {
@@ -289,6 +291,9 @@ async fn attempt(
 ) -> Result<(), Failure> {
     let stall = ctx.retry.stall_timeout;
     let mut req = client.get(&t.url);
+    if let Some(auth) = &ctx.authorization {
+        req = req.header(reqwest::header::AUTHORIZATION, auth);
+    }
     if p.len > 0 {
         req = req.header(RANGE, format!("bytes={}-", p.len));
     }

@@ -193,6 +193,7 @@ async fn download_all(
             deadline,
             cache: opts.cache.clone(),
             persisting: persisting.clone(),
+            authorization: opts.authorization_for(&t.url).map(str::to_string),
         };
         set.spawn(async move {
             let work = async {

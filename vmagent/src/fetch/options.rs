@@ -75,9 +75,21 @@ pub struct FetchOptions {
     pub retry: RetryPolicy,
     /// Draw a progress line on stderr.
     pub progress: bool,
+    /// `Authorization` header values by URL prefix: a target whose URL starts with a prefix is
+    /// requested with that value (the first match wins), e.g. a registry's Bearer token for one
+    /// repository's blobs. Redirects to another host drop the header.
+    pub authorization: Vec<(String, String)>,
 }
 
 impl FetchOptions {
+    /// The `Authorization` value for `url`, if one of [`FetchOptions::authorization`] applies.
+    pub fn authorization_for(&self, url: &str) -> Option<&str> {
+        self.authorization
+            .iter()
+            .find(|(prefix, _)| url.starts_with(prefix.as_str()))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn new(dir: impl Into<PathBuf>) -> FetchOptions {
         FetchOptions {
             dir: dir.into(),
@@ -85,6 +97,7 @@ impl FetchOptions {
             concurrency: 10,
             retry: RetryPolicy::default(),
             progress: false,
+            authorization: Vec::new(),
         }
     }
 }
@@ -122,5 +135,31 @@ impl Summary {
         } else {
             0.0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_by_url_prefix() {
+        let mut o = FetchOptions::new("/tmp");
+        assert_eq!(o.authorization_for("https://r/v2/a/blobs/x"), None);
+        o.authorization = vec![
+            ("https://r/v2/a/blobs/".into(), "Bearer A".into()),
+            ("https://r/v2/".into(), "Bearer any".into()),
+        ];
+        assert_eq!(
+            o.authorization_for("https://r/v2/a/blobs/x"),
+            Some("Bearer A")
+        );
+        assert_eq!(
+            o.authorization_for("https://r/v2/b/blobs/x"),
+            Some("Bearer any")
+        );
+        // Another host (or scheme) never gets the token.
+        assert_eq!(o.authorization_for("https://evil/v2/a/blobs/x"), None);
+        assert_eq!(o.authorization_for("http://r/v2/a/blobs/x"), None);
     }
 }

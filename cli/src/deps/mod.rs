@@ -16,6 +16,12 @@
 //! ([`vmagent::manifest::check_name`]) before a path is built from it, and every artifact path
 //! stays below `<deps>/vmconfig/artifacts`.
 
+pub mod catalog;
+pub mod check;
+pub mod git;
+pub mod images;
+pub mod parts;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +59,16 @@ pub enum DepsError {
     Item { name: String, what: &'static str },
     #[error(transparent)]
     Download(#[from] fetch::FetchError),
+    #[error(transparent)]
+    Image(#[from] images::ImageError),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    #[error("{source_name}: at {path}: {reason}; fix the manifest or the deps server")]
+    Parse {
+        source_name: String,
+        path: String,
+        reason: String,
+    },
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -490,20 +506,36 @@ pub struct StatusReport {
     pub published: String,
     /// The cached manifest's path.
     pub cached: PathBuf,
+    /// The other parts: the components and templates manifests and the images.
+    pub parts: Vec<check::PartStatus>,
 }
 
 impl StatusReport {
     /// Exit status: 0 up to date, 2 when `deps download` would fetch something.
     pub fn exit_code(&self) -> u8 {
-        match self.state {
-            CacheState::UpToDate => 0,
-            CacheState::UpdatesAvailable | CacheState::NotCached => 2,
-        }
+        let all_current = self.state == CacheState::UpToDate
+            && self.parts.iter().all(|p| p.state == CacheState::UpToDate);
+        if all_current { 0 } else { 2 }
     }
 }
 
 impl std::fmt::Display for StatusReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.fmt_node(f)?;
+        for p in &self.parts {
+            let state = match p.state {
+                CacheState::UpToDate => "up to date",
+                CacheState::UpdatesAvailable => "updates available",
+                CacheState::NotCached => "not cached",
+            };
+            write!(f, "\n{}: {state} ({})", p.part, p.detail)?;
+        }
+        Ok(())
+    }
+}
+
+impl StatusReport {
+    fn fmt_node(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.state {
             CacheState::UpToDate => f.write_str("No new packages available."),
             CacheState::UpdatesAvailable => f.write_str("New packages are available to download."),
@@ -540,5 +572,6 @@ pub async fn status(deps: &Deps, kind: &str, arch: &str) -> Result<StatusReport,
         state,
         published: deps.manifest_url(kind, arch),
         cached: cached_path,
+        parts: check::parts_status(deps).await?,
     })
 }
