@@ -36,6 +36,9 @@ pub struct DeleteOptions {
     pub poll_interval: Duration,
     /// How long to wait for Nstance-managed instances to terminate (20 min by default).
     pub wait_timeout: Duration,
+    /// The AWS profile from the cluster config (`providers[].profile`); empty means the
+    /// standard chain's choice (AWS_PROFILE, else `default`).
+    pub profile: String,
     /// Where AWS credentials and endpoint overrides are read from.
     pub env: EnvSource,
 }
@@ -48,6 +51,7 @@ impl DeleteOptions {
             auto_approve: false,
             poll_interval: Duration::from_secs(15),
             wait_timeout: Duration::from_secs(20 * 60),
+            profile: String::new(),
             env: EnvSource::Process,
         }
     }
@@ -104,16 +108,18 @@ pub fn delete_cluster(
     input: &mut impl BufRead,
     out: &mut impl Write,
 ) -> Result<(), DeleteError> {
-    // Credentials first: missing ones should not cost an init and an output first.
-    let client = aws::Client::new(aws::Config::from_env(&opts.region, &opts.env)?)?;
-    runner.init()?;
-    let outputs = runner.output_json()?;
-    let (bucket, shards) = parse_outputs(&outputs)?;
-
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(DeleteError::Runtime)?;
+    // Credentials first: a missing profile or missing credentials should not cost an init and
+    // an output first.
+    let config = aws::Config::from_env(&opts.region, &opts.env)?.with_profile(&opts.profile);
+    let client = aws::Client::new(config)?;
+    rt.block_on(client.resolve())?;
+    runner.init()?;
+    let outputs = runner.output_json()?;
+    let (bucket, shards) = parse_outputs(&outputs)?;
 
     writeln!(
         out,

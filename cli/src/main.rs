@@ -584,6 +584,7 @@ fn run_cluster(command: ClusterCommand) -> Result<(), String> {
             }
             let mut opts = podplane::delete::DeleteOptions::new(&cfg.cluster.id, &provider.region);
             opts.auto_approve = auto_approve;
+            opts.profile = provider.profile.clone();
             let stdin = std::io::stdin();
             podplane::delete::delete_cluster(
                 &runner,

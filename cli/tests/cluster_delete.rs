@@ -561,16 +561,23 @@ fn missing_outputs_name_the_output_and_the_fix() {
 #[test]
 fn missing_credentials_are_reported_before_any_change() {
     let tofu = FakeTofu::new(&outputs("b", &[("z", "k")]));
+    // No keys, no profile files (no HOME), no instance metadata: the whole chain comes up empty.
+    let env = [("AWS_EC2_METADATA_DISABLED", "true")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let opts = DeleteOptions {
-        env: EnvSource::Vars(BTreeMap::new()),
+        env: EnvSource::Vars(env),
         ..DeleteOptions::new("c1", REGION)
     };
     let (r, _) = run(&tofu.runner(), &opts, "");
     let err = r.unwrap_err().to_string();
     assert!(
-        err.starts_with(
-            "AWS credentials not found: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY not set"
-        ),
+        err.starts_with("AWS credentials not found (default chain: environment, default profile"),
+        "{err}"
+    );
+    assert!(
+        err.contains("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
         "{err}"
     );
     // Before init and output: nothing ran.

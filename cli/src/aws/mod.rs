@@ -1,24 +1,32 @@
-//! A small AWS client for `cluster delete`: S3 object get/conditional put and EC2
-//! DescribeInstances/TerminateInstances, signed with SigV4 (no AWS SDK).
+//! A small AWS client for `cluster delete` and `cluster seed`: S3 object get, list and
+//! conditional put, EC2 DescribeInstances/TerminateInstances.
 //!
-//! Credentials come only from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optionally
-//! `AWS_SESSION_TOKEN`; shared config files, profiles, SSO and instance roles are not supported
-//! (export credentials first, e.g. with `aws configure export-credentials --format env`).
+//! Credentials and the region come from the standard chain, resolved by the official
+//! `aws-config` crate exactly as the AWS CLI and OpenTofu do: environment variables, the shared
+//! config and credentials files with profiles (static keys, SSO, `credential_process`, assumed
+//! roles, web identity), the ECS container endpoint and instance metadata. A profile named in the
+//! cluster config (`providers[].profile`) wins over `AWS_PROFILE` and over access keys in the
+//! environment, as `--profile` does for the AWS CLI. Requests are signed with `aws-sigv4`,
+//! sent with reqwest, retried with backoff when AWS throttles, and their responses are capped in
+//! size (`send`).
+//!
 //! `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_EC2` and `AWS_ENDPOINT_URL` override the endpoints;
 //! S3 uses path-style URLs under an override and virtual-host style otherwise.
 
+mod auth;
 pub mod ec2;
 pub mod s3;
-pub mod sigv4;
+mod send;
 mod xml;
 
-pub use xml::XmlError;
+pub use s3::PutOutcome;
+pub use send::RetryPolicy;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::Url;
-use sha2::{Digest, Sha256};
 
 /// Why an `AWS_ENDPOINT_URL*` value is not usable.
 #[derive(Debug, thiserror::Error)]
@@ -30,22 +38,55 @@ pub enum EndpointProblem {
 }
 
 /// What is wrong with an AWS response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ResponseProblem {
     #[error("invalid XML: {0}")]
-    Xml(#[from] XmlError),
+    Xml(#[source] quick_xml::DeError),
     #[error("no ETag header, so the object cannot be updated safely")]
     NoEtag,
     #[error("more than 10000 result pages; nextToken never ends")]
     EndlessPages,
+    #[error("the response body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     #[error(
-        "AWS credentials not found: {missing} not set; export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary credentials); AWS profiles and SSO are not supported, use `aws configure export-credentials --format env` to export them"
+        "AWS credentials not found ({chain}): {reason}; set credentials the way the AWS CLI reads them: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile in ~/.aws/config or ~/.aws/credentials (providers[].profile in the cluster config or AWS_PROFILE; run `aws sso login` for SSO profiles), web identity or an instance role"
     )]
-    MissingCredentials { missing: String },
+    Credentials {
+        /// Which chain was asked: "profile \"x\" from providers[].profile", "default chain".
+        chain: String,
+        /// The provider's error with its whole chain, for the message.
+        reason: String,
+        #[source]
+        source: aws_credential_types::provider::error::CredentialsError,
+    },
+    #[error(
+        "AWS profile {profile:?} ({origin}) is not defined in {files}{available}; add [profile {profile}] to the config file (or [{profile}] to the credentials file), or fix the profile name"
+    )]
+    ProfileNotFound {
+        profile: String,
+        /// "providers[].profile in the cluster config" or "AWS_PROFILE".
+        origin: String,
+        /// The files read, each with whether it exists.
+        files: String,
+        /// "; defined: a, b", or empty.
+        available: String,
+    },
+    #[error(
+        "the AWS shared config files cannot be read ({files}): {source}; fix or remove the file"
+    )]
+    ProfileFiles {
+        files: String,
+        #[source]
+        source: aws_config::profile::ProfileFileLoadError,
+    },
+    #[error(
+        "no AWS region: the cluster config names none and neither AWS_REGION, AWS_DEFAULT_REGION, the profile's region nor instance metadata gives one; set providers[].region in the cluster config"
+    )]
+    NoRegion,
     #[error(
         "{var}={value:?} is not a usable endpoint URL: {reason}; set it to e.g. https://host:port or unset it"
     )]
@@ -57,6 +98,14 @@ pub enum AwsError {
     },
     #[error("cannot build the HTTPS client for AWS: {0}")]
     Client(#[source] reqwest::Error),
+    #[error("{what}: cannot sign the request to {url}: {source}")]
+    Signing {
+        what: String,
+        url: String,
+        /// `aws_sigv4`'s signing or parameter error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error(
         "{what}: request to {url} failed: {reason}; check network access to AWS and the endpoint settings"
     )]
@@ -88,6 +137,13 @@ pub enum AwsError {
         #[source]
         reason: ResponseProblem,
     },
+    #[error("s3://{bucket}/{key}: unusable bucket or key name: {reason}")]
+    BadName {
+        bucket: String,
+        key: String,
+        #[source]
+        reason: s3::NameProblem,
+    },
     #[error(
         "{what}: cannot build the URL {url}: {source}; check the region and the AWS_ENDPOINT_URL* settings"
     )]
@@ -99,28 +155,24 @@ pub enum AwsError {
     },
 }
 
-/// Static credentials from the environment.
-#[derive(Clone)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Where environment variables are read from: the process, or an explicit map (tests).
-#[derive(Debug, Clone, Default)]
+/// Where environment variables are read from: the process, or an explicit map (tests, and
+/// callers that must not depend on the process environment). The AWS credential chain reads
+/// its variables (AWS_PROFILE, AWS_CONFIG_FILE, HOME, …) from here too.
+#[derive(Clone, Default)]
 pub enum EnvSource {
     #[default]
     Process,
     Vars(BTreeMap<String, String>),
+}
+
+/// Names only: the values include secrets.
+impl std::fmt::Debug for EnvSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvSource::Process => f.write_str("Process"),
+            EnvSource::Vars(m) => f.debug_tuple("Vars").field(&m.keys()).finish(),
+        }
+    }
 }
 
 impl EnvSource {
@@ -131,37 +183,34 @@ impl EnvSource {
         };
         v.filter(|v| !v.trim().is_empty())
     }
+
+    /// Every variable (a snapshot of the process environment for `Process`).
+    fn all(&self) -> BTreeMap<String, String> {
+        match self {
+            EnvSource::Process => std::env::vars().collect(),
+            EnvSource::Vars(m) => m.clone(),
+        }
+    }
 }
 
-/// Region, credentials and optional endpoint overrides.
+/// Region, profile, where the environment comes from, and optional endpoint overrides.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The region from the cluster config; empty means the chain's (AWS_REGION, the profile's
+    /// `region`, instance metadata).
     pub region: String,
-    pub credentials: Credentials,
+    /// The profile from the cluster config (`providers[].profile`); `None` means the chain's
+    /// choice (AWS_PROFILE, else `default`).
+    pub profile: Option<String>,
+    pub env: EnvSource,
     pub s3_endpoint: Option<Url>,
     pub ec2_endpoint: Option<Url>,
 }
 
 impl Config {
-    /// Reads credentials and endpoint overrides from `env`.
+    /// Reads the endpoint overrides from `env` and keeps `env` for the credential chain, which
+    /// is resolved on first use (see [`Client::resolve`]).
     pub fn from_env(region: &str, env: &EnvSource) -> Result<Config, AwsError> {
-        let key = env.get("AWS_ACCESS_KEY_ID");
-        let secret = env.get("AWS_SECRET_ACCESS_KEY");
-        let (access_key_id, secret_access_key) = match (key, secret) {
-            (Some(k), Some(s)) => (k, s),
-            (k, s) => {
-                let missing = [
-                    ("AWS_ACCESS_KEY_ID", k.is_none()),
-                    ("AWS_SECRET_ACCESS_KEY", s.is_none()),
-                ]
-                .iter()
-                .filter(|(_, m)| *m)
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(" and ");
-                return Err(AwsError::MissingCredentials { missing });
-            }
-        };
         let endpoint = |specific: &str| -> Result<Option<Url>, AwsError> {
             let (var, value) = match env.get(specific) {
                 Some(v) => (specific, v),
@@ -182,29 +231,30 @@ impl Config {
             Ok(Some(url))
         };
         Ok(Config {
-            region: region.to_string(),
-            credentials: Credentials {
-                access_key_id,
-                secret_access_key,
-                session_token: env.get("AWS_SESSION_TOKEN"),
-            },
+            region: region.trim().to_string(),
+            profile: None,
+            env: env.clone(),
             s3_endpoint: endpoint("AWS_ENDPOINT_URL_S3")?,
             ec2_endpoint: endpoint("AWS_ENDPOINT_URL_EC2")?,
         })
     }
+
+    /// Selects the profile named in the cluster config; an empty name keeps the chain's choice.
+    pub fn with_profile(mut self, profile: &str) -> Config {
+        let p = profile.trim();
+        self.profile = (!p.is_empty()).then(|| p.to_string());
+        self
+    }
 }
 
-/// An HTTP client plus the settings to sign requests with.
+/// An HTTP client plus the settings to sign requests with. Cloning shares the resolved
+/// credentials.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     config: Config,
-}
-
-struct Response {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
+    retry: RetryPolicy,
+    auth: Arc<auth::Auth>,
 }
 
 impl Client {
@@ -217,224 +267,33 @@ impl Client {
             .user_agent(concat!("podplane/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(AwsError::Client)?;
-        Ok(Client { http, config })
+        Ok(Client {
+            http,
+            auth: Arc::new(auth::Auth::new(&config)),
+            config,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// The same client with another retry policy (tests shorten the delays).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Client {
+        self.retry = retry;
+        self
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Signs and sends one request; `headers` are extra signed headers (lower-case names).
-    async fn send(
-        &self,
-        what: &str,
-        service: &str,
-        method: reqwest::Method,
-        url: Url,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    ) -> Result<Response, AwsError> {
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => {
-                return Err(AwsError::Request {
-                    what: what.to_string(),
-                    url: url.to_string(),
-                    reason: "URL has no host".into(),
-                    source: None,
-                });
-            }
-        };
-        let query: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let payload = hex::encode(Sha256::digest(&body));
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let signed = sigv4::sign(
-            &sigv4::Request {
-                method: method.as_str(),
-                host: &host,
-                path: url.path(),
-                query: &query,
-                headers: &headers,
-                payload_sha256: &payload,
-            },
-            &self.config.credentials,
-            &self.config.region,
-            service,
-            &sigv4::amz_date(now),
-        );
-        let mut req = self.http.request(method, url.clone()).body(body);
-        for (k, v) in headers.iter().chain(signed.iter()) {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let failed = |e: reqwest::Error| AwsError::Request {
-            what: what.to_string(),
-            url: url.to_string(),
-            reason: describe(&e),
-            source: Some(e),
-        };
-        let resp = req.send().await.map_err(failed)?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(failed)?.to_vec();
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+    /// Resolves the region and the credentials now (later calls reuse them until they are
+    /// about to expire), so a missing profile or missing credentials is reported before
+    /// anything changes. Returns the region and the access key id in use.
+    pub async fn resolve(&self) -> Result<(String, String), AwsError> {
+        let region = self.auth.region().await?;
+        let creds = self.auth.credentials().await?;
+        Ok((region, creds.access_key_id().to_string()))
     }
-}
-
-/// An error built from an AWS XML error body (`<Error><Code>…<Message>…`).
-fn api_error(what: &str, resp: &Response, hint: &str) -> AwsError {
-    let text = String::from_utf8_lossy(&resp.body);
-    let (code, message) = match xml::parse(&text) {
-        Ok(doc) => (
-            doc.find("Code")
-                .map(|e| e.text.trim().to_string())
-                .unwrap_or_default(),
-            doc.find("Message")
-                .map(|e| e.text.trim().to_string())
-                .unwrap_or_default(),
-        ),
-        Err(_) => (String::new(), String::new()),
-    };
-    let code = if code.is_empty() {
-        http_reason(resp.status).to_string()
-    } else {
-        code
-    };
-    let message = if message.is_empty() {
-        text.chars()
-            .take(300)
-            .collect::<String>()
-            .trim()
-            .to_string()
-    } else {
-        message
-    };
-    let hint = match (resp.status, hint.is_empty()) {
-        (401 | 403, _) => format!(
-            "; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN and the IAM permissions{}",
-            if hint.is_empty() {
-                String::new()
-            } else {
-                format!(" ({hint})")
-            }
-        ),
-        (_, false) => format!("; {hint}"),
-        _ => String::new(),
-    };
-    AwsError::Api {
-        what: what.to_string(),
-        status: resp.status,
-        code,
-        message,
-        hint,
-    }
-}
-
-fn http_reason(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        409 => "Conflict",
-        412 => "Precondition Failed",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "error",
-    }
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> EnvSource {
-        EnvSource::Vars(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn credentials_and_endpoints() {
-        let err = Config::from_env("eu-west-1", &vars(&[]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY not set"),
-            "{err}"
-        );
-        let err = Config::from_env("eu-west-1", &vars(&[("AWS_ACCESS_KEY_ID", "a")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("AWS_SECRET_ACCESS_KEY not set"), "{err}");
-        assert!(err.contains("profiles and SSO are not supported"), "{err}");
-
-        let c = Config::from_env(
-            "eu-west-1",
-            &vars(&[
-                ("AWS_ACCESS_KEY_ID", "a"),
-                ("AWS_SECRET_ACCESS_KEY", "s"),
-                ("AWS_SESSION_TOKEN", "t"),
-                ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
-                ("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:6000/"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.credentials.session_token.as_deref(), Some("t"));
-        assert_eq!(c.s3_endpoint.unwrap().as_str(), "http://127.0.0.1:5000/");
-        assert_eq!(c.ec2_endpoint.unwrap().as_str(), "http://127.0.0.1:6000/");
-
-        let err = Config::from_env(
-            "eu-west-1",
-            &vars(&[
-                ("AWS_ACCESS_KEY_ID", "a"),
-                ("AWS_SECRET_ACCESS_KEY", "s"),
-                ("AWS_ENDPOINT_URL_S3", "localhost"),
-            ]),
-        )
-        .unwrap_err();
-        // The parse error stays the typed cause.
-        assert!(
-            matches!(
-                &err,
-                AwsError::BadEndpoint {
-                    reason: EndpointProblem::Parse(_),
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        let err = err.to_string();
-        assert!(
-            err.starts_with("AWS_ENDPOINT_URL_S3=\"localhost\""),
-            "{err}"
-        );
-    }
-}
+mod tests;

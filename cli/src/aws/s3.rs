@@ -1,36 +1,72 @@
-//! S3 GetObject, ListObjectsV2 (one page), and PutObject with `If-Match` or `If-None-Match: *`.
+//! S3: GetObject, ListObjectsV2 (one page), and PutObject with `If-Match` or `If-None-Match: *`.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, Url};
 
-use super::sigv4::uri_encode;
-use super::{AwsError, Client, ResponseProblem, api_error, xml};
+use super::send::{Call, api_error};
+use super::{AwsError, Client, ResponseProblem, xml};
+
+/// The largest object `get_object` reads (shard configs and seeds are far smaller).
+pub const MAX_OBJECT_BYTES: usize = 64 << 20;
+/// The largest XML or error response read.
+const MAX_XML_BYTES: usize = 16 << 20;
+
+/// Characters S3 wants percent-encoded in a key: all but the unreserved ones; `/` stays.
+const KEY_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+/// The same for query values, `/` included.
+pub(super) const QUERY_SET: &AsciiSet = &KEY_SET.add(b'/');
 
 /// What a create-only PUT did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
     /// The object did not exist and now holds the body.
     Created,
-    /// An object already exists at the key (412 Precondition Failed); nothing was written.
+    /// An object was already there (412 Precondition Failed); nothing was written.
     AlreadyExists,
 }
 
+/// Why a bucket or key cannot be put in a URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    #[error("a bucket name has only lower-case letters, digits, '.' and '-'")]
+    BucketChars,
+    #[error("a \".\" or \"..\" path segment would address another object after URL normalization")]
+    DotSegment,
+}
+
 impl Client {
-    /// URL of an object: path style under an endpoint override (or for bucket names with dots),
-    /// virtual-host style otherwise.
+    /// URL of an object (`key` may be empty for bucket-level calls): path style under an
+    /// endpoint override (or for bucket names with dots), virtual-host style otherwise.
     pub fn s3_url(&self, bucket: &str, key: &str) -> Result<Url, AwsError> {
-        let key = uri_encode(key, false);
+        let bad = |reason| AwsError::BadName {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            reason,
+        };
+        if bucket.is_empty()
+            || !bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        {
+            return Err(bad(NameProblem::BucketChars));
+        }
+        if bucket.split('.').all(|p| p.is_empty()) || key.split('/').any(|s| s == "." || s == "..")
+        {
+            return Err(bad(NameProblem::DotSegment));
+        }
+        let key = utf8_percent_encode(key, KEY_SET).to_string();
+        let region = &self.config.region;
         let text = match &self.config.s3_endpoint {
             Some(ep) => format!("{}/{bucket}/{key}", ep.as_str().trim_end_matches('/')),
             None if bucket.contains('.') => {
-                format!(
-                    "https://s3.{}.amazonaws.com/{bucket}/{key}",
-                    self.config.region
-                )
+                format!("https://s3.{region}.amazonaws.com/{bucket}/{key}")
             }
-            None => format!(
-                "https://{bucket}.s3.{}.amazonaws.com/{key}",
-                self.config.region
-            ),
+            None => format!("https://{bucket}.s3.{region}.amazonaws.com/{key}"),
         };
         Url::parse(&text).map_err(|source| AwsError::BadUrl {
             what: format!("s3://{bucket}/{key}"),
@@ -44,14 +80,15 @@ impl Client {
         let what = format!("GET s3://{bucket}/{key}");
         let url = self.s3_url(bucket, key)?;
         let resp = self
-            .send(
-                &what,
-                "s3",
-                Method::GET,
-                url.clone(),
-                Vec::new(),
-                Vec::new(),
-            )
+            .send(Call {
+                what: &what,
+                service: "s3",
+                method: Method::GET,
+                url: url.clone(),
+                headers: Vec::new(),
+                body: Vec::new(),
+                max_body: MAX_OBJECT_BYTES,
+            })
             .await?;
         if resp.status != 200 {
             let hint = match resp.status {
@@ -73,7 +110,7 @@ impl Client {
         Ok((resp.body, etag))
     }
 
-    /// Keys under `prefix` (one ListObjectsV2 page of at most `max_keys`).
+    /// Keys under `prefix` (one ListObjectsV2 page of at most `max_keys`, capped at S3's 1000).
     pub async fn list_objects(
         &self,
         bucket: &str,
@@ -81,74 +118,64 @@ impl Client {
         max_keys: u32,
     ) -> Result<Vec<String>, AwsError> {
         let what = format!("LIST s3://{bucket}/{prefix}");
-        let base = self.s3_url(bucket, "")?;
-        // The query is encoded as SigV4 canonicalises it, so the signed and the sent forms agree.
-        let text = format!(
-            "{}?list-type=2&max-keys={max_keys}&prefix={}",
-            base.as_str().trim_end_matches('/'),
-            uri_encode(prefix, true)
+        let mut url = self.s3_url(bucket, "")?;
+        let query = format!(
+            "list-type=2&max-keys={}&prefix={}",
+            max_keys.min(1000),
+            utf8_percent_encode(prefix, QUERY_SET)
         );
-        let url = Url::parse(&text).map_err(|source| AwsError::BadUrl {
-            what: what.clone(),
-            url: text.clone(),
-            source,
-        })?;
+        url.set_query(Some(&query));
         let resp = self
-            .send(
-                &what,
-                "s3",
-                Method::GET,
-                url.clone(),
-                Vec::new(),
-                Vec::new(),
-            )
+            .send(Call {
+                what: &what,
+                service: "s3",
+                method: Method::GET,
+                url: url.clone(),
+                headers: Vec::new(),
+                body: Vec::new(),
+                max_body: MAX_XML_BYTES,
+            })
             .await?;
         if resp.status != 200 {
             let hint = match resp.status {
                 404 => "check the bucket name and the region",
-                _ => "",
+                _ => "the caller needs s3:ListBucket",
             };
             return Err(api_error(&what, &resp, hint));
         }
-        let doc = xml::parse(&String::from_utf8_lossy(&resp.body)).map_err(|e| {
-            AwsError::BadResponse {
-                what: what.clone(),
+        let doc: xml::ListBucketResult =
+            xml::parse(&resp.body).map_err(|e| AwsError::BadResponse {
+                what,
                 url: url.to_string(),
                 reason: ResponseProblem::Xml(e),
-            }
-        })?;
-        Ok(doc
-            .children_named("Contents")
-            .filter_map(|c| c.child_text("Key"))
-            .map(str::to_string)
-            .take(max_keys as usize)
-            .collect())
+            })?;
+        Ok(doc.contents.into_iter().map(|c| c.key).collect())
     }
 
-    /// Create-only PUT with `If-None-Match: *`; a 412 Precondition Failed is Ok(AlreadyExists).
-    pub async fn put_object_if_none_match(
+    async fn put(
         &self,
+        what: &str,
         bucket: &str,
         key: &str,
+        condition: (&str, &str),
+        content_type: &str,
         body: Vec<u8>,
-    ) -> Result<PutOutcome, AwsError> {
-        let what = format!("PUT s3://{bucket}/{key}");
+    ) -> Result<super::send::Response, AwsError> {
         let url = self.s3_url(bucket, key)?;
         let headers = vec![
-            (
-                "content-type".to_string(),
-                "application/octet-stream".to_string(),
-            ),
-            ("if-none-match".to_string(), "*".to_string()),
+            ("content-type".to_string(), content_type.to_string()),
+            (condition.0.to_string(), condition.1.to_string()),
         ];
-        let resp = self
-            .send(&what, "s3", Method::PUT, url, headers, body)
-            .await?;
-        match resp.status {
-            200..=299 => Ok(PutOutcome::Created),
-            412 => Ok(PutOutcome::AlreadyExists),
-            _ => Err(api_error(&what, &resp, "")),
-        }
+        self.send(Call {
+            what,
+            service: "s3",
+            method: Method::PUT,
+            url,
+            headers,
+            body,
+            max_body: MAX_XML_BYTES,
+        })
+        .await
     }
 
     /// Replaces the object only if its ETag is still `etag`; a 412 becomes
@@ -161,13 +188,15 @@ impl Client {
         etag: &str,
     ) -> Result<(), AwsError> {
         let what = format!("PUT s3://{bucket}/{key}");
-        let url = self.s3_url(bucket, key)?;
-        let headers = vec![
-            ("content-type".to_string(), "application/json".to_string()),
-            ("if-match".to_string(), etag.to_string()),
-        ];
         let resp = self
-            .send(&what, "s3", Method::PUT, url, headers, body)
+            .put(
+                &what,
+                bucket,
+                key,
+                ("if-match", etag),
+                "application/json",
+                body,
+            )
             .await?;
         match resp.status {
             200..=299 => Ok(()),
@@ -179,24 +208,50 @@ impl Client {
             _ => Err(api_error(&what, &resp, "")),
         }
     }
+
+    /// Create-only PUT with `If-None-Match: *`; a 412 Precondition Failed is
+    /// `Ok(AlreadyExists)`.
+    pub async fn put_object_if_none_match(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<PutOutcome, AwsError> {
+        let what = format!("PUT s3://{bucket}/{key} (create only)");
+        let resp = self
+            .put(
+                &what,
+                bucket,
+                key,
+                ("if-none-match", "*"),
+                "application/octet-stream",
+                body,
+            )
+            .await?;
+        match resp.status {
+            200..=299 => Ok(PutOutcome::Created),
+            412 => Ok(PutOutcome::AlreadyExists),
+            409 => Err(api_error(
+                &what,
+                &resp,
+                "another upload of the same key is in flight; rerun to see its result",
+            )),
+            _ => Err(api_error(&what, &resp, "the caller needs s3:PutObject")),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::aws::{Client, Config, Credentials};
+    use crate::aws::{AwsError, Client, Config, EnvSource};
+
+    use super::NameProblem;
 
     fn client(endpoint: Option<&str>) -> Client {
-        Client::new(Config {
-            region: "eu-west-1".into(),
-            credentials: Credentials {
-                access_key_id: "a".into(),
-                secret_access_key: "s".into(),
-                session_token: None,
-            },
-            s3_endpoint: endpoint.map(|e| e.parse().unwrap()),
-            ec2_endpoint: None,
-        })
-        .unwrap()
+        let mut config =
+            Config::from_env("eu-west-1", &EnvSource::Vars(Default::default())).unwrap();
+        config.s3_endpoint = endpoint.map(|e| e.parse().unwrap());
+        Client::new(config).unwrap()
     }
 
     #[test]
@@ -214,10 +269,31 @@ mod tests {
         );
         assert_eq!(
             client(Some("http://127.0.0.1:9000/"))
-                .s3_url("b", "a b/c")
+                .s3_url("b", "a b/c+d?e#f%g")
                 .unwrap()
                 .as_str(),
-            "http://127.0.0.1:9000/b/a%20b/c"
+            "http://127.0.0.1:9000/b/a%20b/c%2Bd%3Fe%23f%25g"
         );
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        let c = client(Some("http://127.0.0.1:9000/"));
+        for (bucket, key, reason) in [
+            ("other/x", "k", NameProblem::BucketChars),
+            ("b?x=1", "k", NameProblem::BucketChars),
+            ("", "k", NameProblem::BucketChars),
+            ("..", "k", NameProblem::DotSegment),
+            ("b", "../other-bucket/k", NameProblem::DotSegment),
+            ("b", "a/./k", NameProblem::DotSegment),
+            ("b", "a/..", NameProblem::DotSegment),
+        ] {
+            match c.s3_url(bucket, key) {
+                Err(AwsError::BadName { reason: r, .. }) => assert_eq!(r, reason, "{bucket} {key}"),
+                other => panic!("{bucket} {key}: {other:?}"),
+            }
+        }
+        // Dots inside a segment are ordinary key characters.
+        assert!(c.s3_url("b", "a/..b/.c").is_ok());
     }
 }
