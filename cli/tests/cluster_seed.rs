@@ -595,3 +595,53 @@ fn create_checks_the_pinned_seed() {
         .collect();
     assert_eq!(names, ["podplane.cluster.jsonc"], "nothing generated");
 }
+
+/// Odd shapes in a seed's records are errors naming the file and record, never a panic.
+#[test]
+fn hostile_record_shapes_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        &config(json!({"kubernetes": {"service_cidr": ["10.200.0.0/16"]}})),
+    );
+    let cfg = podplane::config::load(&path).unwrap();
+    let cases: [(&str, Value, &str); 4] = [
+        (
+            "/registry/servicecidrs/kubernetes",
+            json!({"kind": "ServiceCIDR", "spec": "x"}),
+            "spec.cidrs has no IPv4 network",
+        ),
+        (
+            "/registry/servicecidrs/kubernetes",
+            json!({"kind": "Service"}),
+            "expected kind ServiceCIDR",
+        ),
+        (
+            "/registry/helm.toolkit.fluxcd.io/helmreleases/platform-coredns/coredns",
+            json!({"kind": "HelmRelease", "spec": {"values": {"coredns": 7}}}),
+            "spec.values.coredns is not an object",
+        ),
+        (
+            "/registry/services/specs/platform-traefik/traefik",
+            json!({"kind": "Service", "spec": {"clusterIP": "192.168.0.1"}}),
+            "outside the seed's service network",
+        ),
+    ];
+    for (key, value, want) in cases {
+        let mut recs = seed_fixture::records(0);
+        for r in recs.iter_mut() {
+            if r.key == key.as_bytes() {
+                r.value = serde_json::to_vec(&value).unwrap();
+            }
+        }
+        let seed = dir.path().join("hostile.netsy");
+        std::fs::write(&seed, netsy::encode("seed", None, &recs)).unwrap();
+        let e = command::build(&cfg, &seed, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("hostile.netsy") && e.contains(key) && e.contains(want),
+            "{key}: {e}"
+        );
+    }
+}

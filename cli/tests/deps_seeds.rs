@@ -337,3 +337,33 @@ fn a_local_manifest_copies_path_entries() {
         seed
     );
 }
+
+#[test]
+fn the_wizard_pins_version_and_digest_from_the_manifest() {
+    let p = published();
+    let cache = tempfile::tempdir().unwrap();
+    let d = deps(&p.mirror, cache.path());
+    let pin = rt()
+        .block_on(manifest::pin_for(&d, "minimal", &mut Vec::new()))
+        .unwrap();
+    assert_eq!(pin.version, "1.2.3-1");
+    assert_eq!(pin.digest, seed_fixture::sha512(&p.minimal));
+    let e = rt()
+        .block_on(manifest::pin_for(&d, "huge", &mut Vec::new()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("seed snapshot \"huge\" was not found in seeds manifest")
+            && e.contains("minimal, recommended"),
+        "{e}"
+    );
+    // The server gone: the cached manifest still pins.
+    let offline = Deps {
+        base_url: "http://127.0.0.1:9".into(),
+        dir: cache.path().to_path_buf(),
+    };
+    let again = rt()
+        .block_on(manifest::pin_for(&offline, "recommended", &mut Vec::new()))
+        .unwrap();
+    assert_eq!(again.digest, seed_fixture::sha512(&p.recommended));
+}

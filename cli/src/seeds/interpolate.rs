@@ -271,10 +271,9 @@ pub fn interpolate(
     {
         merge(&mut values, parse_values(text, what)?);
     }
-    if !release["spec"].is_object() {
-        release["spec"] = json!({});
-    }
-    release["spec"]["values"] = values;
+    object_at(&mut release, &["spec"])
+        .map_err(|p| rec_err(COMPONENTS_RELEASE_KEY, p))?
+        .insert("values".into(), values);
     records[hr].value = to_bytes(&release);
 
     // 3. components source.
@@ -423,6 +422,28 @@ fn from_u128(like: IpAddr, v: u128) -> Option<IpAddr> {
     }
 }
 
+/// The object at `path` below `v`, created where missing; an error (not a panic, as
+/// `serde_json`'s indexing would) when something on the way is not an object.
+fn object_at<'v>(v: &'v mut Value, path: &[&str]) -> Result<&'v mut Map<String, Value>, String> {
+    let mut cur = v;
+    for (i, k) in path.iter().enumerate() {
+        if cur.is_null() {
+            *cur = Value::Object(Map::new());
+        }
+        let Value::Object(m) = cur else {
+            return Err(format!("{} is not an object", path[..i].join(".")));
+        };
+        cur = m.entry(k.to_string()).or_insert(Value::Null);
+    }
+    if cur.is_null() {
+        *cur = Value::Object(Map::new());
+    }
+    match cur {
+        Value::Object(m) => Ok(m),
+        _ => Err(format!("{} is not an object", path.join("."))),
+    }
+}
+
 /// Record `i`'s value as JSON.
 fn parse(records: &[Record], i: usize, file: &str) -> Result<Value, InterpolateError> {
     serde_json::from_slice(&records[i].value).map_err(|e| InterpolateError::Record {
@@ -469,7 +490,12 @@ fn rewrite_services(
         .find(|n| matches!(n, ipnet::IpNet::V4(_)))
         .copied()
         .ok_or_else(|| rec_err(SERVICE_CIDR_KEY, "spec.cidrs has no IPv4 network".into()))?;
-    cidr["spec"]["cidrs"] = net.cidrs.iter().map(ToString::to_string).collect();
+    object_at(&mut cidr, &["spec"])
+        .map_err(|p| rec_err(SERVICE_CIDR_KEY, p))?
+        .insert(
+            "cidrs".into(),
+            net.cidrs.iter().map(ToString::to_string).collect(),
+        );
     values.insert(ci, cidr);
 
     // Old IP → new IPs (per family, in the new order) of every rewritten service.
@@ -543,10 +569,11 @@ fn rewrite_services(
             .as_str()
             .map(str::to_string);
         let fields = service_ip_fields(&strs, old_policy.as_deref());
-        if !hr["spec"]["values"]["coredns"]["service"].is_object() {
-            hr["spec"]["values"]["coredns"]["service"] = json!({});
+        let service = object_at(&mut hr, &["spec", "values", "coredns", "service"])
+            .map_err(|p| rec_err(COREDNS_RELEASE_KEY, p))?;
+        if let Value::Object(f) = fields {
+            service.extend(f);
         }
-        merge(&mut hr["spec"]["values"]["coredns"]["service"], fields);
         values.insert(hi, hr);
     }
 
@@ -567,7 +594,10 @@ fn rewrite_services(
     }
     for (i, new) in renamed {
         let mut v = parse(records, i, file)?;
-        v["metadata"]["name"] = new.to_string().into();
+        let key = key_of(&records[i]);
+        object_at(&mut v, &["metadata"])
+            .map_err(|p| rec_err(&key, p))?
+            .insert("name".into(), new.to_string().into());
         values.insert(i, v);
         keys.insert(i, format!("{IPADDRESSES_PREFIX}{new}").into_bytes());
     }
