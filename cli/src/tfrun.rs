@@ -243,6 +243,13 @@ impl Runner {
         let mut attempt = 0;
         loop {
             let mut cmd = Command::new(&self.exe);
+            // The generated seed provisioner runs `$PODPLANE_BIN cluster seed`: the same podplane
+            // binary that runs tofu, not whichever one PATH finds. A user's own value wins.
+            if std::env::var_os("PODPLANE_BIN").is_none()
+                && let Ok(me) = std::env::current_exe()
+            {
+                cmd.env("PODPLANE_BIN", me);
+            }
             // SAFETY: only async-signal-safe calls between fork and exec.
             unsafe {
                 cmd.pre_exec(|| {

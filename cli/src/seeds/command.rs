@@ -194,7 +194,8 @@ pub async fn run(
     let Some(bucket) = bucket else {
         return Err(SeedCmdError::NoBucket { file });
     };
-    let client = aws::Client::new(aws::Config::from_env(&p.region, env)?)?;
+    // The provider's profile, as `cluster delete` and the generated Terraform use it.
+    let client = aws::Client::new(aws::Config::from_env(&p.region, env)?.with_profile(&p.profile))?;
     match upload::upload(&client, &bucket, &opts.prefix, bytes).await? {
         Uploaded::Created => {
             let _ = writeln!(out, "Uploaded s3://{bucket}/{key}.");
