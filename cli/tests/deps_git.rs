@@ -86,7 +86,7 @@ fn the_components_source_is_mirrored_and_holds_its_pin() {
     let url = format!("file://{}", bare.display());
     let deps = deps_server(json!({"url": url, "ref": {"tag": "v1.2.3"}}));
     let cache = tempfile::tempdir().unwrap();
-    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0, "{out}{err}");
     let mirror = cache
         .path()
@@ -116,14 +116,14 @@ fn the_components_source_is_mirrored_and_holds_its_pin() {
     sh_git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
     let head = sh_git(&work, &["rev-parse", "HEAD"]);
     let deps = deps_server(json!({"url": url, "ref": {"commit": head}}));
-    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(sh_git(&mirror, &["rev-parse", "refs/heads/main"]), head);
 
     // An exact semver finds the tag vX; a range is not checked.
     for semver in ["1.2.3", ">=1.0"] {
         let deps = deps_server(json!({"url": url, "ref": {"semver": semver}}));
-        let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+        let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
         assert_eq!(code, 0, "{semver}: {out}{err}");
     }
 
@@ -157,7 +157,7 @@ fn a_pin_the_repository_does_not_hold_fails() {
     ] {
         let deps = deps_server(json!({"url": url, "ref": r}));
         let cache = tempfile::tempdir().unwrap();
-        let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+        let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
         assert_eq!(code, 1, "{r}: {out}{err}");
         assert!(err.contains(want), "{r}: {err}");
         // Nothing is marked cached when the source is not right.
@@ -174,7 +174,7 @@ fn a_pin_the_repository_does_not_hold_fails() {
     let (code, out, err) = podplane(
         &deps,
         cache.path(),
-        &["deps", "download", "--skip-components-git"],
+        &["deps", "download", "--skip-seeds", "--skip-components-git"],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(!cache.path().join("git").exists());
@@ -193,7 +193,7 @@ fn hostile_sources_never_reach_git() {
     ] {
         let deps = deps_server(source.clone());
         let cache = tempfile::tempdir().unwrap();
-        let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+        let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
         assert_eq!(code, 1, "{source}: {out}{err}");
         assert!(
             err.contains("fix the components manifest"),

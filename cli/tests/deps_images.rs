@@ -18,7 +18,7 @@ fn images_land_in_layouts_that_skopeo_reads() {
     }
     let w = world();
     let cache = tempfile::tempdir().unwrap();
-    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0, "{out}{err}");
     let h = w.registry.host();
     assert!(
@@ -101,7 +101,7 @@ fn images_land_in_layouts_that_skopeo_reads() {
         .collect();
     assert_eq!(cached, [true, true, false, false]);
     // A second run finds everything and fetches nothing.
-    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(&format!("Found {h}/team/app-a:v1 in cache.")),
@@ -123,7 +123,7 @@ fn both_arches_keep_both_platforms() {
     let (code, out, err) = podplane(
         &w.deps,
         cache.path(),
-        &["deps", "download", "--arch", "amd64,arm64"],
+        &["deps", "download", "--skip-seeds", "--arch", "amd64,arm64"],
     );
     assert_eq!(code, 0, "{out}{err}");
     let dir = repo_dir(cache.path(), &w.registry.host(), "team/app-a");
@@ -156,7 +156,7 @@ fn status_and_verify_name_what_changed_or_broke() {
         out.contains("no node manifest cached; repair: podplane deps download"),
         "{out}"
     );
-    assert_eq!(podplane(&w.deps, cache.path(), &["deps", "download"]).0, 0);
+    assert_eq!(podplane(&w.deps, cache.path(), &["deps", "download", "--skip-seeds"]).0, 0);
 
     let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "status"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -199,7 +199,7 @@ fn status_and_verify_name_what_changed_or_broke() {
         "{out}"
     );
     // The repair the lines name does repair.
-    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "verify"]);
     assert_eq!(code, 0, "{out}{err}");

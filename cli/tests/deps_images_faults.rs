@@ -31,7 +31,7 @@ fn retries_resumes_and_fetches_shared_blobs_once() {
     }
     let deps = one_image_deps(&host, &[("x/a", &a), ("x/b", &b)]);
     let cache = tempfile::tempdir().unwrap();
-    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0, "{out}{err}");
     let base_gets: Vec<_> = reg
         .requests()
@@ -78,7 +78,7 @@ fn a_manifest_that_does_not_match_its_digest_is_refused() {
     let host = reg.addr().to_string();
     let deps = one_image_deps(&host, &[("x/a", &a)]);
     let cache = tempfile::tempdir().unwrap();
-    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("not the pinned"), "{err}");
     assert_consistent(&repo_dir(cache.path(), &host, "x/a"));
@@ -95,7 +95,7 @@ fn a_blob_of_the_wrong_size_is_refused_and_not_kept() {
     let host = reg.addr().to_string();
     let deps = one_image_deps(&host, &[("x/a", &a)]);
     let cache = tempfile::tempdir().unwrap();
-    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         err.contains("announces") && err.contains(&layer.digest),
@@ -117,7 +117,7 @@ fn a_huge_manifest_is_not_read() {
     let host = reg.addr().to_string();
     let deps = one_image_deps(&host, &[("x/a", &a)]);
     let cache = tempfile::tempdir().unwrap();
-    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("larger than"), "{err}");
 }
@@ -135,7 +135,7 @@ fn hostile_image_names_write_nothing() {
     ] {
         let deps = deps_server(json!([]), json!([row(image.clone(), &a)]));
         let cache = tempfile::tempdir().unwrap();
-        let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+        let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
         assert_eq!(code, 1, "{image}: {out}{err}");
         assert!(err.contains("fix the manifest"), "{image}: {err}");
         assert!(
@@ -149,7 +149,7 @@ fn hostile_image_names_write_nothing() {
     bad["digest"] = json!("sha256:../../../../etc/passwd");
     let deps = deps_server(json!([]), json!([bad]));
     let cache = tempfile::tempdir().unwrap();
-    let (code, _, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    let (code, _, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 1);
     assert!(err.contains("is not sha256"), "{err}");
 }
@@ -234,7 +234,7 @@ fn a_registry_that_wants_a_bearer_token_gets_one() {
     let host = reg.addr.to_string();
     let deps = one_image_deps(&host, &[("x/a", &a)]);
     let cache = tempfile::tempdir().unwrap();
-    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0, "{out}{err}");
     let seen = reg.seen.lock().unwrap().clone();
     let tokens: Vec<_> = seen
@@ -318,7 +318,7 @@ fn template_charts_and_images_are_cached() {
         .unwrap(),
     );
     let cache = tempfile::tempdir().unwrap();
-    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("Template charts: 2 (0 found in cache, 2 downloaded)."),
@@ -363,7 +363,7 @@ fn template_charts_and_images_are_cached() {
     );
     assert_eq!(t["templates"]["images"][0]["cached"], true);
     // Again: found in the cache.
-    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download"]);
+    let (code, out, err) = podplane(&deps, cache.path(), &["deps", "download", "--skip-seeds"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("Template charts: 2 (2 found in cache, 0 downloaded)."),
