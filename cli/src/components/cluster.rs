@@ -108,7 +108,7 @@ pub enum KubeError {
     },
     #[error(
         "context {context:?}: {what}: no complete answer from the API server within {}; it is overloaded or the network is failing: retry, or allow more with --request-timeout",
-        super::wait::human(*after)
+        human(*after)
     )]
     Slow {
         context: String,
@@ -497,4 +497,14 @@ async fn read_capped(mut body: Body, cap: usize) -> Result<Vec<u8>, ReadError> {
         }
     }
     Ok(out)
+}
+
+/// A duration as the flags take it (`10m`, `1m30s`, `3s`), for messages.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use kube::core::{DynamicObject, WatchEvent};
 use serde_json::Value;
 
-use super::cluster::{Cluster, KubeError};
+use super::cluster::{Cluster, KubeError, human};
 
 /// How often, and how far apart, a lost connection is retried before giving up.
 const RECONNECTS: u32 = 3;
@@ -93,15 +93,6 @@ pub enum WaitError {
     },
     #[error(transparent)]
     Kube(#[from] KubeError),
-}
-
-pub fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 60, s % 60) {
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m"),
-        (m, s) => format!("{m}m{s}s"),
-    }
 }
 
 /// Shows the states as they change: a redrawn block on a terminal, a plain line per change

@@ -12,6 +12,7 @@ pub mod kubeconfig;
 pub mod meta;
 pub mod oskeyring;
 pub mod store;
+pub mod tokens;
 
 use std::io::Write;
 use std::path::PathBuf;

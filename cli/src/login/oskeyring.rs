@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use super::store::Tokens;
+use super::tokens::Tokens;
 
 /// The keyring service name of every podplane entry.
 pub const SERVICE: &str = "podplane";

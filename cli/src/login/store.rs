@@ -26,13 +26,7 @@ use sha2::{Digest, Sha256};
 /// The environment variable whose value unlocks the file store.
 pub const PASS_ENV: &str = "PODPLANE_KEYRING_PASS";
 
-/// The secrets of one login.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tokens {
-    pub id_token: String,
-    #[serde(default)]
-    pub refresh_token: String,
-}
+pub use super::tokens::Tokens;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
