@@ -156,7 +156,10 @@ fn status_and_verify_name_what_changed_or_broke() {
         out.contains("no node manifest cached; repair: podplane deps download"),
         "{out}"
     );
-    assert_eq!(podplane(&w.deps, cache.path(), &["deps", "download", "--skip-seeds"]).0, 0);
+    assert_eq!(
+        podplane(&w.deps, cache.path(), &["deps", "download", "--skip-seeds"]).0,
+        0
+    );
 
     let (code, out, err) = podplane(&w.deps, cache.path(), &["deps", "status"]);
     assert_eq!(code, 0, "{out}{err}");
