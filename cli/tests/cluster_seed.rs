@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use podplane::aws::EnvSource;
 use podplane::deps::Deps;
 use podplane::seeds::command::{self, SeedOptions};
+use podplane::seeds::manifest::Pin;
 use podplane::seeds::netsy;
 use podplane_testkit::{Mirror, tools};
 use serde_json::{Value, json};
@@ -67,7 +68,14 @@ fn build(cfg: &Value, seed: &[u8], inline: Option<&str>, file: Option<&str>) -> 
     if let Some(f) = file {
         std::fs::write(&vf, f).unwrap();
     }
-    command::build(&cfg, &seed_path, inline, file.map(|t| (t, vf.as_path()))).unwrap()
+    command::build(
+        &cfg,
+        &seed_path,
+        None,
+        inline,
+        file.map(|t| (t, vf.as_path())),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -223,7 +231,7 @@ fn a_seed_without_platform_components_is_refused() {
     let cfg = podplane::config::load(&path).unwrap();
     let seed = dir.path().join("odd.netsy");
     std::fs::write(&seed, netsy::encode("seed", None, &recs)).unwrap();
-    let e = command::build(&cfg, &seed, None, None)
+    let e = command::build(&cfg, &seed, None, None, None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -234,10 +242,46 @@ fn a_seed_without_platform_components_is_refused() {
     let ok = dir.path().join("ok.netsy");
     std::fs::write(&ok, seed_fixture::bytes(0)).unwrap();
     let vf = dir.path().join("v.yaml");
-    let e = command::build(&cfg, &ok, None, Some(("- a\n- b\n", vf.as_path())))
+    let e = command::build(&cfg, &ok, None, None, Some(("- a\n- b\n", vf.as_path())))
         .unwrap_err()
         .to_string();
     assert!(e.contains("v.yaml") && e.contains("map of values"), "{e}");
+}
+
+#[test]
+fn the_bytes_built_from_are_the_bytes_whose_digest_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &config(json!({})));
+    let cfg = podplane::config::load(&path).unwrap();
+    let seed = dir.path().join("s.netsy");
+    let bytes = seed_fixture::bytes(3);
+    std::fs::write(&seed, &bytes).unwrap();
+    let pin = |digest: String| Pin {
+        name: "recommended".into(),
+        version: "1.0.0-1".into(),
+        digest,
+    };
+    let good = pin(podplane::seeds::manifest::sha512(&bytes));
+    let out = command::build(&cfg, &seed, Some(&good), None, None).unwrap();
+    assert_eq!(out, command::build(&cfg, &seed, None, None, None).unwrap());
+    // Another file at the pinned path: refused, naming both digests.
+    let wrong = pin(podplane::seeds::manifest::sha512(b"other"));
+    let e = command::build(&cfg, &seed, Some(&wrong), None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("s.netsy") && e.contains(&wrong.digest) && e.contains(&good.digest),
+        "{e}"
+    );
+    // A corrupted file is reported as not the pinned one, not as a bad CRC somewhere inside.
+    let mut bad = bytes.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&seed, &bad).unwrap();
+    let e = command::build(&cfg, &seed, Some(&good), None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("digest is") && e.contains(&good.digest), "{e}");
 }
 
 #[test]
@@ -636,7 +680,7 @@ fn hostile_record_shapes_are_errors() {
         }
         let seed = dir.path().join("hostile.netsy");
         std::fs::write(&seed, netsy::encode("seed", None, &recs)).unwrap();
-        let e = command::build(&cfg, &seed, None, None)
+        let e = command::build(&cfg, &seed, None, None, None)
             .unwrap_err()
             .to_string();
         assert!(

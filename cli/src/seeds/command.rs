@@ -97,26 +97,52 @@ fn read_values(path: &Path) -> Result<String, SeedCmdError> {
     Ok(text)
 }
 
-/// Builds the cluster's `bootstrap.netsy` bytes from the seed file at `seed`.
+/// Builds the cluster's `bootstrap.netsy` bytes from the seed file at `seed`, whose sha512
+/// must be `pin`'s digest when one is given.
+///
+/// The file is read once; the digest is computed on another thread over those same bytes
+/// while they are decoded and rewritten (so what was checked is what is used, and the hash
+/// costs no wall time on a machine with two cores). Nothing from the file is returned unless
+/// the digest matched; a mismatch is reported before any decoding error, since it explains it.
 pub fn build(
     cfg: &ClusterConfig,
     seed: &Path,
+    pin: Option<&Pin>,
     values: Option<&str>,
     values_file: Option<(&str, &Path)>,
 ) -> Result<Vec<u8>, SeedCmdError> {
-    let s = netsy::read_file(seed)?;
+    let file = netsy::read_bytes(seed)?;
     let name = seed.display().to_string();
     let inputs = Inputs {
         cfg,
+        oidc_ca: interpolate::oidc_ca(cfg)?,
         values_inline: values.map(|v| (v, "--values".to_string())),
         values_file: values_file.map(|(t, p)| (t, format!("values file {}", p.display()))),
     };
-    let records = interpolate::interpolate(s.records, &name, &inputs)?;
-    let bytes = netsy::encode(&cfg.cluster.id, s.header.created_at, &records);
-    // What Netsy will check on import, checked here first.
-    let back = netsy::decode(&bytes, "bootstrap.netsy")?;
-    netsy::check_bootstrap(&back, "bootstrap.netsy")?;
-    Ok(bytes)
+    let (digest, built) = std::thread::scope(|scope| {
+        let hasher = pin.map(|_| scope.spawn(|| manifest::sha512(&file)));
+        let built = (|| -> Result<Vec<u8>, SeedCmdError> {
+            let s = netsy::decode(&file, &name)?;
+            let records = interpolate::interpolate(s.records, &name, &inputs)?;
+            // What Netsy will check on import, checked here first. (The CRCs, count and
+            // footer are the encoder's own; the tests read its output back with an
+            // independent reader.)
+            netsy::check_bootstrap_records(&records, "bootstrap.netsy")?;
+            Ok(netsy::encode(
+                &cfg.cluster.id,
+                s.header.created_at,
+                &records,
+            ))
+        })();
+        // Hashing a byte slice cannot panic; if the thread somehow did, the digest is
+        // unknown and fails the check below.
+        let digest = hasher.map(|h| h.join().unwrap_or_default());
+        (digest, built)
+    });
+    if let (Some(pin), Some(got)) = (pin, digest) {
+        manifest::check_digest(pin, seed, got)?;
+    }
+    built
 }
 
 /// `podplane cluster seed`.
@@ -134,7 +160,7 @@ pub async fn run(
         version: seed.version.clone(),
         digest: seed.digest.clone(),
     };
-    let Some(seed_path) = manifest::resolve(deps, &pin, out).await? else {
+    let Some(seed_path) = manifest::locate(deps, &pin, out).await? else {
         return Err(SeedCmdError::NoSeed {
             file,
             name: seed.name.clone(),
@@ -147,6 +173,7 @@ pub async fn run(
     let bytes = build(
         &cfg,
         &seed_path,
+        Some(&pin),
         opts.values.as_deref(),
         values_file.as_ref().map(|(t, p)| (t.as_str(), *p)),
     )?;

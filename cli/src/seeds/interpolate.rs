@@ -7,8 +7,8 @@
 //!    CoreDNS HelmRelease's service values, and the `IPAddress` allocation records of the
 //!    rewritten services (renamed to the new address, dropped for a family no longer present);
 //! 2. the platform-components HelmRelease's `spec.values`, deep-merged with the values derived
-//!    from the config, then the inline values, then the values file (maps merge, everything else
-//!    replaces);
+//!    from the config (see [`super::derived`]), then the inline values, then the values file
+//!    (maps merge, everything else replaces);
 //! 3. the components GitRepository's url, secretRef and ref when `components.source` is set;
 //! 4. with the registry mirror enabled, every `image` string at any depth prefixed with
 //!    `<mirror host>/<prefix>/`;
@@ -20,6 +20,7 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value, json};
 
+use super::derived::{DeriveError, derived_values, mirror};
 use super::netsy::{self, Record};
 use crate::config::ClusterConfig;
 use crate::config::{ServiceCidrError, ServiceNetwork, service_network};
@@ -49,16 +50,58 @@ pub enum InterpolateError {
     #[error("cluster config: kubernetes.service_cidr: {0}")]
     ServiceCidr(#[source] ServiceCidrError),
     #[error(transparent)]
+    Derive(#[from] DeriveError),
+    #[error(transparent)]
     Netsy(#[from] netsy::NetsyError),
 }
 
 /// What the cluster adds to a seed.
 pub struct Inputs<'a> {
     pub cfg: &'a ClusterConfig,
+    /// The OIDC issuer's CA bundle (PEM) for the registry's token checks, when
+    /// `oidc.ca_cert` is inline PEM or a file (see [`oidc_ca`]).
+    pub oidc_ca: Option<String>,
     /// Values applied after the derived ones (YAML or JSON), and where they came from.
     pub values_inline: Option<(&'a str, String)>,
     /// Values applied last (YAML or JSON), and the file's name.
     pub values_file: Option<(&'a str, String)>,
+}
+
+/// `oidc.ca_cert` as the registry needs it: inline PEM as written, a file's contents, nothing
+/// for none or an http(s) URL (fetched by `podplane login`, not at seed time).
+pub fn oidc_ca(cfg: &ClusterConfig) -> Result<Option<String>, InterpolateError> {
+    let ca = cfg.cluster.oidc.ca_cert.as_str();
+    if ca.trim_start().starts_with("-----BEGIN") {
+        return Ok(Some(ca.to_string()));
+    }
+    if ca.is_empty() || ca.contains("://") {
+        return Ok(None);
+    }
+    let bad = |problem: String| InterpolateError::Values {
+        what: format!("cluster config: oidc.ca_cert {ca:?}"),
+        problem,
+    };
+    const MAX_CA_BYTES: u64 = 1 << 20;
+    let mut text = String::new();
+    std::fs::File::open(ca)
+        .and_then(|f| {
+            use std::io::Read;
+            f.take(MAX_CA_BYTES + 1).read_to_string(&mut text)
+        })
+        .map_err(|e| {
+            bad(format!(
+                "cannot read the CA file: {e} (use inline PEM, a readable file or an https URL)"
+            ))
+        })?;
+    if text.len() as u64 > MAX_CA_BYTES {
+        return Err(bad(format!(
+            "the CA file is larger than {MAX_CA_BYTES} bytes"
+        )));
+    }
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(bad("the file holds no PEM certificate".into()));
+    }
+    Ok(Some(text))
 }
 
 /// Parses a values document (YAML, of which JSON is a subset) into a JSON object.
@@ -96,80 +139,6 @@ pub fn merge(base: &mut Value, over: Value) {
         }
         (slot, v) => *slot = v,
     }
-}
-
-/// The platform-components values the config implies, under `platform.components`.
-pub fn derived_values(cfg: &ClusterConfig) -> Value {
-    let c = &cfg.cluster;
-    let mut pc = json!({ "apps": {} });
-    if let Some((host, prefix)) = mirror(cfg) {
-        pc["imageMirror"] = json!({ "enabled": true, "hostname": host, "prefix": prefix });
-    }
-    let aws = c.providers.iter().find(|p| p.kind == "aws");
-    let registry_host = if !c.registry.hostname.is_empty() {
-        c.registry.hostname.clone()
-    } else if !c.providers.is_empty() && c.domains.is_empty() {
-        format!("{}-registry.local", c.id)
-    } else {
-        String::new()
-    };
-    if !registry_host.is_empty() {
-        let bucket = match (c.providers.first(), aws) {
-            (None, _) => "registry".to_string(),
-            (_, Some(a)) if !a.account.is_empty() => format!("{}-{}-registry", c.id, a.account),
-            _ => format!("{}-registry", c.id),
-        };
-        let region = aws.map_or("local".to_string(), |a| a.region.clone());
-        let client_id = if c.oidc.client_id.is_empty() {
-            c.id.clone()
-        } else {
-            c.oidc.client_id.clone()
-        };
-        let or = |s: &str, d: &str| {
-            if s.is_empty() {
-                d.to_string()
-            } else {
-                s.to_string()
-            }
-        };
-        let mut oidc = json!({
-            "issuer": c.oidc.issuer_url,
-            "audience": client_id,
-            "usernameClaim": or(&c.oidc.username_claim, "email"),
-            "groupsClaim": or(&c.oidc.groups_claim, "groups"),
-        });
-        if c.oidc.ca_cert.trim_start().starts_with("-----BEGIN") {
-            oidc["certificateAuthority"] = c.oidc.ca_cert.clone().into();
-        }
-        pc["values"]["zot-registry"]["platform"]["zotRegistry"] = json!({
-            "registryHostname": registry_host,
-            "storage": { "bucket": bucket, "region": region },
-            "oidc": oidc,
-        });
-    }
-    if aws.is_some() {
-        pc["apps"]["csi-aws-ebs"] = json!({ "enabled": true });
-    }
-    json!({ "platform": { "components": pc } })
-}
-
-/// `(host, prefix)` of the components registry mirror when it is enabled; the prefix defaults
-/// to `mirror`, and `/` means none.
-pub fn mirror(cfg: &ClusterConfig) -> Option<(String, String)> {
-    let r = cfg.cluster.components.registry.as_ref()?;
-    if !r.mirror.enabled {
-        return None;
-    }
-    let host = cfg.cluster.registry_mirror_hostname();
-    if host.is_empty() {
-        return None;
-    }
-    let prefix = if r.mirror.prefix.is_empty() {
-        "mirror".to_string()
-    } else {
-        r.mirror.prefix.trim().trim_matches('/').to_string()
-    };
-    Some((host, prefix))
 }
 
 fn family(ip: &IpAddr) -> &'static str {
@@ -264,7 +233,7 @@ pub fn interpolate(
         .get("values")
         .cloned()
         .unwrap_or_else(|| Value::Object(Map::new()));
-    merge(&mut values, derived_values(cfg));
+    merge(&mut values, derived_values(cfg, inputs.oidc_ca.as_deref())?);
     for (text, what) in [&inputs.values_inline, &inputs.values_file]
         .into_iter()
         .flatten()
@@ -361,7 +330,7 @@ pub fn interpolate(
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 fn to_bytes(v: &Value) -> Vec<u8> {

@@ -479,9 +479,10 @@ pub struct Pin {
 
 /// The cached file of a pinned seed (`None` for `none`): from the cache when its manifest has
 /// that version and the file is there; otherwise the published manifest is fetched (its
-/// version must be the pinned one) and every snapshot cached. The file's sha512 must be the
-/// pinned digest.
-pub async fn resolve(
+/// version must be the pinned one) and every snapshot cached. The file is not hashed here:
+/// [`resolve`] does that, and `cluster seed` hashes the very bytes it reads (see
+/// [`check_digest`]).
+pub async fn locate(
     deps: &Deps,
     pin: &Pin,
     out: &mut dyn Write,
@@ -540,22 +541,40 @@ pub async fn resolve(
             found(&m).map(|(p, _)| p).unwrap_or_default()
         }
     };
+    Ok(Some(path))
+}
+
+/// The pinned seed's cached file, fetched when missing, and checked against `pin.digest`;
+/// `None` when the pin is seed `none`.
+pub async fn resolve(
+    deps: &Deps,
+    pin: &Pin,
+    out: &mut dyn Write,
+) -> Result<Option<PathBuf>, SeedsError> {
+    let Some(path) = locate(deps, pin, out).await? else {
+        return Ok(None);
+    };
     let (got, _) =
         fetch::hash::hash_file(&path, Algorithm::Sha512).map_err(|source| SeedsError::Read {
             path: path.clone(),
             source,
         })?;
-    let got = format!("sha512:{}", got.hex);
+    check_digest(pin, &path, format!("sha512:{}", got.hex))?;
+    Ok(Some(path))
+}
+
+/// `got` (`sha512:<hex>` of the seed file at `path`) against `pin.digest`.
+pub fn check_digest(pin: &Pin, path: &Path, got: String) -> Result<(), SeedsError> {
     if got != pin.digest {
         return Err(SeedsError::Digest {
-            path,
+            path: path.to_path_buf(),
             name: pin.name.clone(),
             version: pin.version.clone(),
             got,
             want: pin.digest.clone(),
         });
     }
-    Ok(Some(path))
+    Ok(())
 }
 
 /// The version and digest to pin for seed `name` (the wizard writes them into

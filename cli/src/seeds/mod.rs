@@ -4,11 +4,13 @@
 //! * [`netsy`]: the `.netsy` file format (reader, writer, bootstrap rules);
 //! * [`manifest`]: the seeds manifest and the seed cache (`deps download`, resolution of a
 //!   cluster's pinned seed);
+//! * [`derived`]: the platform-components values a cluster config implies;
 //! * [`interpolate`]: a seed rewritten for one cluster config;
 //! * [`upload`]: the create-only upload into the Netsy bucket;
 //! * [`command`]: `podplane cluster seed`.
 
 pub mod command;
+pub mod derived;
 pub mod interpolate;
 pub mod manifest;
 pub mod netsy;

@@ -144,7 +144,11 @@ pub struct FileFooter {
 }
 
 /// CRC-64/XZ: Go's `hash/crc64` with the ECMA table (reflected, init and xor-out all ones).
-pub const CRC64: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
+/// Slice-by-16 tables (32 KiB, built at compile time): every byte of a seed is hashed twice on
+/// read and twice on write, and the byte-at-a-time table made the CRC most of
+/// `cluster seed`'s time (see `tests/bench/cluster-seed`).
+pub const CRC64: crc::Crc<u64, crc::Table<16>> =
+    crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_XZ);
 
 /// The key Netsy writes first into every store; a bootstrap snapshot starts with it.
 pub const NETSY_KEY: &[u8] = b"_netsy";
@@ -242,16 +246,23 @@ fn key_text(key: &[u8]) -> String {
     String::from_utf8_lossy(key).into_owned()
 }
 
-/// Reads a snapshot file (at most [`MAX_FILE_BYTES`]); `name` names it in errors.
+/// Reads a snapshot file (at most [`MAX_FILE_BYTES`]).
 pub fn read_file(path: &std::path::Path) -> Result<Snapshot, NetsyError> {
-    let name = path.display().to_string();
+    decode(&read_bytes(path)?, &path.display().to_string())
+}
+
+/// A snapshot file's bytes (at most [`MAX_FILE_BYTES`]), read into one buffer of the file's
+/// size.
+pub fn read_bytes(path: &std::path::Path) -> Result<Vec<u8>, NetsyError> {
     let err = |problem| NetsyError {
-        file: name.clone(),
+        file: path.display().to_string(),
         place: Place::File,
         problem,
     };
     let f = std::fs::File::open(path).map_err(|e| err(Problem::Io(e)))?;
-    let mut bytes = Vec::new();
+    let size = f.metadata().map_or(0, |m| m.len()).min(MAX_FILE_BYTES);
+    // One spare byte, so reading to the end of a file of the size seen needs no regrowth.
+    let mut bytes = Vec::with_capacity(size as usize + 1);
     f.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| err(Problem::Io(e)))?;
@@ -260,7 +271,7 @@ pub fn read_file(path: &std::path::Path) -> Result<Snapshot, NetsyError> {
             max: MAX_FILE_BYTES,
         }));
     }
-    decode(&bytes, &name)
+    Ok(bytes)
 }
 
 /// Parses a snapshot from bytes, checking kind, compression, every CRC, the record count and
@@ -433,15 +444,25 @@ pub fn encode(leader_id: &str, created_at: Option<Timestamp>, records: &[Record]
     let _ = header.encode_length_delimited(&mut out);
     let mut records_crc = CRC64.digest();
     let mut first = 0i64;
-    let mut zeroed = Vec::new();
+    let mut full = Vec::new();
     for r in records {
-        zeroed.clear();
-        let mut r = r.clone();
-        r.crc = 0;
-        let _ = r.encode(&mut zeroed);
+        // The record as prost writes it, less its `crc` (field 1, written first when set):
+        // the bytes the CRCs cover, found without copying the record.
+        full.clear();
+        let _ = r.encode(&mut full);
+        let zeroed = wire::without_field(&full, 1).unwrap_or_default();
         records_crc.update(&zeroed);
-        r.crc = CRC64.checksum(&zeroed);
-        let _ = r.encode_length_delimited(&mut out);
+        let crc = CRC64.checksum(&zeroed);
+        // What prost writes for the record with this crc: field 1 first (omitted when zero,
+        // as proto3 omits defaults), then the rest as above.
+        let mut tag = Vec::with_capacity(11);
+        if crc != 0 {
+            tag.push(0x08);
+            prost::encoding::encode_varint(crc, &mut tag);
+        }
+        prost::encoding::encode_varint((tag.len() + zeroed.len()) as u64, &mut out);
+        out.extend_from_slice(&tag);
+        out.extend_from_slice(&zeroed);
         if first == 0 {
             first = r.revision;
         }
@@ -484,15 +505,21 @@ pub fn renumber(records: &mut Vec<Record>, file: &str) -> Result<(), NetsyError>
 
 /// The rules Netsy applies before importing a bootstrap snapshot (beyond [`decode`]'s checks).
 pub fn check_bootstrap(s: &Snapshot, file: &str) -> Result<(), NetsyError> {
+    check_bootstrap_records(&s.records, file)
+}
+
+/// [`check_bootstrap`] on records about to be written by [`encode`] (whose CRCs, count and
+/// footer are right by construction).
+pub fn check_bootstrap_records(records: &[Record], file: &str) -> Result<(), NetsyError> {
     let err = |place, problem| NetsyError {
         file: file.to_string(),
         place,
         problem,
     };
-    if s.records.is_empty() {
+    if records.is_empty() {
         return Err(err(Place::File, Problem::Empty));
     }
-    for (i, r) in s.records.iter().enumerate() {
+    for (i, r) in records.iter().enumerate() {
         let want = i as i64 + 1;
         let place = Place::Record {
             index: i + 1,

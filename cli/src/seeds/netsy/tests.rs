@@ -308,3 +308,22 @@ fn renumbering_restores_the_rules() {
     .to_string();
     assert!(e.contains("at least one record"), "{e}");
 }
+
+#[test]
+fn records_are_written_as_prost_writes_them_with_their_crc() {
+    // The encoder composes each record from its crc-less bytes; the result must be exactly
+    // prost's own encoding of the record with that crc set, whatever crc a record came with.
+    let mut recs = sample();
+    recs[1].crc = 0xdead_beef;
+    let bytes = encode("c", None, &recs);
+    let mut input = &bytes[..];
+    wire::next_delimited(&mut input).unwrap();
+    for r in &recs {
+        let raw = wire::next_delimited(&mut input).unwrap();
+        let mut want = r.clone();
+        want.crc = 0;
+        want.crc = CRC64.checksum(&want.encode_to_vec());
+        assert_ne!(want.crc, 0);
+        assert_eq!(raw, want.encode_to_vec().as_slice(), "record {:?}", r.key);
+    }
+}
