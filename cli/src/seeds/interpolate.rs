@@ -11,7 +11,7 @@
 //!    (maps merge, everything else replaces);
 //! 3. the components GitRepository's url, secretRef and ref when `components.source` is set;
 //! 4. with the registry mirror enabled, every `image` string at any depth prefixed with
-//!    `<mirror host>/<prefix>/`;
+//!    `<mirror host>/<prefix>/` (see [`super::images`]);
 //!
 //! then renumbered (records dropped in step 1 leave no gap; `_netsy` stays revision 1).
 
@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value, json};
 
 use super::derived::{DeriveError, derived_values, mirror};
+use super::images;
 use super::netsy::{self, Record};
 use crate::config::ClusterConfig;
 use crate::config::{ServiceCidrError, ServiceNetwork, service_network};
@@ -306,15 +307,8 @@ pub fn interpolate(
             format!("{host}/{prefix}/")
         };
         for r in records.iter_mut() {
-            // Cheap test first: most records name no image.
-            if r.value.first() != Some(&b'{') || !contains(&r.value, b"\"image\"") {
-                continue;
-            }
-            let Ok(mut v) = serde_json::from_slice::<Value>(&r.value) else {
-                continue;
-            };
-            if prefix_images(&mut v, &lead) {
-                r.value = to_bytes(&v);
+            if let Some(v) = images::prefix_record(&r.value, &lead) {
+                r.value = v;
             }
         }
     }
@@ -327,10 +321,6 @@ pub fn interpolate(
         .collect();
     netsy::renumber(&mut out, file)?;
     Ok(out)
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(hay, needle).is_some()
 }
 
 fn to_bytes(v: &Value) -> Vec<u8> {
@@ -348,33 +338,6 @@ fn check_kind(v: &Value, group: &str, kind: &str, name: &str) -> Result<(), Stri
         ));
     }
     Ok(())
-}
-
-/// Prefixes every string field named `image`; whether anything changed.
-fn prefix_images(v: &mut Value, lead: &str) -> bool {
-    let mut changed = false;
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m.iter_mut() {
-                match child {
-                    Value::String(s) if k == "image" => {
-                        if !s.starts_with(lead) && !s.is_empty() {
-                            *s = format!("{lead}{s}");
-                            changed = true;
-                        }
-                    }
-                    _ => changed |= prefix_images(child, lead),
-                }
-            }
-        }
-        Value::Array(a) => {
-            for child in a {
-                changed |= prefix_images(child, lead);
-            }
-        }
-        _ => {}
-    }
-    changed
 }
 
 fn to_u128(ip: IpAddr) -> u128 {

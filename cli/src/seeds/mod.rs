@@ -6,11 +6,13 @@
 //!   cluster's pinned seed);
 //! * [`derived`]: the platform-components values a cluster config implies;
 //! * [`interpolate`]: a seed rewritten for one cluster config;
+//! * [`images`]: its image-mirror step;
 //! * [`upload`]: the create-only upload into the Netsy bucket;
 //! * [`command`]: `podplane cluster seed`.
 
 pub mod command;
 pub mod derived;
+pub mod images;
 pub mod interpolate;
 pub mod manifest;
 pub mod netsy;
