@@ -23,10 +23,11 @@ pub fn prefix_record(value: &[u8], lead: &str) -> Option<Vec<u8>> {
     {
         return None;
     }
-    if lead_is_plain(lead) && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok() {
-        if let Some(spans) = image_spans(value) {
-            return splice(value, &spans, lead);
-        }
+    if lead_is_plain(lead)
+        && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok()
+        && let Some(spans) = image_spans(value)
+    {
+        return splice(value, &spans, lead);
     }
     let mut v: Value = serde_json::from_slice(value).ok()?;
     // Serialising a Value cannot fail.
