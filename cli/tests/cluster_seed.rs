@@ -81,7 +81,19 @@ fn build(cfg: &Value, seed: &[u8], inline: Option<&str>, file: Option<&str>) -> 
 #[test]
 fn service_network_is_rewritten_and_allocations_follow() {
     let cfg = config(json!({"kubernetes": {"service_cidr": ["10.200.0.0/16", "fd00:10::/108"]}}));
-    let (_, m) = by_key(&build(&cfg, &seed_fixture::bytes(2), None, None));
+    // traefik's allocation as the API server writes it: family and allocator labels, a UID.
+    let mut recs = seed_fixture::records(2);
+    for r in recs.iter_mut() {
+        if r.key == b"/registry/ipaddresses/10.96.0.20" {
+            let mut v: Value = serde_json::from_slice(&r.value).unwrap();
+            v["metadata"]["uid"] = json!("5b1c8e57-7d6f-4f4e-9a55-3c1a2f1b0e20");
+            v["metadata"]["labels"] = json!({"ipaddress.kubernetes.io/ip-family": "IPv4",
+                "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io"});
+            r.value = serde_json::to_vec(&v).unwrap();
+        }
+    }
+    let seed = netsy::encode("seed", None, &recs);
+    let (_, m) = by_key(&build(&cfg, &seed, None, None));
     assert_eq!(
         m["/registry/servicecidrs/kubernetes"]["spec"]["cidrs"],
         json!(["10.200.0.0/16", "fd00:10::/108"])
@@ -112,6 +124,32 @@ fn service_network_is_rewritten_and_allocations_follow() {
     assert_eq!(ipa["metadata"]["name"], "10.200.0.20");
     assert_eq!(ipa["spec"]["parentRef"]["name"], "traefik");
     assert!(!m.contains_key("/registry/ipaddresses/10.96.0.20"));
+    // The single-stack seed's services gain an IPv6 allocation, copied from their IPv4 one
+    // with its own name, family label and a UID of its own that a rerun repeats.
+    let ipa6 = &m["/registry/ipaddresses/fd00:10::14"];
+    assert_eq!(ipa6["metadata"]["name"], "fd00:10::14");
+    assert_eq!(ipa6["spec"]["parentRef"], ipa["spec"]["parentRef"]);
+    assert_eq!(
+        ipa6["metadata"]["labels"]["ipaddress.kubernetes.io/ip-family"],
+        "IPv6"
+    );
+    let uid = ipa6["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(uid.len(), 36, "{uid}");
+    assert_ne!(Some(uid), ipa["metadata"]["uid"].as_str());
+    assert_eq!(
+        ipa6["metadata"]["labels"]["ipaddress.kubernetes.io/managed-by"],
+        "ipallocator.k8s.io"
+    );
+    // Services whose allocation records carry no labels get IPv6 ones all the same.
+    assert_eq!(
+        m["/registry/ipaddresses/fd00:10::1"]["spec"]["parentRef"]["name"],
+        "kubernetes"
+    );
+    let (_, again) = by_key(&build(&cfg, &seed, None, None));
+    assert_eq!(
+        again["/registry/ipaddresses/fd00:10::14"]["metadata"]["uid"],
+        uid
+    );
     let dns = &m["/registry/helm.toolkit.fluxcd.io/helmreleases/platform-coredns/coredns"]["spec"]
         ["values"]["coredns"]["service"];
     assert_eq!(dns["clusterIP"], "10.200.255.254");

@@ -5,7 +5,8 @@
 //!    Service's cluster IPs (the API service gets network+1, CoreDNS its reserved address, any
 //!    other service the same offset from the new network as it had from the seed's), the
 //!    CoreDNS HelmRelease's service values, and the `IPAddress` allocation records of the
-//!    rewritten services (renamed to the new address, dropped for a family no longer present);
+//!    rewritten services (renamed to the new address, dropped for a family no longer present,
+//!    added, copied from the service's existing one, for a family it gains);
 //! 2. the platform-components HelmRelease's `spec.values`, deep-merged with the values derived
 //!    from the config (see [`super::derived`]), then the inline values, then the values file
 //!    (maps merge, everything else replaces);
@@ -195,22 +196,23 @@ pub fn interpolate(
     if !cfg.cluster.kubernetes.service_cidr.is_empty() {
         let net = service_network(&cfg.cluster.kubernetes.service_cidr)
             .map_err(InterpolateError::ServiceCidr)?;
-        let (mut values, mut keys) = (BTreeMap::new(), BTreeMap::new());
-        rewrite_services(
-            &records,
-            &index,
-            &net,
-            file,
-            &mut values,
-            &mut keys,
-            &mut drop,
-        )?;
-        for (i, v) in values {
+        let mut out = Rewrites {
+            values: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            drop,
+            added: Vec::new(),
+        };
+        rewrite_services(&records, &index, &net, file, &cfg.cluster.id, &mut out)?;
+        for (i, v) in out.values {
             records[i].value = to_bytes(&v);
         }
-        for (i, k) in keys {
+        for (i, k) in out.keys {
             records[i].key = k;
         }
+        drop = out.drop;
+        // New allocation records go last; renumbering gives them the next revisions.
+        drop.extend(std::iter::repeat_n(false, out.added.len()));
+        records.extend(out.added);
     }
 
     // 2. platform-components values.
@@ -385,15 +387,29 @@ fn parse(records: &[Record], i: usize, file: &str) -> Result<Value, InterpolateE
     })
 }
 
+/// What the service-network step changes: new values and keys by record index, records
+/// dropped, records added.
+struct Rewrites {
+    values: BTreeMap<usize, Value>,
+    keys: BTreeMap<usize, Vec<u8>>,
+    drop: Vec<bool>,
+    added: Vec<Record>,
+}
+
 fn rewrite_services(
     records: &[Record],
     index: &BTreeMap<String, usize>,
     net: &ServiceNetwork,
     file: &str,
-    values: &mut BTreeMap<usize, Value>,
-    keys: &mut BTreeMap<usize, Vec<u8>>,
-    drop: &mut [bool],
+    cluster_id: &str,
+    out: &mut Rewrites,
 ) -> Result<(), InterpolateError> {
+    let Rewrites {
+        values,
+        keys,
+        drop,
+        added,
+    } = out;
     let rec_err = |key: &str, problem: String| InterpolateError::Record {
         file: file.to_string(),
         key: key.to_string(),
@@ -430,6 +446,8 @@ fn rewrite_services(
         );
     values.insert(ci, cidr);
 
+    // (existing allocation, new address) for families services gain.
+    let mut gained: Vec<(IpAddr, IpAddr)> = Vec::new();
     // Old IP → new IPs (per family, in the new order) of every rewritten service.
     let mut moved: BTreeMap<IpAddr, Vec<IpAddr>> = BTreeMap::new();
     for (key, &i) in index.range(SERVICES_PREFIX.to_string()..) {
@@ -478,6 +496,13 @@ fn rewrite_services(
                     .collect::<Result<_, _>>()?
             }
         };
+        // A family the service gains (a single-stack seed, a dual-stack cluster): its
+        // allocation is made from the one the service had.
+        for new_ip in &new_ips {
+            if !old_ips.iter().any(|o| o.is_ipv4() == new_ip.is_ipv4()) {
+                gained.push((first, *new_ip));
+            }
+        }
         for old_ip in &old_ips {
             let same: Vec<IpAddr> = new_ips
                 .iter()
@@ -533,5 +558,60 @@ fn rewrite_services(
         values.insert(i, v);
         keys.insert(i, format!("{IPADDRESSES_PREFIX}{new}").into_bytes());
     }
+    for (from, new) in gained {
+        let new_key = format!("{IPADDRESSES_PREFIX}{new}");
+        // Without an allocation to copy there is nothing to add: the API server's IP repair
+        // loop allocates a service's missing addresses itself.
+        let Some(&t) = index.get(&format!("{IPADDRESSES_PREFIX}{from}")) else {
+            continue;
+        };
+        if index.contains_key(&new_key) {
+            continue;
+        }
+        let mut v = parse(records, t, file)?;
+        let meta = object_at(&mut v, &["metadata"]).map_err(|p| rec_err(&new_key, p))?;
+        meta.insert("name".into(), new.to_string().into());
+        meta.insert("uid".into(), derived_uid(cluster_id, &new_key).into());
+        if let Some(Value::Object(labels)) = meta.get_mut("labels")
+            && labels.contains_key(IP_FAMILY_LABEL)
+        {
+            labels.insert(IP_FAMILY_LABEL.into(), family(&new).into());
+        }
+        let mut r = records[t].clone();
+        r.key = new_key.into_bytes();
+        r.value = to_bytes(&v);
+        added.push(r);
+    }
     Ok(())
+}
+
+/// The label Kubernetes puts on an IPAddress naming its family.
+const IP_FAMILY_LABEL: &str = "ipaddress.kubernetes.io/ip-family";
+
+/// A UID for an object the seed did not have: a UUID (version 8, "custom") made from the
+/// SHA-256 of the cluster ID and the object's key, so reruns give the same bytes and two
+/// clusters never share one.
+fn derived_uid(cluster_id: &str, key: &str) -> String {
+    use vmagent::fetch::hash::Hasher;
+    use vmagent::manifest::Algorithm;
+    let mut h = Hasher::new(Algorithm::Sha256);
+    h.update(b"podplane-seed-uid\0");
+    h.update(cluster_id.as_bytes());
+    h.update(b"\0");
+    h.update(key.as_bytes());
+    let hex = h.finish().hex;
+    let mut b: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0))
+        .collect();
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x: String = b.iter().map(|v| format!("{v:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..]
+    )
 }
