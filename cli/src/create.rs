@@ -78,20 +78,16 @@ pub fn generate(config_path: &Path, deps: &Deps) -> Result<PathBuf, CreateError>
             .enable_all()
             .build()
             .map_err(CreateError::Runtime)?;
-        let pin = crate::seeds::manifest::Pin {
+        let pin = crate::seeds::pin::Pin {
             name: seed.name.clone(),
             version: seed.version.clone(),
             digest: seed.digest.clone(),
         };
-        rt.block_on(crate::seeds::manifest::resolve(
-            deps,
-            &pin,
-            &mut std::io::sink(),
-        ))
-        .map_err(|source| CreateError::Seed {
-            name: seed.name.clone(),
-            source: Box::new(source),
-        })?;
+        rt.block_on(crate::seeds::pin::resolve(deps, &pin, &mut std::io::sink()))
+            .map_err(|source| CreateError::Seed {
+                name: seed.name.clone(),
+                source: Box::new(source),
+            })?;
         runtime = Some(rt);
     }
     for (kind, arch) in targets.keys() {

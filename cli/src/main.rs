@@ -446,7 +446,7 @@ fn wizard(file: &std::path::Path) -> Result<PathBuf, String> {
             .build()
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
         let pin = runtime
-            .block_on(podplane::seeds::manifest::pin_for(
+            .block_on(podplane::seeds::pin::pin_for(
                 &deps,
                 name,
                 &mut std::io::stdout(),

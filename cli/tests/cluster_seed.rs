@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use podplane::aws::EnvSource;
 use podplane::deps::Deps;
 use podplane::seeds::command::{self, SeedOptions};
-use podplane::seeds::manifest::Pin;
 use podplane::seeds::netsy;
+use podplane::seeds::pin::Pin;
 use podplane_testkit::{Mirror, tools};
 use serde_json::{Value, json};
 

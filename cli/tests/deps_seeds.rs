@@ -6,7 +6,8 @@ mod seed_fixture;
 use std::path::Path;
 
 use podplane::deps::Deps;
-use podplane::seeds::manifest::{self, Pin, SeedsError, Source};
+use podplane::seeds::manifest::{self, SeedsError, Source};
+use podplane::seeds::pin::{self, Pin};
 use podplane_testkit::{Fault, Mirror};
 use serde_json::json;
 
@@ -193,13 +194,13 @@ fn resolve_fetches_when_missing_and_checks_version_and_digest() {
         digest: seed_fixture::sha512(&p.minimal),
     };
     let path = rt()
-        .block_on(manifest::resolve(&d, &pin, &mut Vec::new()))
+        .block_on(pin::resolve(&d, &pin, &mut Vec::new()))
         .unwrap()
         .unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), p.minimal);
     // Cached now: no network needed.
     let before = p.mirror.requests().len();
-    rt().block_on(manifest::resolve(&d, &pin, &mut Vec::new()))
+    rt().block_on(pin::resolve(&d, &pin, &mut Vec::new()))
         .unwrap();
     assert_eq!(p.mirror.requests().len(), before);
 
@@ -209,7 +210,7 @@ fn resolve_fetches_when_missing_and_checks_version_and_digest() {
         ..pin.clone()
     };
     let e = rt()
-        .block_on(manifest::resolve(&d, &other, &mut Vec::new()))
+        .block_on(pin::resolve(&d, &other, &mut Vec::new()))
         .unwrap_err();
     assert!(matches!(e, SeedsError::Version { .. }), "{e}");
     let e = e.to_string();
@@ -224,7 +225,7 @@ fn resolve_fetches_when_missing_and_checks_version_and_digest() {
         ..pin.clone()
     };
     let e = rt()
-        .block_on(manifest::resolve(&d, &wrong, &mut Vec::new()))
+        .block_on(pin::resolve(&d, &wrong, &mut Vec::new()))
         .unwrap_err()
         .to_string();
     assert!(
@@ -238,7 +239,7 @@ fn resolve_fetches_when_missing_and_checks_version_and_digest() {
         digest: String::new(),
     };
     assert!(
-        rt().block_on(manifest::resolve(&d, &none, &mut Vec::new()))
+        rt().block_on(pin::resolve(&d, &none, &mut Vec::new()))
             .unwrap()
             .is_none()
     );
@@ -344,12 +345,12 @@ fn the_wizard_pins_version_and_digest_from_the_manifest() {
     let cache = tempfile::tempdir().unwrap();
     let d = deps(&p.mirror, cache.path());
     let pin = rt()
-        .block_on(manifest::pin_for(&d, "minimal", &mut Vec::new()))
+        .block_on(pin::pin_for(&d, "minimal", &mut Vec::new()))
         .unwrap();
     assert_eq!(pin.version, "1.2.3-1");
     assert_eq!(pin.digest, seed_fixture::sha512(&p.minimal));
     let e = rt()
-        .block_on(manifest::pin_for(&d, "huge", &mut Vec::new()))
+        .block_on(pin::pin_for(&d, "huge", &mut Vec::new()))
         .unwrap_err()
         .to_string();
     assert!(
@@ -363,7 +364,7 @@ fn the_wizard_pins_version_and_digest_from_the_manifest() {
         dir: cache.path().to_path_buf(),
     };
     let again = rt()
-        .block_on(manifest::pin_for(&offline, "recommended", &mut Vec::new()))
+        .block_on(pin::pin_for(&offline, "recommended", &mut Vec::new()))
         .unwrap();
     assert_eq!(again.digest, seed_fixture::sha512(&p.recommended));
 }

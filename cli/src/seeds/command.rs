@@ -9,8 +9,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::interpolate::{self, Inputs, InterpolateError};
-use super::manifest::{self, Pin, SeedsError};
+use super::manifest::{self, SeedsError};
 use super::netsy::{self, NetsyError};
+use super::pin::{self, Pin};
 use super::upload::{self, UploadError, Uploaded};
 use crate::aws::{self, AwsError, EnvSource};
 use crate::config::{self, ClusterConfig, ConfigError};
@@ -140,7 +141,7 @@ pub fn build(
         (digest, built)
     });
     if let (Some(pin), Some(got)) = (pin, digest) {
-        manifest::check_digest(pin, seed, got)?;
+        pin::check_digest(pin, seed, got)?;
     }
     built
 }
@@ -160,7 +161,7 @@ pub async fn run(
         version: seed.version.clone(),
         digest: seed.digest.clone(),
     };
-    let Some(seed_path) = manifest::locate(deps, &pin, out).await? else {
+    let Some(seed_path) = pin::locate(deps, &pin, out).await? else {
         return Err(SeedCmdError::NoSeed {
             file,
             name: seed.name.clone(),

@@ -2,8 +2,8 @@
 //! (`bootstrap.netsy`), built on this machine from a cached seed.
 //!
 //! * [`netsy`]: the `.netsy` file format (reader, writer, bootstrap rules);
-//! * [`manifest`]: the seeds manifest and the seed cache (`deps download`, resolution of a
-//!   cluster's pinned seed);
+//! * [`manifest`]: the seeds manifest and the seed cache (`deps download`);
+//! * [`pin`]: a cluster's pinned seed resolved against the cache, and the wizard's pin;
 //! * [`derived`]: the platform-components values a cluster config implies;
 //! * [`interpolate`]: a seed rewritten for one cluster config;
 //! * [`images`]: its image-mirror step;
@@ -16,4 +16,5 @@ pub mod images;
 pub mod interpolate;
 pub mod manifest;
 pub mod netsy;
+pub mod pin;
 pub mod upload;
