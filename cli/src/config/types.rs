@@ -191,6 +191,12 @@ impl Cluster {
         {
             return r.mirror.hostname.clone();
         }
+        self.registry_hostname()
+    }
+
+    /// Registry hostname: `registry.hostname`, else `<id>-registry.local` when there are no
+    /// domains; empty when none resolves.
+    pub fn registry_hostname(&self) -> String {
         if !self.registry.hostname.is_empty() {
             return self.registry.hostname.clone();
         }
@@ -199,4 +205,23 @@ impl Cluster {
         }
         String::new()
     }
+
+    /// The OIDC client ID: `oidc.client_id`, else the cluster ID.
+    pub fn oidc_client_id(&self) -> &str {
+        or_default(&self.oidc.client_id, &self.id)
+    }
+
+    /// The OIDC username claim: `oidc.username_claim`, else `email`.
+    pub fn oidc_username_claim(&self) -> &str {
+        or_default(&self.oidc.username_claim, "email")
+    }
+
+    /// The OIDC groups claim: `oidc.groups_claim`, else `groups`.
+    pub fn oidc_groups_claim(&self) -> &str {
+        or_default(&self.oidc.groups_claim, "groups")
+    }
+}
+
+fn or_default<'a>(value: &'a str, default: &'a str) -> &'a str {
+    if value.is_empty() { default } else { value }
 }

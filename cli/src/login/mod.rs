@@ -79,11 +79,7 @@ impl Target {
             cluster_id: c.id.clone(),
             cluster_name: c.name.clone(),
             issuer: c.oidc.issuer_url.clone(),
-            client_id: if c.oidc.client_id.is_empty() {
-                c.id.clone()
-            } else {
-                c.oidc.client_id.clone()
-            },
+            client_id: c.oidc_client_id().to_string(),
             issuer_ca: c.oidc.ca_cert.clone(),
             server: format!("https://{}:{port}", c.kubernetes.api_hostname),
             registry_host: c.registry.hostname.clone(),

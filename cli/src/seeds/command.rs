@@ -77,25 +77,54 @@ pub enum SeedCmdError {
 
 /// The values file's text, capped like a manifest.
 fn read_values(path: &Path) -> Result<String, SeedCmdError> {
+    read_text(path, vmagent::manifest::MAX_MANIFEST_BYTES).map_err(|source| {
+        SeedCmdError::ValuesFile {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// A text file of at most `max` bytes (larger is an `InvalidData` error).
+fn read_text(path: &Path, max: u64) -> std::io::Result<String> {
     use std::io::Read;
-    let err = |source| SeedCmdError::ValuesFile {
-        path: path.to_path_buf(),
-        source,
-    };
-    let max = vmagent::manifest::MAX_MANIFEST_BYTES;
     let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(err)?
+    std::fs::File::open(path)?
         .take(max + 1)
-        .read_to_string(&mut text)
-        .map_err(err)?;
+        .read_to_string(&mut text)?;
     if text.len() as u64 > max {
-        return Err(err(std::io::Error::new(
+        return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("larger than {max} bytes"),
-        )));
+        ));
     }
     Ok(text)
+}
+
+/// `oidc.ca_cert` as the registry needs it: inline PEM as written, a file's contents (at most
+/// 1 MiB), nothing for none or an http(s) URL (fetched by `podplane login`, not at seed time).
+fn oidc_ca(cfg: &ClusterConfig) -> Result<Option<String>, InterpolateError> {
+    const MAX_CA_BYTES: u64 = 1 << 20;
+    let ca = cfg.cluster.oidc.ca_cert.as_str();
+    if ca.trim_start().starts_with("-----BEGIN") {
+        return Ok(Some(ca.to_string()));
+    }
+    if ca.is_empty() || ca.contains("://") {
+        return Ok(None);
+    }
+    let bad = |problem: String| InterpolateError::Values {
+        what: format!("cluster config: oidc.ca_cert {ca:?}"),
+        problem,
+    };
+    let text = read_text(Path::new(ca), MAX_CA_BYTES).map_err(|e| {
+        bad(format!(
+            "cannot read the CA file: {e} (use inline PEM, a readable file or an https URL)"
+        ))
+    })?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(bad("the file holds no PEM certificate".into()));
+    }
+    Ok(Some(text))
 }
 
 /// Builds the cluster's `bootstrap.netsy` bytes from the seed file at `seed`, whose sha512
@@ -116,7 +145,7 @@ pub fn build(
     let name = seed.display().to_string();
     let inputs = Inputs {
         cfg,
-        oidc_ca: interpolate::oidc_ca(cfg)?,
+        oidc_ca: oidc_ca(cfg)?,
         values_inline: values.map(|v| (v, "--values".to_string())),
         values_file: values_file.map(|(t, p)| (t, format!("values file {}", p.display()))),
     };

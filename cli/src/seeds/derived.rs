@@ -49,12 +49,11 @@ pub fn derived_values(cfg: &ClusterConfig, oidc_ca: Option<&str>) -> Result<Valu
             json!({ "enabled": true, "hostname": host, "prefix": prefix }),
         );
     }
-    let registry_host = if !c.registry.hostname.is_empty() {
+    // Without providers (a local cluster) only a configured hostname counts.
+    let registry_host = if c.providers.is_empty() {
         c.registry.hostname.clone()
-    } else if !c.providers.is_empty() && c.domains.is_empty() {
-        format!("{}-registry.local", c.id)
     } else {
-        String::new()
+        c.registry_hostname()
     };
     if !registry_host.is_empty() {
         let aws = || c.providers.iter().filter(|p| p.kind == "aws");
@@ -71,9 +70,9 @@ pub fn derived_values(cfg: &ClusterConfig, oidc_ca: Option<&str>) -> Result<Valu
             .map_or("local".to_string(), |a| a.region.clone());
         let mut oidc = json!({
             "issuer": c.oidc.issuer_url,
-            "audience": client_id(cfg),
-            "usernameClaim": or(&c.oidc.username_claim, "email"),
-            "groupsClaim": or(&c.oidc.groups_claim, "groups"),
+            "audience": c.oidc_client_id(),
+            "usernameClaim": c.oidc_username_claim(),
+            "groupsClaim": c.oidc_groups_claim(),
         });
         if let Some(ca) = oidc_ca {
             oidc["certificateAuthority"] = ca.into();
@@ -120,10 +119,6 @@ fn or(s: &str, default: &str) -> String {
     if s.is_empty() { default } else { s }.to_string()
 }
 
-fn client_id(cfg: &ClusterConfig) -> String {
-    or(&cfg.cluster.oidc.client_id, &cfg.cluster.id)
-}
-
 /// The object under `key`, made one when absent or not an object.
 fn child<'m>(m: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<String, Value> {
     let slot = m.entry(key.to_string()).or_insert_with(|| json!({}));
@@ -163,9 +158,9 @@ fn secrets(cfg: &ClusterConfig, pc: &mut Map<String, Value>) {
                 "id": c.id,
                 "oidc": {
                     "issuerURL": c.oidc.issuer_url,
-                    "clientID": client_id(cfg),
-                    "usernameClaim": or(&c.oidc.username_claim, "email"),
-                    "groupsClaim": or(&c.oidc.groups_claim, "groups"),
+                    "clientID": c.oidc_client_id(),
+                    "usernameClaim": c.oidc_username_claim(),
+                    "groupsClaim": c.oidc_groups_claim(),
                 },
             },
             "secrets": { "providers": operator_view },

@@ -61,49 +61,12 @@ pub enum InterpolateError {
 pub struct Inputs<'a> {
     pub cfg: &'a ClusterConfig,
     /// The OIDC issuer's CA bundle (PEM) for the registry's token checks, when
-    /// `oidc.ca_cert` is inline PEM or a file (see [`oidc_ca`]).
+    /// `oidc.ca_cert` is inline PEM or a file (read by the caller).
     pub oidc_ca: Option<String>,
     /// Values applied after the derived ones (YAML or JSON), and where they came from.
     pub values_inline: Option<(&'a str, String)>,
     /// Values applied last (YAML or JSON), and the file's name.
     pub values_file: Option<(&'a str, String)>,
-}
-
-/// `oidc.ca_cert` as the registry needs it: inline PEM as written, a file's contents, nothing
-/// for none or an http(s) URL (fetched by `podplane login`, not at seed time).
-pub fn oidc_ca(cfg: &ClusterConfig) -> Result<Option<String>, InterpolateError> {
-    let ca = cfg.cluster.oidc.ca_cert.as_str();
-    if ca.trim_start().starts_with("-----BEGIN") {
-        return Ok(Some(ca.to_string()));
-    }
-    if ca.is_empty() || ca.contains("://") {
-        return Ok(None);
-    }
-    let bad = |problem: String| InterpolateError::Values {
-        what: format!("cluster config: oidc.ca_cert {ca:?}"),
-        problem,
-    };
-    const MAX_CA_BYTES: u64 = 1 << 20;
-    let mut text = String::new();
-    std::fs::File::open(ca)
-        .and_then(|f| {
-            use std::io::Read;
-            f.take(MAX_CA_BYTES + 1).read_to_string(&mut text)
-        })
-        .map_err(|e| {
-            bad(format!(
-                "cannot read the CA file: {e} (use inline PEM, a readable file or an https URL)"
-            ))
-        })?;
-    if text.len() as u64 > MAX_CA_BYTES {
-        return Err(bad(format!(
-            "the CA file is larger than {MAX_CA_BYTES} bytes"
-        )));
-    }
-    if !text.contains("-----BEGIN CERTIFICATE-----") {
-        return Err(bad("the file holds no PEM certificate".into()));
-    }
-    Ok(Some(text))
 }
 
 /// Parses a values document (YAML, of which JSON is a subset) into a JSON object.
@@ -600,18 +563,14 @@ fn derived_uid(cluster_id: &str, key: &str) -> String {
     h.update(b"\0");
     h.update(key.as_bytes());
     let hex = h.finish().hex;
-    let mut b: Vec<u8> = (0..16)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0))
-        .collect();
-    b[6] = (b[6] & 0x0f) | 0x80;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let x: String = b.iter().map(|v| format!("{v:02x}")).collect();
+    // Version nibble 8; variant bits 10 (the high bits of the 17th hex digit).
+    let variant = ["8", "9", "a", "b"][usize::from_str_radix(&hex[16..17], 16).unwrap_or(0) & 3];
     format!(
-        "{}-{}-{}-{}-{}",
-        &x[..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..]
+        "{}-{}-8{}-{variant}{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
     )
 }

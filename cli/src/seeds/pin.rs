@@ -60,17 +60,7 @@ pub async fn locate(
                 });
             }
             if !published.seeds.snapshots.contains_key(&pin.name) {
-                return Err(SeedsError::NoSnapshot {
-                    name: pin.name.clone(),
-                    version: pin.version.clone(),
-                    have: published
-                        .seeds
-                        .snapshots
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
+                return Err(no_snapshot(&published, &pin.name));
             }
             let m = download(
                 deps,
@@ -136,17 +126,7 @@ pub async fn pin_for(deps: &Deps, name: &str, out: &mut dyn Write) -> Result<Pin
         Err(e) => cached(deps).ok_or(e)?,
     };
     let Some(s) = m.seeds.snapshots.get(name) else {
-        return Err(SeedsError::NoSnapshot {
-            name: name.to_string(),
-            version: m.seeds.version.clone(),
-            have: m
-                .seeds
-                .snapshots
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+        return Err(no_snapshot(&m, name));
     };
     let digest = match &s.digest {
         Some(d) => d.clone(),
@@ -162,4 +142,19 @@ pub async fn pin_for(deps: &Deps, name: &str, out: &mut dyn Write) -> Result<Pin
         version: m.seeds.version.clone(),
         digest,
     })
+}
+
+/// Seed `name` is not in manifest `m`: the error lists the seeds it has.
+fn no_snapshot(m: &SeedsManifest, name: &str) -> SeedsError {
+    SeedsError::NoSnapshot {
+        name: name.to_string(),
+        version: m.seeds.version.clone(),
+        have: m
+            .seeds
+            .snapshots
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }

@@ -445,6 +445,7 @@ pub fn encode(leader_id: &str, created_at: Option<Timestamp>, records: &[Record]
     let mut records_crc = CRC64.digest();
     let mut first = 0i64;
     let mut full = Vec::new();
+    let mut tag = Vec::with_capacity(11);
     for r in records {
         // The record as prost writes it, less its `crc` (field 1, written first when set):
         // the bytes the CRCs cover, found without copying the record.
@@ -455,7 +456,7 @@ pub fn encode(leader_id: &str, created_at: Option<Timestamp>, records: &[Record]
         let crc = CRC64.checksum(&zeroed);
         // What prost writes for the record with this crc: field 1 first (omitted when zero,
         // as proto3 omits defaults), then the rest as above.
-        let mut tag = Vec::with_capacity(11);
+        tag.clear();
         if crc != 0 {
             tag.push(0x08);
             prost::encoding::encode_varint(crc, &mut tag);

@@ -23,13 +23,7 @@ pub(super) fn doc(valid: &Validated) -> Doc {
         strs(&c.oidc.signing_algs)
     };
     let api_port = i64::from(valid.api_port());
-    let registry_hostname = if !c.registry.hostname.is_empty() {
-        c.registry.hostname.clone()
-    } else if c.domains.is_empty() {
-        format!("{}-registry.local", c.id)
-    } else {
-        String::new()
-    };
+    let registry_hostname = c.registry_hostname();
     let service_cidrs: Vec<String> = network.cidrs.iter().map(|p| p.to_string()).collect();
     // (name, description, type, default, sensitive, whole-number maximum)
     let vars: Vec<VarSpec> = vec![
@@ -94,21 +88,11 @@ pub(super) fn doc(valid: &Validated) -> Doc {
         }
         doc.push(v);
     }
-    let or = |v: &str, d: &str| {
-        if v.is_empty() {
-            d.to_string()
-        } else {
-            v.to_string()
-        }
-    };
     doc.push(
         Block::new("locals", &[])
-            .with("oidc_client_id", str(or(&c.oidc.client_id, &c.id)))
-            .with(
-                "oidc_username_claim",
-                str(or(&c.oidc.username_claim, "email")),
-            )
-            .with("oidc_groups_claim", str(or(&c.oidc.groups_claim, "groups"))),
+            .with("oidc_client_id", str(c.oidc_client_id()))
+            .with("oidc_username_claim", str(c.oidc_username_claim()))
+            .with("oidc_groups_claim", str(c.oidc_groups_claim())),
     );
     doc
 }
